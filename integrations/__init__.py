@@ -1,0 +1,1 @@
+"""Bindings of langchain-adaptive to concrete engines."""

