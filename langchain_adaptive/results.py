@@ -1,0 +1,191 @@
+"""Pydantic models for what flows through a run: estimates, candidates, budgets, results."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+StopReason = Literal[
+    "fixed_budget",
+    "adaptive_budget",
+    "consensus",
+    "max_samples",
+    "token_budget",
+    "low_confidence_floor",
+]
+"""Why a strategy stopped drawing samples.
+
+- ``fixed_budget``: a fixed-N strategy drew its N.
+- ``adaptive_budget``: IAS drew the N its success estimate asked for.
+- ``consensus``: a vote-based rule was confident the majority would not change.
+- ``max_samples``: the sample cap stopped a strategy that wanted more.
+- ``token_budget``: the generated-token cap stopped the run.
+- ``low_confidence_floor``: the target was out of reach, so only a small floor was spent.
+"""
+
+
+class SuccessEstimate(BaseModel):
+    """A (calibrated) estimate of the probability that a prefix leads to a correct answer.
+
+    ``quantiles`` maps quantile levels to probabilities; an uncalibrated PRM gives
+    a point estimate (every level the same value).
+
+    Example:
+        .. code-block:: python
+
+            est = SuccessEstimate(quantiles={0.1: 0.2, 0.5: 0.4, 0.9: 0.7}, raw_score=0.9)
+            est.lower, est.median  # (0.2, 0.4)
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    quantiles: dict[float, float]
+    """Quantile level -> success probability, levels in (0, 1), values in [0, 1]."""
+    raw_score: float | None = None
+    """The PRM's own score before calibration, kept so calibration can be audited."""
+
+    @field_validator("quantiles")
+    @classmethod
+    def _check_quantiles(cls, value: dict[float, float]) -> dict[float, float]:
+        if not value:
+            raise ValueError("a SuccessEstimate needs at least one quantile")
+        for level, prob in value.items():
+            if not 0.0 < level < 1.0:
+                raise ValueError(f"quantile level {level} is not in (0, 1)")
+            if not (isinstance(prob, int | float) and math.isfinite(prob)):
+                raise ValueError(f"quantile {level} has non-finite value {prob!r}")
+            if not 0.0 <= prob <= 1.0:
+                raise ValueError(f"quantile {level} has value {prob} outside [0, 1]")
+        return dict(sorted(value.items()))
+
+    @classmethod
+    def point(cls, probability: float, raw_score: float | None = None) -> SuccessEstimate:
+        """An uncalibrated estimate: every default level holds the same probability."""
+        return cls(
+            quantiles={0.1: probability, 0.5: probability, 0.9: probability},
+            raw_score=probability if raw_score is None else raw_score,
+        )
+
+    @property
+    def lower(self) -> float:
+        """The lowest quantile: the conservative bound IAS budgets on."""
+        return next(iter(self.quantiles.values()))
+
+    @property
+    def median(self) -> float:
+        """The quantile nearest 0.5: the estimate used to rank candidates."""
+        return self.at(0.5)
+
+    def at(self, level: float) -> float:
+        """The probability at a quantile level, linearly interpolated between known levels."""
+        levels = list(self.quantiles)
+        values = list(self.quantiles.values())
+        if level <= levels[0]:
+            return values[0]
+        if level >= levels[-1]:
+            return values[-1]
+        for (lo, vlo), (hi, vhi) in zip(
+            zip(levels, values, strict=True), zip(levels[1:], values[1:], strict=True), strict=True
+        ):
+            if lo <= level <= hi:
+                return vlo + (vhi - vlo) * (level - lo) / (hi - lo)
+        return values[-1]  # pragma: no cover - levels are sorted
+
+
+class TokenUsage(BaseModel):
+    """Tokens and calls spent; ``estimated`` marks counts not reported by the model."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            model_calls=self.model_calls + other.model_calls,
+            estimated=self.estimated or other.estimated,
+        )
+
+
+class Candidate(BaseModel):
+    """One sampled solution with everything known about it."""
+
+    index: int
+    """Position in drawing order."""
+    text: str
+    steps: list[str] = Field(default_factory=list)
+    answer: str | None = None
+    """The extracted final answer, ``None`` when none could be found."""
+    step_estimates: list[SuccessEstimate] | None = None
+    """The PRM's estimate after each step; ``None`` when the candidate was not scored."""
+    score: float | None = None
+    """The aggregated PRM score used for selection."""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    finish_reason: str | None = None
+    correct: bool | None = None
+    """Whether ``answer`` matches the gold answer, when one was given."""
+
+
+class BudgetReport(BaseModel):
+    """The compute a run decided on and what it actually spent."""
+
+    decided_samples: int
+    """Samples the strategy planned (IAS's N, or the fixed N)."""
+    max_samples: int
+    samples_used: int
+    generated_tokens: int
+    prompt_tokens: int
+    model_calls: int
+    prm_calls: int = 0
+    max_total_tokens: int | None = None
+    tokens_estimated: bool = False
+    """True when some token counts came from a tokenizer estimate, not the model's report."""
+
+
+class AdaptiveResult(BaseModel):
+    """The answer to one question and the full record of how it was reached."""
+
+    question: str
+    answer: str | None
+    """The selected final answer (plain text), ``None`` if no candidate had one."""
+    solution: str | None
+    """The full text of the selected candidate."""
+    selected_index: int | None
+    candidates: list[Candidate]
+    question_estimate: SuccessEstimate | None = None
+    """The success estimate for the question alone, which set IAS's budget."""
+    confidence: float | None = None
+    """Estimated probability that at least one drawn sample is correct: 1 - (1 - p)^n."""
+    low_confidence: bool = False
+    """True when the target confidence was out of reach within the cap."""
+    strategy: str
+    stop_reason: StopReason
+    budget: BudgetReport
+    selection: str
+    warnings: list[str] = Field(default_factory=list)
+    gold: str | None = None
+    correct: bool | None = None
+    elapsed_s: float = 0.0
+
+    @model_validator(mode="after")
+    def _check_selection(self) -> AdaptiveResult:
+        if self.selected_index is not None and not 0 <= self.selected_index < len(self.candidates):
+            raise ValueError("selected_index does not point at a candidate")
+        return self
+
+    def __str__(self) -> str:
+        return self.answer or ""
+
+
+__all__ = [
+    "AdaptiveResult",
+    "BudgetReport",
+    "Candidate",
+    "StopReason",
+    "SuccessEstimate",
+    "TokenUsage",
+]
