@@ -141,6 +141,11 @@ class BudgetReport(BaseModel):
     prompt_tokens: int
     model_calls: int
     prm_calls: int = 0
+    """Calls to the PRM (one per batch of prefixes scored)."""
+    prm_input_tokens: int = 0
+    prm_output_tokens: int = 0
+    prm_model_calls: int = 0
+    """Model calls made inside the PRM (e.g. an LLM judge), as reported by ``usage_metadata``."""
     max_total_tokens: int | None = None
     tokens_estimated: bool = False
     """True when some token counts came from a tokenizer estimate, not the model's report."""

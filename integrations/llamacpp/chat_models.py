@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -422,6 +422,9 @@ class ChatLlamaCpp(BaseChatModel):
     """
 
     model_config = ConfigDict(use_attribute_docstrings=True)
+
+    supports_n_samples: ClassVar[bool] = True
+    """``generate(..., n=k)`` draws k samples of one prompt in one call, evaluating it once."""
 
     model: str | None = None
     """Path to a GGUF file or a Hugging Face repo id; ``None`` is the bundled SmolLM2."""

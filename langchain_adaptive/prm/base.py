@@ -19,11 +19,11 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config, run_in_executor
 from pydantic import BaseModel, Field
 
-from langchain_adaptive.errors import PRMError
+from langchain_adaptive.errors import AdaptiveError, PRMError
 from langchain_adaptive.results import SuccessEstimate
 
 PRMScores = list[list[SuccessEstimate]]
-"""One list per solution, one estimate per step (a solution with no steps gets one: the question's)."""
+"""One list per solution, one estimate per step (no steps: one estimate, the question's)."""
 
 
 class PRMRequest(BaseModel):
@@ -63,7 +63,9 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         *,
         config: RunnableConfig,
     ) -> PRMScores:
-        return await run_in_executor(config, lambda: self._score(question, solutions, config=config))
+        return await run_in_executor(
+            config, lambda: self._score(question, solutions, config=config)
+        )
 
     # -- public verbs -----------------------------------------------------
 
@@ -74,7 +76,9 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         config: RunnableConfig | None = None,
     ) -> PRMScores:
         """Success estimates for every step prefix of every solution."""
-        return self.invoke(PRMRequest(question=question, solutions=[list(s) for s in solutions]), config)
+        return self.invoke(
+            PRMRequest(question=question, solutions=[list(s) for s in solutions]), config
+        )
 
     async def ascore(
         self,
@@ -86,7 +90,9 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         request = PRMRequest(question=question, solutions=[list(s) for s in solutions])
         return await self.ainvoke(request, config)
 
-    def estimate_question(self, question: str, config: RunnableConfig | None = None) -> SuccessEstimate:
+    def estimate_question(
+        self, question: str, config: RunnableConfig | None = None
+    ) -> SuccessEstimate:
         """The estimate for the question alone: how likely one sample is to be correct."""
         return self.score(question, [[]], config)[0][0]
 
@@ -99,20 +105,36 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
     # -- Runnable plumbing -------------------------------------------------
 
     def invoke(
-        self, input: PRMRequest | dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+        self,
+        input: PRMRequest | dict[str, Any],
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
     ) -> PRMScores:
         return self._call_with_config(self._invoke, _as_request(input), config, run_type="prm")
 
     async def ainvoke(
-        self, input: PRMRequest | dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+        self,
+        input: PRMRequest | dict[str, Any],
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
     ) -> PRMScores:
-        return await self._acall_with_config(self._ainvoke, _as_request(input), config, run_type="prm")
+        return await self._acall_with_config(
+            self._ainvoke, _as_request(input), config, run_type="prm"
+        )
 
     def _invoke(
         self, request: PRMRequest, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> PRMScores:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return check_scores(request, self._score(request.question, request.solutions, config=child))
+        try:
+            scores = self._score(request.question, request.solutions, config=child)
+        except AdaptiveError:
+            raise
+        except Exception as error:
+            raise PRMError(
+                f"{type(self).__name__} failed: {type(error).__name__}: {error}"
+            ) from error
+        return check_scores(request, scores)
 
     async def _ainvoke(
         self,
@@ -121,7 +143,14 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         config: RunnableConfig,
     ) -> PRMScores:
         child = patch_config(config, callbacks=run_manager.get_child())
-        scores = await self._ascore(request.question, request.solutions, config=child)
+        try:
+            scores = await self._ascore(request.question, request.solutions, config=child)
+        except AdaptiveError:
+            raise
+        except Exception as error:
+            raise PRMError(
+                f"{type(self).__name__} failed: {type(error).__name__}: {error}"
+            ) from error
         return check_scores(request, scores)
 
 

@@ -1,0 +1,100 @@
+"""Normalising what a runnable receives into a question and the prompt to sample from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.prompt_values import PromptValue
+from pydantic import BaseModel, ConfigDict
+
+from langchain_adaptive.errors import EmptyQuestionError, UnsupportedInputError
+
+DEFAULT_INSTRUCTION = (
+    "Solve the problem step by step, with a blank line between steps. "
+    'End with "The answer is X." where X is the final answer.'
+)
+"""Appended to a plain question so samples have steps and an extractable answer."""
+
+
+class Question(BaseModel):
+    """A question to answer: its text, the messages to sample from, and an optional gold answer."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    text: str
+    messages: list[BaseMessage]
+    gold: str | None = None
+
+    def prompt_text(self) -> str:
+        """The prompt for completion (non-chat) models."""
+        return "\n\n".join(str(m.content) for m in self.messages)
+
+
+def parse_input(
+    value: Any,
+    *,
+    system_prompt: str | None = None,
+    instruction: str | None = DEFAULT_INSTRUCTION,
+) -> Question:
+    """Turn runnable input into a :class:`Question`.
+
+    Accepts a string, a mapping with ``question`` (and optional ``gold``), a
+    ``PromptValue``, or a list of messages (the last human message is the
+    question; the messages are used as they are).
+
+    Raises:
+        EmptyQuestionError: The question is empty or whitespace.
+        UnsupportedInputError: The value is none of the accepted kinds.
+    """
+    if isinstance(value, str):
+        return _from_text(value, None, system_prompt, instruction)
+    if isinstance(value, Mapping):
+        if "question" not in value:
+            raise UnsupportedInputError(
+                f"a dict input needs a 'question' key; got keys {sorted(map(str, value))}"
+            )
+        gold = value.get("gold")
+        if not isinstance(value["question"], str):
+            raise UnsupportedInputError(
+                f"'question' must be a string, got {type(value['question']).__name__}"
+            )
+        return _from_text(
+            value["question"], None if gold is None else str(gold), system_prompt, instruction
+        )
+    if isinstance(value, PromptValue):
+        return _from_messages(value.to_messages(), system_prompt)
+    if isinstance(value, Sequence) and value and all(isinstance(m, BaseMessage) for m in value):
+        return _from_messages(list(value), system_prompt)
+    raise UnsupportedInputError(
+        "expected a question string, a dict with 'question', a PromptValue or a list of "
+        f"messages; got {type(value).__name__}"
+    )
+
+
+def _from_text(
+    text: str, gold: str | None, system_prompt: str | None, instruction: str | None
+) -> Question:
+    if not text.strip():
+        raise EmptyQuestionError("the question is empty")
+    content = f"{text.strip()}\n\n{instruction}" if instruction else text.strip()
+    messages: list[BaseMessage] = [HumanMessage(content)]
+    if system_prompt:
+        messages.insert(0, SystemMessage(system_prompt))
+    return Question(text=text.strip(), messages=messages, gold=gold)
+
+
+def _from_messages(messages: list[BaseMessage], system_prompt: str | None) -> Question:
+    humans = [m for m in messages if m.type == "human"]
+    if not humans:
+        raise UnsupportedInputError("the messages contain no human message to answer")
+    text = str(humans[-1].text)
+    if not text.strip():
+        raise EmptyQuestionError("the last human message is empty")
+    if system_prompt and not any(m.type == "system" for m in messages):
+        messages = [SystemMessage(system_prompt), *messages]
+    return Question(text=text.strip(), messages=messages)
+
+
+__all__ = ["DEFAULT_INSTRUCTION", "Question", "parse_input"]

@@ -1,0 +1,190 @@
+"""Drawing samples from any LangChain chat model or completion LLM, with token accounting.
+
+Token counts come from the model's own report (``usage_metadata`` on chat
+messages) where it gives one; otherwise they are counted with the model's
+tokenizer (or, without one, approximated at four characters a token) and
+marked ``estimated``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import Generation, LLMResult
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel
+
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.inputs import Question
+from langchain_adaptive.results import TokenUsage
+
+
+class Sample(BaseModel):
+    """One generated solution and what it cost."""
+
+    text: str
+    usage: TokenUsage
+    finish_reason: str | None = None
+
+
+class SamplingFailure(Exception):
+    """Some samples of a round failed; carries the ones that succeeded."""
+
+    def __init__(self, samples: list[Sample], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.samples = samples
+        self.error = error
+
+
+def supports_native_n(model: BaseLanguageModel) -> bool:
+    """Whether the model draws ``n`` samples of one prompt in one call (prompt evaluated once)."""
+    return bool(getattr(model, "supports_n_samples", False))
+
+
+def call_kwargs(
+    temperature: float | None, max_tokens: int, max_tokens_kwarg: str | None
+) -> dict[str, Any]:
+    """Per-call sampling settings in the names LangChain models accept."""
+    kwargs: dict[str, Any] = {}
+    if temperature is not None:
+        kwargs["temperature"] = temperature
+    if max_tokens_kwarg:
+        kwargs[max_tokens_kwarg] = max_tokens
+    return kwargs
+
+
+def draw(
+    model: BaseLanguageModel,
+    question: Question,
+    n: int,
+    *,
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """Draw ``n`` samples for ``question``; model calls are child runs of ``config``.
+
+    Raises:
+        SamplingFailure: Some calls failed; the samples that succeeded are attached.
+    """
+    if isinstance(model, BaseChatModel):
+        if supports_native_n(model) and n > 1:
+            result = model.generate(
+                [question.messages], **_run_args(config), n=n, stream=False, **kwargs
+            )
+            return [_chat_sample(model, g.message) for g in result.generations[0]]  # type: ignore[attr-defined]
+        outputs = model.batch([question.messages] * n, config, return_exceptions=True, **kwargs)
+        return _collect(
+            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
+        )
+    if isinstance(model, BaseLLM):
+        prompt = question.prompt_text()
+        result = model.generate([prompt] * n, **_run_args(config), **kwargs)
+        return _llm_samples(model, prompt, result)
+    raise ConfigurationError(
+        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
+    )
+
+
+async def adraw(
+    model: BaseLanguageModel,
+    question: Question,
+    n: int,
+    *,
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """Async twin of :func:`draw`."""
+    if isinstance(model, BaseChatModel):
+        if supports_native_n(model) and n > 1:
+            result = await model.agenerate(
+                [question.messages], **_run_args(config), n=n, stream=False, **kwargs
+            )
+            return [_chat_sample(model, g.message) for g in result.generations[0]]  # type: ignore[attr-defined]
+        outputs = await model.abatch(
+            [question.messages] * n, config, return_exceptions=True, **kwargs
+        )
+        return _collect(
+            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
+        )
+    if isinstance(model, BaseLLM):
+        prompt = question.prompt_text()
+        result = await model.agenerate([prompt] * n, **_run_args(config), **kwargs)
+        return _llm_samples(model, prompt, result)
+    raise ConfigurationError(
+        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
+    )
+
+
+def _run_args(config: RunnableConfig) -> dict[str, Any]:
+    return {
+        "callbacks": config.get("callbacks"),
+        "tags": config.get("tags"),
+        "metadata": config.get("metadata"),
+    }
+
+
+def _collect(outputs: list[Sample | Any]) -> list[Sample]:
+    samples = [o for o in outputs if isinstance(o, Sample)]
+    errors = [o for o in outputs if isinstance(o, BaseException)]
+    if errors:
+        raise SamplingFailure(samples, errors[0])
+    return samples
+
+
+def _chat_sample(model: BaseLanguageModel, message: AIMessage) -> Sample:
+    text = str(message.text)
+    finish = message.response_metadata.get("finish_reason")
+    if message.usage_metadata is not None:
+        usage = TokenUsage(
+            input_tokens=message.usage_metadata.get("input_tokens", 0),
+            output_tokens=message.usage_metadata.get("output_tokens", 0),
+            model_calls=1,
+        )
+    else:
+        usage = TokenUsage(output_tokens=count_tokens(model, text), model_calls=1, estimated=True)
+    return Sample(text=text, usage=usage, finish_reason=finish)
+
+
+def _llm_samples(model: BaseLLM, prompt: str, result: LLMResult) -> list[Sample]:
+    prompt_tokens = count_tokens(model, prompt)
+    samples = []
+    for generations in result.generations:
+        generation: Generation = generations[0]
+        info = generation.generation_info or {}
+        usage = TokenUsage(
+            input_tokens=prompt_tokens,
+            output_tokens=count_tokens(model, generation.text),
+            model_calls=1,
+            estimated=True,
+        )
+        samples.append(
+            Sample(text=generation.text, usage=usage, finish_reason=info.get("finish_reason"))
+        )
+    return samples
+
+
+def count_tokens(model: BaseLanguageModel, text: str) -> int:
+    """Tokens in ``text`` by the model's own tokenizer, else about four characters a token.
+
+    LangChain's fallback tokenizer (GPT-2 through transformers) would download
+    files, so it is only used when the model defines its own.
+    """
+    has_tokenizer = model.custom_get_token_ids is not None or (
+        type(model).get_token_ids is not BaseLanguageModel.get_token_ids
+    )
+    if has_tokenizer:
+        return len(model.get_token_ids(text))
+    return max(1, round(len(text) / 4)) if text else 0
+
+
+__all__ = [
+    "Sample",
+    "SamplingFailure",
+    "adraw",
+    "call_kwargs",
+    "count_tokens",
+    "draw",
+    "supports_native_n",
+]

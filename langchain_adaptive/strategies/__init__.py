@@ -1,0 +1,78 @@
+"""Sampling strategies: one protocol (:class:`Strategy`), one module each, and a registry.
+
+==========================  ============================================  ============
+name                        what it does                                  needs a PRM
+==========================  ============================================  ============
+``best_of_n``               fixed N samples, then selection               for ``prm``
+``majority_vote``           fixed N samples, most frequent answer         no
+``adaptive_best_of_n``      IAS: N from the calibrated success estimate   yes
+``adaptive_consistency``    sample until the majority answer is settled   no
+==========================  ============================================  ============
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
+from langchain_adaptive.strategies.adaptive import AdaptiveBestOfN
+from langchain_adaptive.strategies.base import (
+    Action,
+    Decision,
+    Draw,
+    EstimateQuestion,
+    Plan,
+    RunState,
+    ScoreCandidates,
+    Strategy,
+)
+from langchain_adaptive.strategies.best_of_n import BestOfN
+from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
+
+STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
+    "best_of_n": (BestOfN, {}),
+    "majority_vote": (BestOfN, {"selection": "majority_vote"}),
+    "adaptive_best_of_n": (AdaptiveBestOfN, {}),
+    "ias": (AdaptiveBestOfN, {}),
+    "adaptive_consistency": (AdaptiveConsistency, {}),
+}
+"""Registry name -> (class, default settings)."""
+
+
+def build_strategy(spec: str | Strategy, **settings: Any) -> Strategy:
+    """A strategy instance from a registry name (or an instance, returned as is).
+
+    Raises:
+        UnknownStrategyError: No strategy has that name.
+        ConfigurationError: The settings do not fit the strategy.
+    """
+    if isinstance(spec, Strategy):
+        return spec.model_copy(update=settings) if settings else spec
+    try:
+        cls, defaults = STRATEGIES[spec]
+    except (KeyError, TypeError):
+        raise UnknownStrategyError(
+            f"unknown strategy {spec!r}; choose one of {sorted(STRATEGIES)} or pass a Strategy"
+        ) from None
+    try:
+        return cls(**{**defaults, **settings})
+    except ValueError as error:
+        raise ConfigurationError(f"invalid settings for strategy {spec!r}: {error}") from error
+
+
+__all__ = [
+    "STRATEGIES",
+    "Action",
+    "AdaptiveBestOfN",
+    "AdaptiveConsistency",
+    "BestOfN",
+    "Decision",
+    "Draw",
+    "EstimateQuestion",
+    "Plan",
+    "RunState",
+    "ScoreCandidates",
+    "Strategy",
+    "build_strategy",
+    "leader_probability",
+]

@@ -1,0 +1,124 @@
+"""The strategy protocol: a strategy plans, a driver executes.
+
+A strategy is a generator. It yields actions (estimate the question, draw n
+samples, score the candidates) and the driver answers each with its outcome;
+when the strategy returns, its :class:`Decision` says how much it decided to
+spend and why it stopped. Because strategies never call models themselves,
+the same plan runs live (sync or async, in the runnable) and, later, against
+recorded samples, and it gives the same decisions in both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from langchain_adaptive.answers import AnswerEquivalence, answers_match
+from langchain_adaptive.budget import BudgetTracker
+from langchain_adaptive.results import Candidate, StopReason, SuccessEstimate
+from langchain_adaptive.selection import Aggregation, SelectionRule
+
+
+@dataclass(frozen=True)
+class EstimateQuestion:
+    """Ask the PRM for the question-level estimate; the driver sends back a SuccessEstimate."""
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Draw ``n`` more samples; the driver sends back the new :class:`Candidate` s."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class ScoreCandidates:
+    """Score every candidate not yet scored with the PRM; the driver sends back ``None``."""
+
+
+Action = EstimateQuestion | Draw | ScoreCandidates
+
+
+@dataclass
+class RunState:
+    """What a strategy may read while planning: the question, its candidates and the budget."""
+
+    question: str
+    target_confidence: float
+    tracker: BudgetTracker
+    has_prm: bool
+    candidates: list[Candidate] = field(default_factory=list)
+    question_estimate: SuccessEstimate | None = None
+    equivalent: AnswerEquivalence = answers_match
+    """Answer equivalence used by vote-based stopping rules."""
+
+    def allowance(self, wanted: int) -> int:
+        """How many of ``wanted`` samples the hard limits allow now."""
+        return self.tracker.allowance(wanted)
+
+    @property
+    def max_samples(self) -> int:
+        return self.tracker.limits.max_samples
+
+
+class Decision(BaseModel):
+    """How much a strategy decided to spend and why it stopped."""
+
+    stop_reason: StopReason
+    decided_samples: int
+    confidence: float | None = None
+    """Estimated probability that some drawn sample is correct, when the strategy knows it."""
+    low_confidence: bool = False
+    warnings: list[str] = []
+
+
+Plan = Generator[Action, Any, Decision]
+
+
+class Strategy(BaseModel, ABC):
+    """Base class of sampling strategies; subclasses implement :meth:`plan`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str]
+    """Registry name, e.g. ``"adaptive_best_of_n"``."""
+    requires_prm: ClassVar[bool] = False
+
+    selection: SelectionRule = "prm"
+    """How the final answer is picked (see :mod:`langchain_adaptive.selection`)."""
+    aggregation: Aggregation = "last"
+    """How a candidate's step scores combine into one score for ``prm``/``weighted_vote``."""
+
+    @property
+    def needs_scores(self) -> bool:
+        """Whether candidates must be scored by the PRM for selection."""
+        return self.selection != "majority_vote"
+
+    @abstractmethod
+    def plan(self, state: RunState) -> Plan:
+        """Yield actions until done; return the :class:`Decision`."""
+
+    def _draw_and_score(self, state: RunState, n: int) -> Generator[Action, Any, int]:
+        """Draw up to ``n`` samples within the limits and score them if selection needs it."""
+        allowed = state.allowance(n)
+        if allowed > 0:
+            yield Draw(allowed)
+        if self.needs_scores and state.has_prm and state.candidates:
+            yield ScoreCandidates()
+        return allowed
+
+
+__all__ = [
+    "Action",
+    "Decision",
+    "Draw",
+    "EstimateQuestion",
+    "Plan",
+    "RunState",
+    "ScoreCandidates",
+    "Strategy",
+]
