@@ -25,8 +25,8 @@ DEFAULT_STEP_DELIMITER = r"\n\s*\n"
 _MAX_ANSWER_CHARS = 200
 _NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
 _ANSWER_IS = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|=|:)\s*[:=]?\s*\$?\\?\(?\s*"
-    r"(?P<ans>[^\n$]*?)\s*\\?\)?\$?\s*(?:\.\s*$|\.?\s*\n|$)",
+    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|=|:)\s*[:=]?\s*\$?(?:\\\()?\s*"
+    r"(?P<ans>[^\n$]*?)\s*(?:\\\))?\$?\s*(?:\.\s*$|\.?\s*\n|$)",
     re.IGNORECASE | re.MULTILINE,
 )
 _LAST_NUMBER = re.compile(_NUMBER)
@@ -60,6 +60,10 @@ def _boxed_contents(text: str) -> list[str]:
     return found
 
 
+_PLACEHOLDERS = frozenset({"X", "x", "<number>", "<answer>", "[answer]"})
+_MATH_SYMBOLS = re.compile(r"[\\^/(){}=]")
+
+
 def _clean(answer: str) -> str | None:
     answer = answer.strip().strip("*").strip()
     answer = answer.rstrip(".").strip()
@@ -86,9 +90,21 @@ def extract_answer(text: str) -> str | None:
         cleaned = _clean(candidate)
         if cleaned is None:
             continue
+        if cleaned in _PLACEHOLDERS:  # the model echoed the prompt's template
+            continue
         # "The answer is 15 apples" -> "15"; symbolic answers stay whole.
         with_unit = re.fullmatch(rf"\s*({_NUMBER})\s*[a-zA-Z ]*", cleaned)
-        return _normalize_number_text(with_unit.group(1) if with_unit else cleaned)
+        if with_unit:
+            return _normalize_number_text(with_unit.group(1))
+        # "The answer is simply 15, and ..." -> "15": a few filler words, then a number.
+        number = re.search(_NUMBER, cleaned)
+        if (
+            number
+            and len(cleaned[: number.start()].split()) <= 3
+            and not _MATH_SYMBOLS.search(cleaned)
+        ):
+            return _normalize_number_text(number.group(0))
+        return cleaned
     numbers = _LAST_NUMBER.findall(text)
     if numbers:
         return _normalize_number_text(numbers[-1])

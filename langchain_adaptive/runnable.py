@@ -264,6 +264,7 @@ class _Episode:
             return self._record_estimate(estimate)
         if isinstance(action, Draw):
             n = self.state.allowance(action.n)
+            dispatch_custom_event("adaptive_draw", self._draw_event(n), config=self.config)
             try:
                 samples = (
                     draw(
@@ -301,6 +302,7 @@ class _Episode:
             return await self._arecord_estimate(estimate)
         if isinstance(action, Draw):
             n = self.state.allowance(action.n)
+            await adispatch_custom_event("adaptive_draw", self._draw_event(n), config=self.config)
             try:
                 samples = (
                     await adraw(
@@ -341,6 +343,9 @@ class _Episode:
             self.strategy = fallback
             return fallback.plan(self.state), _RESTART
         return plan, None
+
+    def _draw_event(self, n: int) -> dict[str, Any]:
+        return {"n": n, "drawn_before": len(self.state.candidates), "strategy": self.strategy.name}
 
     def _record_estimate(self, estimate: SuccessEstimate) -> SuccessEstimate:
         self.state.question_estimate = estimate

@@ -6,6 +6,8 @@ SmolLM2-135M-Instruct, so ``ChatLlamaCpp()`` works offline with no download.
 - :class:`ChatLlamaCpp`: the LangChain chat model (``chat_models.py``).
 - :func:`bundled_model_path`, :func:`resolve_model_path`: find a GGUF file
   locally or in the Hugging Face cache (``_loading.py``).
+- :func:`default_reasoner`: the embedded default, an adaptive reasoner on one
+  local model that also judges its samples (``default.py``).
 - :func:`load_shared_llama`, :class:`SharedLlama`: load each model once per
   process and share it under one lock (``_loading.py``).
 
@@ -26,11 +28,14 @@ if TYPE_CHECKING:
         resolve_model_path,
     )
     from .chat_models import ChatLlamaCpp
+    from .default import default_reasoner, default_threads
 
 __all__ = (
     "ChatLlamaCpp",
     "SharedLlama",
     "bundled_model_path",
+    "default_reasoner",
+    "default_threads",
     "load_shared_llama",
     "resolve_model_path",
 )
@@ -39,6 +44,8 @@ _MODULE_OF: dict[str, str] = {
     "ChatLlamaCpp": "chat_models",
     "SharedLlama": "_loading",
     "bundled_model_path": "_loading",
+    "default_reasoner": "default",
+    "default_threads": "default",
     "load_shared_llama": "_loading",
     "resolve_model_path": "_loading",
 }

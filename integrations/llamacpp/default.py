@@ -1,0 +1,78 @@
+"""The embedded default: SmolLM2-135M-Instruct on device, judging its own samples."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from langchain_adaptive.prm.judge import LLMJudgePRM
+from langchain_adaptive.runnable import AdaptiveReasoningRunnable
+
+from .chat_models import ChatLlamaCpp
+
+DEFAULT_MAX_SAMPLES = 16
+"""Cap for the on-device default: enough for SmolLM2's spread, short enough for a laptop."""
+DEFAULT_MAX_TOKENS_PER_SAMPLE = 192
+
+
+def default_threads() -> int:
+    """CPU threads for llama.cpp: the cores this process may use, at most 8.
+
+    llama-cpp-python's own default (half the CPUs) leaves a small machine idle;
+    beyond about 8 threads a small model gains nothing.
+    """
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(8, available))
+
+
+def default_reasoner(
+    model: str | None = None,
+    *,
+    model_file: str | None = None,
+    n_gpu_layers: int = 0,
+    n_ctx: int = 2048,
+    n_threads: int | None = None,
+    seed: int | None = None,
+    **settings: Any,
+) -> AdaptiveReasoningRunnable:
+    """An :class:`AdaptiveReasoningRunnable` on one local GGUF model, which also judges.
+
+    The policy and the :class:`LLMJudgePRM` share one loaded model (one copy of
+    the weights, one lock). Without ``model`` it is the SmolLM2-135M-Instruct
+    bundled with the ``llamacpp`` extra, so it runs offline on any CPU.
+
+    Args:
+        model: A GGUF path or Hugging Face repo id; ``None`` for the bundled model.
+        model_file: File name (or glob) inside a repo id.
+        n_gpu_layers: Layers to offload to a GPU (``-1``: all); ``0`` runs on the CPU.
+        n_ctx: Context window in tokens.
+        n_threads: CPU threads; ``None`` uses :func:`default_threads`.
+        seed: Base seed for reproducible sampling.
+        **settings: Fields of :class:`AdaptiveReasoningRunnable` (``strategy``,
+            ``target_confidence``, ``max_samples``, ...).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_adaptive.integrations.llamacpp import default_reasoner
+
+            result = default_reasoner().invoke("What is 7 + 8?")
+            print(result.answer, result.budget.samples_used)
+    """
+    chat = ChatLlamaCpp(
+        model=model,
+        model_file=model_file,
+        n_gpu_layers=n_gpu_layers,
+        n_ctx=n_ctx,
+        n_threads=n_threads or default_threads(),
+        seed=seed,
+    )
+    settings.setdefault("max_samples", DEFAULT_MAX_SAMPLES)
+    settings.setdefault("max_tokens_per_sample", DEFAULT_MAX_TOKENS_PER_SAMPLE)
+    return AdaptiveReasoningRunnable(model=chat, prm=LLMJudgePRM(model=chat), **settings)
+
+
+__all__ = ["default_reasoner", "default_threads"]

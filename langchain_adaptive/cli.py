@@ -1,0 +1,146 @@
+"""The ``langchain-adaptive`` command line: ask the on-device default a question."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from langchain_adaptive.errors import AdaptiveError
+from langchain_adaptive.results import AdaptiveResult
+from langchain_adaptive.strategies import STRATEGIES
+
+
+class ProgressPrinter(BaseCallbackHandler):
+    """Prints what the reasoner is doing to stderr, one line per phase."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.started = time.perf_counter()
+
+    def _say(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"[{elapsed:6.1f}s] {text}", file=self.stream, flush=True)
+
+    def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: Any = None,
+        metadata: Any = None,
+        **kw: Any,
+    ) -> None:
+        if name == "adaptive_estimate":
+            low = min(data["quantiles"].values())
+            self._say(f"question success estimate p = {low:.3f}")
+        elif name == "adaptive_draw":
+            self._say(f"{data['strategy']}: drawing {data['n']} sample(s)")
+        elif name == "adaptive_decision":
+            self._say(f"stopped ({data['stop_reason']}) after {data['samples_used']} sample(s)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="langchain-adaptive",
+        description="Calibrated instance-adaptive sampling for LangChain models.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser(
+        "ask", help="answer a question on the on-device default (SmolLM2 via llama.cpp)"
+    )
+    ask.add_argument("question", help="the question to answer")
+    ask.add_argument("--json", action="store_true", help="print the full result as JSON")
+    ask.add_argument(
+        "--strategy", default="adaptive_best_of_n", choices=sorted(STRATEGIES), help="strategy"
+    )
+    ask.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
+    ask.add_argument("--max-samples", type=int, default=16, help="hard cap on samples")
+    ask.add_argument("--max-tokens", type=int, default=192, help="generated-token cap per sample")
+    ask.add_argument("--model", default=None, help="GGUF path or Hugging Face repo id")
+    ask.add_argument("--model-file", default=None, help="file name or glob inside --model repo")
+    ask.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
+    ask.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
+    ask.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def format_result(result: AdaptiveResult) -> str:
+    """A short human-readable report of one result."""
+    budget = result.budget
+    lines = [f"Answer: {result.answer if result.answer is not None else '(none found)'}"]
+    estimate = result.question_estimate
+    if estimate is not None:
+        lines.append(
+            f"Success estimate: lower {estimate.lower:.3f}, median {estimate.median:.3f}"
+            + (f" (raw {estimate.raw_score:.3f})" if estimate.raw_score is not None else "")
+        )
+    confidence = f", confidence {result.confidence:.3f}" if result.confidence is not None else ""
+    lines.append(
+        f"Samples: {budget.samples_used} used, {budget.decided_samples} decided, cap "
+        f"{budget.max_samples} ({result.strategy}, stop: {result.stop_reason}{confidence})"
+    )
+    estimated = " (estimated)" if budget.tokens_estimated else ""
+    lines.append(
+        f"Tokens: {budget.generated_tokens} generated, {budget.prompt_tokens} prompt{estimated}; "
+        f"PRM: {budget.prm_input_tokens} prompt tokens in {budget.prm_model_calls} call(s)"
+    )
+    if result.low_confidence:
+        lines.append("Note: the target confidence was out of reach within the cap.")
+    lines.extend(f"Warning: {warning}" for warning in result.warnings)
+    lines.append(f"Time: {result.elapsed_s:.1f} s")
+    return "\n".join(lines)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    try:
+        from langchain_adaptive.integrations.llamacpp import default_reasoner
+    except ImportError as error:  # pragma: no cover - depends on the install
+        print(
+            f"error: {error}. Install the extra: pip install 'langchain-adaptive[llamacpp]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        reasoner = default_reasoner(
+            args.model,
+            model_file=args.model_file,
+            n_gpu_layers=args.n_gpu_layers,
+            n_threads=args.threads,
+            seed=args.seed,
+            strategy=args.strategy,
+            target_confidence=args.target_confidence,
+            max_samples=args.max_samples,
+            max_tokens_per_sample=args.max_tokens,
+        )
+        callbacks = [] if args.quiet else [ProgressPrinter()]
+        result = reasoner.invoke(args.question, config={"callbacks": callbacks})
+    except AdaptiveError as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        if args.json and error.partial is not None:
+            print(error.partial.model_dump_json(indent=2))
+        return 2
+    except ValueError as error:  # pydantic validation of the settings
+        print(f"error: invalid settings: {error}", file=sys.stderr)
+        return 2
+    print(result.model_dump_json(indent=2) if args.json else format_result(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``langchain-adaptive`` console script."""
+    args = _build_parser().parse_args(argv)
+    if args.command == "ask":
+        return _ask(args)
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Deterministic stand-ins for a policy model and a PRM, built on langchain-core's base classes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, BaseLLM
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult, Generation, LLMResult
+from langchain_core.runnables import RunnableConfig
+from pydantic import Field, PrivateAttr
+
+from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.results import SuccessEstimate
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Cycles through ``responses``; one token per whitespace-separated word.
+
+    Honours ``max_tokens`` (truncating the words), reports ``usage_metadata``
+    unless ``report_usage`` is off, and can fail on chosen calls.
+    """
+
+    responses: list[str]
+    report_usage: bool = True
+    fail_on_calls: set[int] = Field(default_factory=set)
+    """0-based call numbers that raise RuntimeError."""
+    _counter: Any = PrivateAttr(default_factory=itertools.count)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-chat"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with self._lock:
+            call = next(self._counter)
+            self.calls.append({"messages": messages, **kwargs})
+        if call in self.fail_on_calls:
+            raise RuntimeError(f"scripted failure on call {call}")
+        words = self.responses[call % len(self.responses)].split(" ")
+        max_tokens = kwargs.get("max_tokens")
+        finish = "stop"
+        if max_tokens is not None and len(words) > max_tokens:
+            words, finish = words[:max_tokens], "length"
+        text = " ".join(words)
+        prompt_tokens = sum(len(str(m.content).split()) for m in messages)
+        output_tokens = len(text.split()) if text else 0
+        usage = (
+            {
+                "input_tokens": prompt_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": prompt_tokens + output_tokens,
+            }
+            if self.report_usage
+            else None
+        )
+        message = AIMessage(
+            content=text, usage_metadata=usage, response_metadata={"finish_reason": finish}
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class ScriptedLLM(BaseLLM):
+    """A completion LLM that cycles through ``responses``."""
+
+    responses: list[str]
+    _counter: Any = PrivateAttr(default_factory=itertools.count)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-llm"
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        return LLMResult(
+            generations=[
+                [Generation(text=self.responses[next(self._counter) % len(self.responses)])]
+                for _ in prompts
+            ]
+        )
+
+
+class ScriptedPRM(ProcessRewardModel):
+    """Question estimates from a table; step scores from a function of the step text."""
+
+    question_p: dict[str, float] = Field(default_factory=dict)
+    default_p: float = 0.5
+    step_score: Callable[[str], float] = lambda step: 0.9 if "15" in step else 0.1
+    quantiles: tuple[float, float, float] | None = None
+    """If set, question estimates are (p*q0, p*q1, p*q2) at levels 0.1/0.5/0.9."""
+    fail_questions: bool = False
+    fail_steps: bool = False
+    calls: list[tuple[str, list[list[str]]]] = Field(default_factory=list)
+
+    def _score(
+        self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
+    ) -> PRMScores:
+        self.calls.append((question, [list(s) for s in solutions]))
+        scores: PRMScores = []
+        for steps in solutions:
+            if not steps:
+                if self.fail_questions:
+                    return [[SuccessEstimate.point(0.5)] for _ in solutions][:-1]  # wrong shape
+                p = self.question_p.get(question, self.default_p)
+                if self.quantiles:
+                    levels = dict(zip((0.1, 0.5, 0.9), self.quantiles, strict=True))
+                    scores.append(
+                        [
+                            SuccessEstimate(
+                                quantiles={k: p * v for k, v in levels.items()}, raw_score=p
+                            )
+                        ]
+                    )
+                else:
+                    scores.append([SuccessEstimate.point(p)])
+                continue
+            if self.fail_steps:
+                raise ValueError("scripted PRM failure")
+            scores.append([SuccessEstimate.point(self.step_score(step)) for step in steps])
+        return scores
+
+
+def nan_score(_: str) -> float:
+    return math.nan
