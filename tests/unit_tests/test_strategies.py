@@ -1,0 +1,117 @@
+"""Strategies driven by hand: the actions they ask for and the decisions they return."""
+
+from __future__ import annotations
+
+import pytest
+
+from langchain_adaptive.budget import BudgetLimits, BudgetTracker
+from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
+from langchain_adaptive.results import Candidate, SuccessEstimate, TokenUsage
+from langchain_adaptive.strategies import (
+    STRATEGIES,
+    AdaptiveBestOfN,
+    AdaptiveConsistency,
+    BestOfN,
+    Decision,
+    Draw,
+    EstimateQuestion,
+    RunState,
+    ScoreCandidates,
+    build_strategy,
+    leader_probability,
+)
+
+
+def drive(strategy, answers, *, p=0.5, max_samples=32, has_prm=True):
+    """Run a plan, answering Draw with candidates whose answers come from ``answers``."""
+    state = RunState(
+        question="q",
+        target_confidence=0.99,
+        tracker=BudgetTracker(BudgetLimits(max_samples=max_samples)),
+        has_prm=has_prm,
+    )
+    actions = []
+    plan = strategy.plan(state)
+    outcome = None
+    try:
+        while True:
+            action = plan.send(outcome)
+            actions.append(action)
+            if isinstance(action, EstimateQuestion):
+                outcome = SuccessEstimate.point(p)
+            elif isinstance(action, Draw):
+                start = len(state.candidates)
+                new = [
+                    Candidate(index=i, text="", answer=answers[i % len(answers)])
+                    for i in range(start, start + action.n)
+                ]
+                state.tracker.record_samples([TokenUsage(output_tokens=1)] * action.n)
+                state.candidates.extend(new)
+                outcome = new
+            else:
+                outcome = None
+    except StopIteration as stop:
+        return stop.value, actions, state
+
+
+def test_leader_probability_matches_the_beta_tail() -> None:
+    # X ~ Beta(a+1, b+1): P(X > 1/2) by the binomial identity, checked at known points.
+    assert leader_probability(0, 0) == pytest.approx(0.5)
+    assert leader_probability(1, 0) == pytest.approx(0.75)
+    assert leader_probability(4, 0) == pytest.approx(31 / 32)
+    assert leader_probability(3, 3) == pytest.approx(0.5)
+    assert leader_probability(6, 2) > leader_probability(5, 2) > leader_probability(5, 3)
+
+
+def test_adaptive_consistency_stops_after_four_unanimous() -> None:
+    decision, actions, state = drive(AdaptiveConsistency(), ["15"], has_prm=False)
+    assert decision.stop_reason == "consensus" and len(state.candidates) == 4
+    assert actions == [Draw(1)] * 4
+
+
+def test_adaptive_consistency_keeps_going_on_a_split_vote() -> None:
+    decision, _, state = drive(AdaptiveConsistency(), ["1", "2"], max_samples=12, has_prm=False)
+    assert decision.stop_reason == "max_samples" and len(state.candidates) == 12
+    assert decision.low_confidence
+
+
+def test_adaptive_consistency_ignores_unanswered_samples() -> None:
+    decision, _, state = drive(AdaptiveConsistency(), [None, "7"], has_prm=False)
+    assert decision.stop_reason == "consensus" and len(state.candidates) == 8
+
+
+def test_adaptive_consistency_rounds() -> None:
+    _, actions, state = drive(AdaptiveConsistency(round_size=3), ["7"], has_prm=False)
+    assert actions == [Draw(3), Draw(3)] and len(state.candidates) == 6
+
+
+def test_adaptive_best_of_n_asks_first_then_draws_once_then_scores() -> None:
+    decision, actions, _ = drive(AdaptiveBestOfN(), ["1"], p=0.5)
+    assert actions == [EstimateQuestion(), Draw(7), ScoreCandidates()]
+    assert decision == Decision(
+        stop_reason="adaptive_budget", decided_samples=7, confidence=decision.confidence
+    )
+    assert decision.confidence == pytest.approx(1 - 0.5**7)
+
+
+def test_best_of_n_majority_vote_never_scores() -> None:
+    _, actions, _ = drive(BestOfN(n=5, selection="majority_vote"), ["1"])
+    assert actions == [Draw(5)]
+
+
+def test_best_of_n_defaults_to_the_cap() -> None:
+    decision, actions, _ = drive(BestOfN(), ["1"], max_samples=9)
+    assert actions[0] == Draw(9) and decision.stop_reason == "fixed_budget"
+
+
+def test_registry() -> None:
+    assert set(STRATEGIES) >= {"best_of_n", "majority_vote", "adaptive_best_of_n", "ias"}
+    assert build_strategy("majority_vote").selection == "majority_vote"
+    assert build_strategy("ias", unreachable="floor").unreachable == "floor"
+    instance = BestOfN(n=2)
+    assert build_strategy(instance) is instance
+    with pytest.raises(UnknownStrategyError) as caught:
+        build_strategy("nope")
+    assert isinstance(caught.value, KeyError) and "adaptive_best_of_n" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="invalid settings"):
+        build_strategy("best_of_n", n=0)
