@@ -53,7 +53,8 @@ def _boxed_contents(text: str) -> list[str]:
             elif text[i] == "}":
                 depth -= 1
                 if depth == 0:
-                    found.append(text[brace + 1 : i].strip())
+                    if text[brace + 1 : i].strip():  # an empty \boxed{} is no answer
+                        found.append(text[brace + 1 : i].strip())
                     break
             i += 1
         start = text.find("\\boxed", i)
@@ -61,7 +62,9 @@ def _boxed_contents(text: str) -> list[str]:
 
 
 _PLACEHOLDERS = frozenset({"X", "x", "<number>", "<answer>", "[answer]"})
-_MATH_SYMBOLS = re.compile(r"[\\^/(){}=]")
+_LEADING_NUMBER = re.compile(
+    rf"(?:[A-Za-z']+\s+){{0,3}}({_NUMBER})(?:\s*[,;.]?\s+[A-Za-z].*)?", re.S
+)
 
 
 def _clean(answer: str) -> str | None:
@@ -96,14 +99,10 @@ def extract_answer(text: str) -> str | None:
         with_unit = re.fullmatch(rf"\s*({_NUMBER})\s*[a-zA-Z ]*", cleaned)
         if with_unit:
             return _normalize_number_text(with_unit.group(1))
-        # "The answer is simply 15, and ..." -> "15": a few filler words, then a number.
-        number = re.search(_NUMBER, cleaned)
-        if (
-            number
-            and len(cleaned[: number.start()].split()) <= 3
-            and not _MATH_SYMBOLS.search(cleaned)
-        ):
-            return _normalize_number_text(number.group(0))
+        # "The answer is simply 15, and ..." / "7 because 3+4 = 7" -> the leading number.
+        leading = _LEADING_NUMBER.fullmatch(cleaned)
+        if leading:
+            return _normalize_number_text(leading.group(1))
         return cleaned
     numbers = _LAST_NUMBER.findall(text)
     if numbers:
@@ -163,7 +162,8 @@ def _math_verify_equal(a: str, b: str) -> bool:
 
 
 def _as_latex(answer: str) -> str:
-    return answer if "$" in answer or "\\" in answer else f"${answer}$"
+    """math-verify reads LaTeX inside math delimiters; bare ``\\sqrt{4}`` would not parse."""
+    return answer if "$" in answer or "\\(" in answer or "\\[" in answer else f"${answer}$"
 
 
 def group_answers(

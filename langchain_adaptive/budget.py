@@ -38,9 +38,13 @@ def ias_sample_count(p: float, target_confidence: float) -> int:
     if not 0.0 < target_confidence < 1.0:
         raise ConfigurationError(f"target confidence must be in (0, 1), got {target_confidence}")
     p = clip_probability(p)
-    # A relative epsilon keeps exact cases (p=0.5, C=0.75 -> 2) from rounding up.
+    # The slack keeps exact cases (p=0.5, C=0.75 -> 2) from rounding up; the check
+    # after it makes sure the slack never returns one sample too few.
     ratio = math.log1p(-target_confidence) / math.log1p(-p)
-    return max(1, math.ceil(ratio - 1e-9))
+    n = max(1, math.ceil(ratio * (1.0 - 1e-12)))
+    if n * math.log1p(-p) > math.log1p(-target_confidence) * (1.0 - 1e-12):
+        n += 1
+    return n
 
 
 def coverage_probability(p: float, n: int) -> float:

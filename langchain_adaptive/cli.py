@@ -13,7 +13,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.results import AdaptiveResult
-from langchain_adaptive.strategies import STRATEGIES
+from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
 
 class ProgressPrinter(BaseCallbackHandler):
@@ -58,7 +58,16 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", help="the question to answer")
     ask.add_argument("--json", action="store_true", help="print the full result as JSON")
     ask.add_argument(
-        "--strategy", default="adaptive_best_of_n", choices=sorted(STRATEGIES), help="strategy"
+        "--strategy",
+        default=None,
+        choices=sorted(STRATEGIES),
+        help="sampling strategy (default: adaptive_best_of_n with majority-vote selection)",
+    )
+    ask.add_argument(
+        "--selection",
+        default=None,
+        choices=["prm", "weighted_vote", "majority_vote"],
+        help="how the final answer is chosen among the samples",
     )
     ask.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
     ask.add_argument("--max-samples", type=int, default=16, help="hard cap on samples")
@@ -108,6 +117,10 @@ def _ask(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    settings = {}
+    if args.strategy or args.selection:
+        overrides = {"selection": args.selection} if args.selection else {}
+        settings["strategy"] = build_strategy(args.strategy or "adaptive_best_of_n", **overrides)
     try:
         reasoner = default_reasoner(
             args.model,
@@ -115,7 +128,7 @@ def _ask(args: argparse.Namespace) -> int:
             n_gpu_layers=args.n_gpu_layers,
             n_threads=args.threads,
             seed=args.seed,
-            strategy=args.strategy,
+            **settings,
             target_confidence=args.target_confidence,
             max_samples=args.max_samples,
             max_tokens_per_sample=args.max_tokens,

@@ -26,7 +26,8 @@ class AdaptiveError(Exception):
         self.partial = partial
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self),), {"partial": self.partial})
+        # Every attribute (partial, prompt_tokens, ...) travels as state.
+        return (type(self), (str(self),), dict(self.__dict__))
 
 
 class AdaptiveInputError(AdaptiveError, ValueError):

@@ -58,7 +58,11 @@ class SuccessEstimate(BaseModel):
                 raise ValueError(f"quantile {level} has non-finite value {prob!r}")
             if not 0.0 <= prob <= 1.0:
                 raise ValueError(f"quantile {level} has value {prob} outside [0, 1]")
-        return dict(sorted(value.items()))
+        ordered = dict(sorted(value.items()))
+        probs = list(ordered.values())
+        if any(hi < lo - 1e-9 for lo, hi in zip(probs, probs[1:], strict=False)):
+            raise ValueError(f"quantiles cross (a higher level has a lower value): {ordered}")
+        return ordered
 
     @classmethod
     def point(cls, probability: float, raw_score: float | None = None) -> SuccessEstimate:
@@ -75,7 +79,7 @@ class SuccessEstimate(BaseModel):
 
     @property
     def median(self) -> float:
-        """The quantile nearest 0.5: the estimate used to rank candidates."""
+        """The estimate at level 0.5 (interpolated): what candidates are ranked by."""
         return self.at(0.5)
 
     def at(self, level: float) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 
 from langchain_adaptive.prm.judge import LLMJudgePRM
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
+from langchain_adaptive.strategies import AdaptiveBestOfN
 
 from .chat_models import ChatLlamaCpp
 
@@ -41,7 +42,8 @@ def default_reasoner(
     """An :class:`AdaptiveReasoningRunnable` on one local GGUF model, which also judges.
 
     The policy and the :class:`LLMJudgePRM` share one loaded model (one copy of
-    the weights, one lock). Without ``model`` it is the SmolLM2-135M-Instruct
+    the weights, one lock). The judge's question estimate sets the IAS budget and
+    the samples are chosen by majority vote (pass ``strategy=`` to change that). Without ``model`` it is the SmolLM2-135M-Instruct
     bundled with the ``llamacpp`` extra, so it runs offline on any CPU.
 
     Args:
@@ -70,6 +72,9 @@ def default_reasoner(
         n_threads=n_threads or default_threads(),
         seed=seed,
     )
+    # SmolLM2's step-level judgments are near noise, so by default the judge only sets
+    # the budget and the samples vote: half the compute of judging every step, same answers.
+    settings.setdefault("strategy", AdaptiveBestOfN(selection="majority_vote"))
     settings.setdefault("max_samples", DEFAULT_MAX_SAMPLES)
     settings.setdefault("max_tokens_per_sample", DEFAULT_MAX_TOKENS_PER_SAMPLE)
     return AdaptiveReasoningRunnable(model=chat, prm=LLMJudgePRM(model=chat), **settings)

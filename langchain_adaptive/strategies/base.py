@@ -88,7 +88,7 @@ class Strategy(BaseModel, ABC):
     """Registry name, e.g. ``"adaptive_best_of_n"``."""
     requires_prm: ClassVar[bool] = False
 
-    selection: SelectionRule = "prm"
+    selection: SelectionRule = "weighted_vote"
     """How the final answer is picked (see :mod:`langchain_adaptive.selection`)."""
     aggregation: Aggregation = "last"
     """How a candidate's step scores combine into one score for ``prm``/``weighted_vote``."""
