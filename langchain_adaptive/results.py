@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal
 
@@ -60,7 +61,7 @@ class SuccessEstimate(BaseModel):
                 raise ValueError(f"quantile {level} has value {prob} outside [0, 1]")
         ordered = dict(sorted(value.items()))
         probs = list(ordered.values())
-        if any(hi < lo - 1e-9 for lo, hi in zip(probs, probs[1:], strict=False)):
+        if any(hi < lo - 1e-9 for lo, hi in itertools.pairwise(probs)):
             raise ValueError(f"quantiles cross (a higher level has a lower value): {ordered}")
         return ordered
 

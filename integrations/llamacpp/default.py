@@ -43,8 +43,9 @@ def default_reasoner(
 
     The policy and the :class:`LLMJudgePRM` share one loaded model (one copy of
     the weights, one lock). The judge's question estimate sets the IAS budget and
-    the samples are chosen by majority vote (pass ``strategy=`` to change that). Without ``model`` it is the SmolLM2-135M-Instruct
-    bundled with the ``llamacpp`` extra, so it runs offline on any CPU.
+    the samples are chosen by majority vote (pass ``strategy=`` to change that).
+    Without ``model`` it is the SmolLM2-135M-Instruct bundled with the
+    ``llamacpp`` extra, so it runs offline on any CPU.
 
     Args:
         model: A GGUF path or Hugging Face repo id; ``None`` for the bundled model.
