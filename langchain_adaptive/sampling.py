@@ -73,7 +73,7 @@ def draw(
             result = model.generate(
                 [question.messages], **_run_args(config), n=n, stream=False, **kwargs
             )
-            return [_chat_sample(model, g.message) for g in result.generations[0]]  # type: ignore[attr-defined]
+            return _one_call(model, result)
         outputs = model.batch([question.messages] * n, config, return_exceptions=True, **kwargs)
         return _collect(
             [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
@@ -101,7 +101,7 @@ async def adraw(
             result = await model.agenerate(
                 [question.messages], **_run_args(config), n=n, stream=False, **kwargs
             )
-            return [_chat_sample(model, g.message) for g in result.generations[0]]  # type: ignore[attr-defined]
+            return _one_call(model, result)
         outputs = await model.abatch(
             [question.messages] * n, config, return_exceptions=True, **kwargs
         )
@@ -130,6 +130,14 @@ def _collect(outputs: list[Sample | Any]) -> list[Sample]:
     errors = [o for o in outputs if isinstance(o, BaseException)]
     if errors:
         raise SamplingFailure(samples, errors[0])
+    return samples
+
+
+def _one_call(model: BaseLanguageModel, result: LLMResult) -> list[Sample]:
+    """Samples of one native ``n`` call: the call is counted once, on the first sample."""
+    samples = [_chat_sample(model, g.message) for g in result.generations[0]]  # type: ignore[attr-defined]
+    for sample in samples[1:]:
+        sample.usage.model_calls = 0
     return samples
 
 
