@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
 from langchain_core.messages import AIMessage
-from langchain_core.outputs import Generation, LLMResult
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
@@ -156,21 +156,46 @@ def _chat_sample(model: BaseLanguageModel, message: AIMessage) -> Sample:
 
 
 def _llm_samples(model: BaseLLM, prompt: str, result: LLMResult) -> list[Sample]:
-    prompt_tokens = count_tokens(model, prompt)
-    samples = []
-    for generations in result.generations:
-        generation: Generation = generations[0]
-        info = generation.generation_info or {}
-        usage = TokenUsage(
-            input_tokens=prompt_tokens,
-            output_tokens=count_tokens(model, generation.text),
-            model_calls=1,
-            estimated=True,
+    """Samples of a completion call, with usage from ``llm_output`` when the model reports it.
+
+    ``llm_output["token_usage"]`` (OpenAI style) gives totals for the whole call:
+    they are split over the samples in proportion to tokenizer counts, so the
+    totals are exact and marked as reported; without it every count is estimated.
+    """
+    texts = [generations[0].text for generations in result.generations]
+    infos = [generations[0].generation_info or {} for generations in result.generations]
+    guessed_out = [count_tokens(model, text) for text in texts]
+    guessed_in = [count_tokens(model, prompt)] * len(texts)
+    reported = (result.llm_output or {}).get("token_usage") or {}
+    out_total, in_total = reported.get("completion_tokens"), reported.get("prompt_tokens")
+    estimated = not isinstance(out_total, int)
+    outputs = guessed_out if estimated else _split(out_total, guessed_out)
+    inputs = guessed_in if not isinstance(in_total, int) else _split(in_total, guessed_in)
+    return [
+        Sample(
+            text=text,
+            usage=TokenUsage(
+                input_tokens=n_in, output_tokens=n_out, model_calls=1, estimated=estimated
+            ),
+            finish_reason=info.get("finish_reason"),
         )
-        samples.append(
-            Sample(text=generation.text, usage=usage, finish_reason=info.get("finish_reason"))
-        )
-    return samples
+        for text, info, n_in, n_out in zip(texts, infos, inputs, outputs, strict=True)
+    ]
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """Integers proportional to ``weights`` that sum exactly to ``total`` (largest remainder)."""
+    if not weights:
+        return []
+    weight_sum = sum(weights)
+    if weight_sum == 0:
+        weights, weight_sum = [1] * len(weights), len(weights)
+    shares = [total * w / weight_sum for w in weights]
+    parts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: parts[i] - shares[i])
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
 
 
 def count_tokens(model: BaseLanguageModel, text: str) -> int:

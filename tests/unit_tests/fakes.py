@@ -77,6 +77,8 @@ class ScriptedLLM(BaseLLM):
     """A completion LLM that cycles through ``responses``."""
 
     responses: list[str]
+    report_usage: bool = False
+    """Report OpenAI-style totals in ``llm_output["token_usage"]`` (one token per word)."""
     _counter: Any = PrivateAttr(default_factory=itertools.count)
 
     @property
@@ -90,11 +92,14 @@ class ScriptedLLM(BaseLLM):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> LLMResult:
+        texts = [self.responses[next(self._counter) % len(self.responses)] for _ in prompts]
+        usage = {
+            "completion_tokens": sum(len(t.split()) for t in texts),
+            "prompt_tokens": sum(len(p.split()) for p in prompts),
+        }
         return LLMResult(
-            generations=[
-                [Generation(text=self.responses[next(self._counter) % len(self.responses)])]
-                for _ in prompts
-            ]
+            generations=[[Generation(text=t)] for t in texts],
+            llm_output={"token_usage": usage} if self.report_usage else None,
         )
 
 

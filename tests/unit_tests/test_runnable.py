@@ -233,6 +233,14 @@ def test_completion_llms_work_and_mark_estimated_tokens() -> None:
     assert result.budget.tokens_estimated and result.budget.generated_tokens > 0
 
 
+def test_completion_llm_usage_comes_from_llm_output() -> None:
+    llm = ScriptedLLM(responses=[RIGHT, "The answer is 15."], report_usage=True)
+    result = reasoner(model=llm, strategy=BestOfN(n=3)).invoke("q")
+    assert not result.budget.tokens_estimated
+    reported = len(RIGHT.split()) * 2 + 4  # "The answer is 15." is four words
+    assert result.budget.generated_tokens == reported
+
+
 def test_models_without_usage_metadata_are_estimated() -> None:
     model = ScriptedChatModel(responses=[RIGHT], report_usage=False)
     result = reasoner(model=model, strategy=BestOfN(n=2)).invoke("q")
