@@ -181,8 +181,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
+    _plot(results, args.out.with_suffix(".png"))
     _print_table(results)
     return results
+
+
+def _plot(results: dict[str, Any], path: Path) -> None:
+    """Per-repeat wall time of both sides, side by side (needs matplotlib: the bench extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install 'langchain-adaptive[bench]'): no plot")
+        return
+    sides = ("ours", "community")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for x, side in enumerate(sides):
+        seconds = results["repeats_detail"][side]["seconds"]
+        ax.scatter([x] * len(seconds), seconds, color="C0" if side == "ours" else "C1")
+        ax.hlines(results["summary"][side]["median_seconds"], x - 0.2, x + 0.2, color="k")
+    ax.set_xticks(
+        range(len(sides)), ["ChatLlamaCpp (ours)\none call, n samples", "community\nn invokes"]
+    )
+    ax.set_ylabel("wall time (s)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"{results['samples']} samples x {results['sampling']['max_tokens']} tokens, "
+        f"{results['model']}\ncommunity/ours = {results['ratio_community_over_ours_seconds']:.2f}x",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _print_table(results: dict[str, Any]) -> None:

@@ -1,0 +1,90 @@
+"""Every Python snippet in the README and every example script runs, on the real model."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "examples" / "benchmarks"
+
+
+def readme_snippets() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_has_python_snippets() -> None:
+    assert len(readme_snippets()) >= 3
+
+
+def test_readme_snippets_run_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for snippet in readme_snippets():
+        exec(compile(snippet, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == ["2", "1"]  # the toy PRM's budgets at C = 0.99 and C = 0.5
+
+
+def test_readme_names_the_two_setup_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert 'pip install -e ".[llamacpp]" && langchain-adaptive ask "What is 7 + 8?"' in text
+    assert 'pip install -e ".[llamacpp,dev]" && pytest' in text
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install --quiet -e ".[llamacpp,dev]"' in ci and "\npytest\n" in ci
+
+
+def run_script(name: str, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args], check=True, timeout=600, cwd=ROOT
+    )
+
+
+def test_ias_vs_fixed_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "ias.json"
+    run_script(
+        "ias_vs_fixed.py",
+        "--per-level",
+        "1",
+        "--max-samples",
+        "2",
+        "--max-tokens",
+        "24",
+        "--out",
+        str(out),
+    )
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"fixed", "ias"}
+    assert len(report["rows"]) == 6
+    assert all(r["samples"] == 2 for r in report["rows"] if r["policy"] == "fixed")
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_chat_model_benchmark_runs(tmp_path: Path) -> None:
+    pytest.importorskip("langchain_community")
+    out = tmp_path / "chat.json"
+    run_script(
+        "chat_model_vs_community.py",
+        "--samples",
+        "2",
+        "--max-tokens",
+        "8",
+        "--repeats",
+        "1",
+        "--instances",
+        "1",
+        "--out",
+        str(out),
+    )
+    report = json.loads(out.read_text())
+    assert report["ratio_community_over_ours_seconds"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
