@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -126,14 +127,8 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         self, request: PRMRequest, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> PRMScores:
         child = patch_config(config, callbacks=run_manager.get_child())
-        try:
+        with self._failures_as_prm_error():
             scores = self._score(request.question, request.solutions, config=child)
-        except AdaptiveError:
-            raise
-        except Exception as error:
-            raise PRMError(
-                f"{type(self).__name__} failed: {type(error).__name__}: {error}"
-            ) from error
         return check_scores(request, scores)
 
     async def _ainvoke(
@@ -143,15 +138,21 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         config: RunnableConfig,
     ) -> PRMScores:
         child = patch_config(config, callbacks=run_manager.get_child())
-        try:
+        with self._failures_as_prm_error():
             scores = await self._ascore(request.question, request.solutions, config=child)
+        return check_scores(request, scores)
+
+    @contextmanager
+    def _failures_as_prm_error(self) -> Iterator[None]:
+        """Foreign exceptions become :class:`PRMError`; the package's own pass through."""
+        try:
+            yield
         except AdaptiveError:
             raise
         except Exception as error:
             raise PRMError(
                 f"{type(self).__name__} failed: {type(error).__name__}: {error}"
             ) from error
-        return check_scores(request, scores)
 
 
 def _as_request(value: PRMRequest | dict[str, Any]) -> PRMRequest:

@@ -10,8 +10,6 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from langchain_core.tracers.base import BaseTracer
-from langchain_core.tracers.schemas import Run
 
 from langchain_adaptive import (
     AdaptiveReasoningRunnable,
@@ -20,6 +18,7 @@ from langchain_adaptive import (
     ias_sample_count,
 )
 from langchain_adaptive.integrations.llamacpp import default_reasoner
+from tests.tracing import RunCollector, run_usage, walk
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
 
@@ -28,39 +27,6 @@ HARD = (
     "How many ordered triples (a, b, c) of positive integers satisfy a * b * c = 1000 "
     "and gcd(a, b, c) = 1?"
 )
-
-
-class RunCollector(BaseTracer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.runs: list[Run] = []
-
-    def _persist_run(self, run: Run) -> None:
-        pass
-
-    def _end_trace(self, run: Run) -> None:
-        super()._end_trace(run)
-        self.runs.append(run)
-
-
-def usage_of(run: Run) -> tuple[int, int]:
-    """(input, output) tokens over every generation of one traced model run."""
-    total_in = total_out = 0
-    for generations in run.outputs["generations"]:
-        for generation in generations:
-            message = generation["message"]
-            usage = (
-                message["kwargs"]["usage_metadata"]
-                if isinstance(message, dict)
-                else message.usage_metadata
-            )
-            total_in += usage["input_tokens"]
-            total_out += usage["output_tokens"]
-    return total_in, total_out
-
-
-def walk(run: Run) -> list[Run]:
-    return [run, *(r for child in run.child_runs for r in walk(child))]
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +85,12 @@ async def test_ainvoke_and_astream_events_show_child_runs(
 def test_usage_equals_the_sum_over_child_runs(reasoner: AdaptiveReasoningRunnable) -> None:
     tracer = RunCollector()
     result = reasoner.invoke(EASY, config={"callbacks": [tracer]})
-    (root,) = [r for r in tracer.runs if r.parent_run_id is None]
+    root = tracer.root()
     policy = [r for r in root.child_runs if r.run_type == "llm"]
     judged = [r for prm in root.child_runs if prm.run_type == "prm" for r in walk(prm)[1:]]
-    assert sum(usage_of(r)[1] for r in policy) == result.budget.generated_tokens
-    assert sum(usage_of(r)[0] for r in policy) == result.budget.prompt_tokens
-    assert sum(usage_of(r)[0] for r in judged) == result.budget.prm_input_tokens
+    assert sum(run_usage(r)[1] for r in policy) == result.budget.generated_tokens
+    assert sum(run_usage(r)[0] for r in policy) == result.budget.prompt_tokens
+    assert sum(run_usage(r)[0] for r in judged) == result.budget.prm_input_tokens
     assert len(judged) == result.budget.prm_model_calls
 
 

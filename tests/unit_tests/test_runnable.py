@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import ConfigurableField
-from langchain_core.tracers.base import BaseTracer
-from langchain_core.tracers.schemas import Run
 
 from langchain_adaptive import (
     AdaptiveAnswerParser,
@@ -27,39 +25,11 @@ from langchain_adaptive import (
     UnknownStrategyError,
     UnsupportedInputError,
 )
+from tests.tracing import RunCollector, run_usage, walk
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedLLM, ScriptedPRM, nan_score
 
 RIGHT = "7 + 8 = 15\n\nThe answer is 15."
 WRONG = "7 + 8 = 14\n\nThe answer is 14."
-
-
-class RunCollector(BaseTracer):
-    """Keeps every finished run, so tests can inspect the trace tree."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.runs: list[Run] = []
-
-    def _persist_run(self, run: Run) -> None:
-        pass
-
-    def _end_trace(self, run: Run) -> None:
-        super()._end_trace(run)
-        self.runs.append(run)
-
-    def _on_run_update(self, run: Run) -> None:
-        pass
-
-
-def flatten(run: Run) -> list[Run]:
-    return [run, *(r for child in run.child_runs for r in flatten(child))]
-
-
-def output_tokens(message: object) -> int:
-    """Output tokens of a traced message (a message object or its serialised dict)."""
-    if isinstance(message, dict):
-        return message["kwargs"]["usage_metadata"]["output_tokens"]
-    return message.usage_metadata["output_tokens"]  # type: ignore[attr-defined]
 
 
 def reasoner(**kwargs: object) -> AdaptiveReasoningRunnable:
@@ -321,24 +291,19 @@ def test_child_runs_are_traced_with_config() -> None:
     tracer = RunCollector()
     runnable = reasoner(strategy=BestOfN(n=2))
     runnable.invoke("q", config={"callbacks": [tracer], "tags": ["t1"], "run_name": "thinker"})
-    (root,) = [r for r in tracer.runs if r.parent_run_id is None]
+    root = tracer.root()
     assert root.name == "thinker" and "t1" in root.tags
-    kinds = [r.run_type for r in flatten(root)[1:]]
+    kinds = [r.run_type for r in walk(root)[1:]]
     assert kinds.count("llm") == 2 and kinds.count("prm") == 1  # BestOfN only scores
-    assert all("t1" in r.tags for r in flatten(root))
+    assert all("t1" in r.tags for r in walk(root))
 
 
 def test_usage_equals_the_sum_over_model_child_runs() -> None:
     tracer = RunCollector()
     result = reasoner(strategy=BestOfN(n=3)).invoke("q", config={"callbacks": [tracer]})
-    (root,) = [r for r in tracer.runs if r.parent_run_id is None]
+    root = tracer.root()
     llm_runs = [r for r in root.child_runs if r.run_type == "llm"]
-    total = sum(
-        output_tokens(g["message"])
-        for r in llm_runs
-        for gens in r.outputs["generations"]
-        for g in gens
-    )
+    total = sum(run_usage(r)[1] for r in llm_runs)
     assert total == result.budget.generated_tokens > 0
 
 
