@@ -20,6 +20,8 @@ AnswerExtractor = Callable[[str], str | None]
 AnswerEquivalence = Callable[[str, str], bool]
 
 DEFAULT_STEP_DELIMITER = r"\n\s*\n"
+STEP_JOINER = "\n\n"
+"""How steps are joined back into a prefix (what the default delimiter splits on)."""
 """A blank line ends a step, as in the PRM literature (Math-Shepherd, Qwen2.5-Math-PRM)."""
 
 _MAX_ANSWER_CHARS = 200
@@ -192,6 +194,7 @@ def group_answers(
 
 __all__ = [
     "DEFAULT_STEP_DELIMITER",
+    "STEP_JOINER",
     "AnswerEquivalence",
     "AnswerExtractor",
     "StepSplitter",

@@ -6,15 +6,18 @@ from collections.abc import Sequence
 
 from langchain_core.runnables import RunnableConfig
 
+from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.calibration import Calibrator, IdentityCalibrator
+from langchain_adaptive.calibration.records import prefix_features
+from langchain_adaptive.errors import CalibrationError
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 
 
 class CalibratedPRM(ProcessRewardModel):
     """Applies ``calibrator`` to the raw scores of ``prm``.
 
-    Step index is passed to the calibrator as a feature, since calibration
-    error differs between the question alone and late prefixes.
+    The calibrator also gets :func:`prefix_features` (step index, prefix length),
+    since calibration error differs between the question alone and late prefixes.
 
     Example:
         .. code-block:: python
@@ -31,21 +34,30 @@ class CalibratedPRM(ProcessRewardModel):
     def _score(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
-        return self._calibrate(self.prm.score(question, solutions, config))
+        return self._calibrate(solutions, self.prm.score(question, solutions, config))
 
     async def _ascore(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
-        return self._calibrate(await self.prm.ascore(question, solutions, config))
+        return self._calibrate(solutions, await self.prm.ascore(question, solutions, config))
 
-    def _calibrate(self, scores: PRMScores) -> PRMScores:
-        raw = [
-            est.raw_score if est.raw_score is not None else est.median
-            for row in scores
-            for est in row
-        ]
-        features = [[float(step)] for row in scores for step in range(len(row))]
-        flat = iter(self.calibrator.predict(raw, features))
+    def _calibrate(self, solutions: Sequence[Sequence[str]], scores: PRMScores) -> PRMScores:
+        raw: list[float] = []
+        features: list[list[float]] = []
+        for steps, row in zip(solutions, scores, strict=True):
+            for j, estimate in enumerate(row):
+                k = j + 1 if steps else 0  # estimate j scores the prefix of j + 1 steps
+                raw.append(
+                    estimate.raw_score if estimate.raw_score is not None else estimate.median
+                )
+                features.append(prefix_features(k, STEP_JOINER.join(steps[:k])))
+        calibrated = self.calibrator.predict(raw, features)
+        if len(calibrated) != len(raw):
+            raise CalibrationError(
+                f"{type(self.calibrator).__name__} returned {len(calibrated)} estimates "
+                f"for {len(raw)} scores"
+            )
+        flat = iter(calibrated)
         return [[next(flat) for _ in row] for row in scores]
 
 

@@ -22,6 +22,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.errors import PRMError
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel, estimate_from_probability
 from langchain_adaptive.results import SuccessEstimate
@@ -43,7 +44,7 @@ DEFAULT_SOLUTION_PROMPT = (
 )
 """Asks whether the steps so far are correct and lead to the right answer."""
 
-STEP_SEPARATOR = "\n\n"
+STEP_SEPARATOR = STEP_JOINER
 """What joins the steps of a prefix into the ``{solution}`` text."""
 
 _TOKEN_MARKERS = "▁Ġ"
