@@ -1,4 +1,4 @@
-"""The ``langchain-adaptive`` command line: ask the on-device default a question."""
+"""The ``langchain-adaptive`` command line: ``ask`` the on-device default, ``calibrate`` a PRM."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
@@ -78,6 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
     ask.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_calibrate_commands(commands)
     return parser
 
 
@@ -152,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "ask":
         return _ask(args)
+    if args.command == "calibrate":
+        try:
+            return run_calibrate(args)
+        except AdaptiveError as error:
+            print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+            return 2
     return 2  # pragma: no cover - argparse enforces the choices
 
 

@@ -407,7 +407,8 @@ class _Episode:
         if gold is not None:
             for candidate in candidates:
                 candidate.correct = candidate.answer is not None and runnable.answers_match(
-                    candidate.answer, gold
+                    gold,
+                    candidate.answer,  # math-verify reads the first argument as gold
                 )
         selected = candidates[outcome.index] if outcome.index is not None else None
         usage = state.tracker.usage

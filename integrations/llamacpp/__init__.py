@@ -6,6 +6,8 @@ SmolLM2-135M-Instruct, so ``ChatLlamaCpp()`` works offline with no download.
 - :class:`ChatLlamaCpp`: the LangChain chat model (``chat_models.py``).
 - :func:`bundled_model_path`, :func:`resolve_model_path`: find a GGUF file
   locally or in the Hugging Face cache (``_loading.py``).
+- :class:`ProbePRM`, :class:`LlamaCppEmbedder`: an on-device PRM reading the
+  policy's own embedding of a prefix through a trained probe head (``probe.py``).
 - :func:`default_reasoner`: the embedded default, an adaptive reasoner on one
   local model that also judges its samples (``default.py``).
 - :func:`load_shared_llama`, :class:`SharedLlama`: load each model once per
@@ -29,9 +31,12 @@ if TYPE_CHECKING:
     )
     from .chat_models import ChatLlamaCpp
     from .default import default_reasoner, default_threads
+    from .probe import LlamaCppEmbedder, ProbePRM
 
 __all__ = (
     "ChatLlamaCpp",
+    "LlamaCppEmbedder",
+    "ProbePRM",
     "SharedLlama",
     "bundled_model_path",
     "default_reasoner",
@@ -42,6 +47,8 @@ __all__ = (
 
 _MODULE_OF: dict[str, str] = {
     "ChatLlamaCpp": "chat_models",
+    "LlamaCppEmbedder": "probe",
+    "ProbePRM": "probe",
     "SharedLlama": "_loading",
     "bundled_model_path": "_loading",
     "default_reasoner": "default",

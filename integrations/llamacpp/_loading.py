@@ -281,7 +281,7 @@ class SharedLlama:
         llama: The loaded model and its context.
         path: The GGUF file it was loaded from.
         key: The cache key: real path, ``n_ctx``, ``n_gpu_layers``,
-            ``n_threads``, ``n_batch``.
+            ``n_threads``, ``n_batch``, ``embedding``.
         lock: A re-entrant lock, one per loaded model.
         generating: ``True`` while a token loop runs on this model; a second
             loop started from the same thread (for example inside a stream) is
@@ -306,6 +306,7 @@ def load_shared_llama(
     n_gpu_layers: int = 0,
     n_threads: int | None = None,
     n_batch: int = 512,
+    embedding: bool = False,
     verbose: bool = False,
 ) -> SharedLlama:
     """Load a GGUF model once per process and settings, and share it.
@@ -323,6 +324,8 @@ def load_shared_llama(
         n_threads: CPU threads for generation; ``None`` keeps llama.cpp's
             default (half the logical cores).
         n_batch: Prompt tokens evaluated per decode call.
+        embedding: Load an embedding context (mean-pooled hidden states, no
+            sampling) instead of a generation context.
         verbose: Let llama.cpp print its load and timing logs. Not part of the
             cache key.
 
@@ -349,7 +352,14 @@ def load_shared_llama(
     file = Path(path).expanduser()
     if not file.is_file():
         raise ModelNotFoundError(f"The model file {str(file)!r} does not exist.")
-    key = (os.path.realpath(file), int(n_ctx), int(n_gpu_layers), n_threads, int(n_batch))
+    key = (
+        os.path.realpath(file),
+        int(n_ctx),
+        int(n_gpu_layers),
+        n_threads,
+        int(n_batch),
+        bool(embedding),
+    )
     shared = _SHARED.get(key)
     if shared is not None:
         return shared
@@ -362,6 +372,7 @@ def load_shared_llama(
                 n_gpu_layers=n_gpu_layers,
                 n_threads=n_threads,
                 n_batch=n_batch,
+                embedding=embedding,
                 verbose=verbose,
             )
             shared = SharedLlama(llama=llama, path=file, key=key)
@@ -376,6 +387,7 @@ def _load_llama(
     n_gpu_layers: int,
     n_threads: int | None,
     n_batch: int,
+    embedding: bool,
     verbose: bool,
 ) -> llama_cpp.Llama:
     try:
@@ -392,7 +404,11 @@ def _load_llama(
             n_threads=n_threads,
             n_batch=n_batch,
             logits_all=False,
-            embedding=False,
+            embedding=embedding,
+            # Mean pooling gives one vector per text whatever the model's default.
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN
+            if embedding
+            else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
             verbose=verbose,
         )
     except ValueError as exc:

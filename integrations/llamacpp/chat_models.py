@@ -2,10 +2,11 @@
 
 The data path of one call reads top to bottom in this module:
 
-messages → the GGUF's own chat template → prompt tokens (checked against the
-context window) → one :class:`_SampleRun` per sample, a token loop over
-``Llama.generate`` with llama.cpp's native sampler → stop strings, UTF-8-safe
-text, optional log-probabilities → ``AIMessage`` with ``usage_metadata``.
+messages → the GGUF's own chat template (a final AI message is a prefill the
+model continues) → prompt tokens (checked against the context window) → one
+:class:`_SampleRun` per sample, a token loop over ``Llama.generate`` with
+llama.cpp's native sampler → stop strings, UTF-8-safe text, optional
+log-probabilities → ``AIMessage`` with ``usage_metadata``.
 
 Weights are loaded lazily on first use from the process-wide cache in
 :mod:`._loading`; every touch of the ``Llama`` object holds that model's lock.
@@ -408,6 +409,22 @@ class ChatLlamaCpp(BaseChatModel):
         print(result.llm_output["token_usage"])
         ```
 
+    Continue a partial answer (assistant prefill):
+        When the last message is an ``AIMessage``, the conversation before it
+        is rendered with the assistant generation prompt and the message's
+        text is appended verbatim, with no end-of-turn token: the model
+        continues that text. The reply holds only the continuation, and
+        ``usage_metadata["input_tokens"]`` counts the prefill as prompt.
+        Monte-Carlo rollouts from a solution prefix (calibration) use this.
+
+        ```python
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        partial = [HumanMessage("What is 7 + 8?"), AIMessage("7 + 8 = 1")]
+        rest = model.invoke(partial, max_tokens=4)
+        print("7 + 8 = 1" + rest.content)
+        ```
+
     Log-probabilities (for an LLM-as-judge):
         ```python
         judge = model.invoke(
@@ -619,7 +636,14 @@ class ChatLlamaCpp(BaseChatModel):
             return len(self._prompt_tokens(shared.llama, messages))
 
     def _prompt_tokens(self, llama: llama_cpp.Llama, messages: Sequence[BaseMessage]) -> list[int]:
-        """Render the chat template and tokenize it (the caller holds the lock)."""
+        """Render the chat template and tokenize it (the caller holds the lock).
+
+        A final AI message is a prefill: the messages before it are rendered
+        with the generation prompt and its text follows verbatim, with no
+        end-of-turn token, so the model continues that partial answer. The
+        whole string is tokenized at once, so the prefill is split exactly as
+        it would be had the model written it.
+        """
         if self._formatter is None:
             from llama_cpp import llama_chat_format
 
@@ -631,9 +655,13 @@ class ChatLlamaCpp(BaseChatModel):
                 eos_token=_special_text(llama, llama.token_eos()),
                 bos_token=_special_text(llama, llama.token_bos()),
             )
+        prefill = ""
+        if messages and messages[-1].type == "ai":
+            prefill = messages[-1].text
+            messages = messages[:-1]
         rendered = self._formatter(messages=[_to_chat_dict(m) for m in messages])
         return llama.tokenize(
-            rendered.prompt.encode("utf-8"),
+            (rendered.prompt + prefill).encode("utf-8"),
             add_bos=not rendered.added_special,
             special=True,
         )

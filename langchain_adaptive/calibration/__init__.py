@@ -1,10 +1,121 @@
 """Calibration: turn a PRM's raw scores into calibrated success probabilities with quantiles.
 
-- ``base``: the :class:`Calibrator` interface and :class:`IdentityCalibrator`.
+- ``records``: :class:`CalibrationRecord` (one prefix and its Monte-Carlo success
+  rate) and :func:`prefix_features`, shared by fitting and run time.
+- ``base``: the :class:`Calibrator` interface (fit, predict, save/load, the hub)
+  and :class:`IdentityCalibrator`.
+- ``baselines``: :class:`PlattCalibrator`, :class:`IsotonicCalibrator`,
+  :class:`HistogramBinningCalibrator` (numpy), with Wilson lower bounds.
+- ``quantile``: :class:`QuantileCalibrator`, the paper's pinball-loss head (torch).
+- ``metrics``: Brier, ECE, pinball loss, coverage, AUROC, :func:`evaluate`, plots.
+- ``collect``: :func:`collect_calibration_data`, Monte-Carlo success rates of
+  solution prefixes from any LangChain model, resumable JSONL.
+- ``probe``: :class:`ProbeHead`, success quantiles from the policy's own embedding.
+
+Names are imported on first use, so torch loads only with :class:`QuantileCalibrator`.
 """
 
 from __future__ import annotations
 
-from langchain_adaptive.calibration.base import Calibrator, IdentityCalibrator
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Calibrator", "IdentityCalibrator"]
+if TYPE_CHECKING:
+    from langchain_adaptive.calibration.base import Calibrator, IdentityCalibrator
+    from langchain_adaptive.calibration.baselines import (
+        HistogramBinningCalibrator,
+        IsotonicCalibrator,
+        PlattCalibrator,
+    )
+    from langchain_adaptive.calibration.collect import (
+        acollect_calibration_data,
+        collect_calibration_data,
+        read_records,
+    )
+    from langchain_adaptive.calibration.metrics import (
+        CalibrationReport,
+        CalibratorMetrics,
+        auroc,
+        brier_score,
+        evaluate,
+        expected_calibration_error,
+        pinball_loss,
+        quantile_coverage,
+        reliability_diagram,
+        report_markdown,
+        split_by_question,
+    )
+    from langchain_adaptive.calibration.probe import ProbeHead
+    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+    from langchain_adaptive.calibration.records import (
+        FEATURE_NAMES,
+        CalibrationRecord,
+        prefix_features,
+    )
+
+_MODULE_OF: dict[str, str] = {
+    "FEATURE_NAMES": "records",
+    "CalibrationRecord": "records",
+    "CalibrationReport": "metrics",
+    "CalibratorMetrics": "metrics",
+    "Calibrator": "base",
+    "HistogramBinningCalibrator": "baselines",
+    "IdentityCalibrator": "base",
+    "IsotonicCalibrator": "baselines",
+    "PlattCalibrator": "baselines",
+    "ProbeHead": "probe",
+    "QuantileCalibrator": "quantile",
+    "acollect_calibration_data": "collect",
+    "collect_calibration_data": "collect",
+    "read_records": "collect",
+    "auroc": "metrics",
+    "brier_score": "metrics",
+    "evaluate": "metrics",
+    "expected_calibration_error": "metrics",
+    "pinball_loss": "metrics",
+    "prefix_features": "records",
+    "quantile_coverage": "metrics",
+    "reliability_diagram": "metrics",
+    "report_markdown": "metrics",
+    "split_by_question": "metrics",
+}
+
+__all__ = (
+    "FEATURE_NAMES",
+    "CalibrationRecord",
+    "CalibrationReport",
+    "Calibrator",
+    "CalibratorMetrics",
+    "HistogramBinningCalibrator",
+    "IdentityCalibrator",
+    "IsotonicCalibrator",
+    "PlattCalibrator",
+    "ProbeHead",
+    "QuantileCalibrator",
+    "acollect_calibration_data",
+    "auroc",
+    "brier_score",
+    "collect_calibration_data",
+    "evaluate",
+    "expected_calibration_error",
+    "pinball_loss",
+    "prefix_features",
+    "quantile_coverage",
+    "read_records",
+    "reliability_diagram",
+    "report_markdown",
+    "split_by_question",
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"langchain_adaptive.calibration.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -552,3 +552,47 @@ def test_loading_docstring_examples_run() -> None:
     for function in (_loading.bundled_model_path, _loading.resolve_model_path, load_shared_llama):
         for block in re.findall(r"```python\n(.*?)```", function.__doc__ or "", flags=re.S):
             exec(textwrap.dedent(block), {})
+
+
+# -- assistant prefill -----------------------------------------------------------------
+
+SUM = [HumanMessage("What is 7 + 8?")]
+PREFILL = "7 + 8 = 1"
+SUM_TURNS = 2  # the template's default system turn and the question
+
+
+def test_prefill_continues_the_partial_answer(greedy: ChatLlamaCpp) -> None:
+    prefilled = [*SUM, AIMessage(PREFILL)]
+    message = greedy.invoke(prefilled, max_tokens=6)
+
+    # SmolLM2 finishes the sum it was given; the reply holds only the continuation.
+    assert message.content.startswith("5")
+    assert not message.content.startswith(PREFILL)
+    usage = message.usage_metadata
+    assert usage["input_tokens"] == greedy.get_num_tokens_from_messages(prefilled)
+    assert usage["input_tokens"] > greedy.get_num_tokens_from_messages(SUM)
+
+
+def test_prefill_tokens_are_the_prompt_plus_the_text_without_end_of_turn(
+    greedy: ChatLlamaCpp,
+) -> None:
+    shared = greedy.shared_llama
+    with shared.lock:
+        plain = greedy._prompt_tokens(shared.llama, SUM)
+        prefilled = greedy._prompt_tokens(shared.llama, [*SUM, AIMessage(PREFILL)])
+        rendered = shared.llama.detokenize(prefilled, special=True).decode()
+
+    assert prefilled[: len(plain)] == plain  # the question's KV cache is reused
+    assert rendered.endswith("<|im_start|>assistant\n" + PREFILL)
+    assert rendered.count("<|im_end|>") == SUM_TURNS
+
+
+def test_prefill_streams_and_samples_n_like_invoke(greedy: ChatLlamaCpp) -> None:
+    prefilled = [*SUM, AIMessage(PREFILL)]
+    _warm(greedy, prefilled)
+    invoked = greedy.invoke(prefilled, max_tokens=4).content
+    streamed = "".join(chunk.text for chunk in greedy.stream(prefilled, max_tokens=4))
+    result = greedy.generate([prefilled], n=2, max_tokens=4)
+
+    assert streamed == invoked
+    assert [g.text for g in result.generations[0]] == [invoked, invoked]

@@ -57,6 +57,8 @@ def test_integrations_import_without_llama_cpp_being_loaded() -> None:
     module = importlib.import_module("langchain_adaptive.integrations.llamacpp")
     assert sorted(module.__all__) == [
         "ChatLlamaCpp",
+        "LlamaCppEmbedder",
+        "ProbePRM",
         "SharedLlama",
         "bundled_model_path",
         "default_reasoner",

@@ -1,0 +1,144 @@
+"""ProbePRM: an on-device PRM that reads the policy model's own embedding of a prefix.
+
+The embedding comes from the same GGUF file as the policy (a second, embedding
+context of it, mean-pooled), so the probe costs one prompt evaluation per
+prefix and no generation: milliseconds on a CPU for the bundled SmolLM2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from langchain_core.runnables import RunnableConfig
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from langchain_adaptive.answers import STEP_JOINER
+from langchain_adaptive.calibration.probe import ProbeHead
+from langchain_adaptive.calibration.records import prefix_features
+from langchain_adaptive.errors import ContextLengthExceededError, ModelNotFoundError
+from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+
+from ._loading import SharedLlama, load_shared_llama, resolve_model_path
+
+BUNDLED_HEAD = Path(__file__).parent / "heads" / "smollm2-135m-instruct-probe"
+"""The probe head trained for the bundled SmolLM2 (see the README for the command)."""
+
+
+def probe_text(question: str, prefix: str) -> str:
+    """What the probe embeds: the question, then the solution so far."""
+    return (
+        f"{question.strip()}{STEP_JOINER}{prefix.strip()}" if prefix.strip() else question.strip()
+    )
+
+
+class LlamaCppEmbedder:
+    """Mean-pooled embeddings from a GGUF model, loaded once and shared under its lock."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        model_file: str | None = None,
+        n_ctx: int = 2048,
+        n_gpu_layers: int = 0,
+        n_threads: int | None = None,
+    ) -> None:
+        self.path = resolve_model_path(model, filename=model_file)
+        self.n_ctx = n_ctx
+        self._shared: SharedLlama = load_shared_llama(
+            self.path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads, embedding=True
+        )
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text.
+
+        Raises:
+            ContextLengthExceededError: A text does not fit the context window.
+        """
+        llama = self._shared.llama
+        with self._shared.lock:
+            for text in texts:
+                tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=True))
+                if tokens > self.n_ctx:
+                    raise ContextLengthExceededError(
+                        f"a probe input has {tokens} tokens but n_ctx is {self.n_ctx}",
+                        prompt_tokens=tokens,
+                        context_size=self.n_ctx,
+                    )
+            vectors = llama.embed(list(texts), truncate=False)
+        return [list(map(float, vector)) for vector in vectors]
+
+
+class ProbePRM(ProcessRewardModel):
+    """Success quantiles predicted from the policy's embedding of each prefix.
+
+    Without ``head_path`` it loads the head shipped for the bundled SmolLM2,
+    trained on Monte-Carlo success rates of that model on the seeded arithmetic
+    suite; train one for another model with ``langchain-adaptive calibrate
+    fit-probe``.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_adaptive.integrations.llamacpp import ProbePRM
+
+            prm = ProbePRM()
+            prm.estimate_question("What is 7 + 8?").lower
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str | None = None
+    """GGUF path or Hugging Face repo id of the policy; ``None`` is the bundled SmolLM2."""
+    model_file: str | None = None
+    head_path: str | None = None
+    """Directory of a saved :class:`ProbeHead`; ``None`` uses the bundled head."""
+    n_ctx: int = Field(default=2048, ge=16)
+    n_gpu_layers: int = Field(default=0, ge=-1)
+    n_threads: int | None = Field(default=None, ge=1)
+
+    _embedder: LlamaCppEmbedder | None = PrivateAttr(default=None)
+    _head: ProbeHead | None = PrivateAttr(default=None)
+
+    @property
+    def embedder(self) -> LlamaCppEmbedder:
+        if self._embedder is None:
+            self._embedder = LlamaCppEmbedder(
+                self.model,
+                model_file=self.model_file,
+                n_ctx=self.n_ctx,
+                n_gpu_layers=self.n_gpu_layers,
+                n_threads=self.n_threads,
+            )
+        return self._embedder
+
+    @property
+    def head(self) -> ProbeHead:
+        if self._head is None:
+            path = Path(self.head_path) if self.head_path else BUNDLED_HEAD
+            if not (path / "probe.json").is_file():
+                raise ModelNotFoundError(
+                    f"no probe head at {path}; train one with `langchain-adaptive calibrate "
+                    "fit-probe` and pass head_path="
+                )
+            self._head = ProbeHead.load(path)
+        return self._head
+
+    def _score(
+        self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
+    ) -> PRMScores:
+        texts: list[str] = []
+        features: list[list[float]] = []
+        for steps in solutions:
+            for k in range(1, len(steps) + 1) if steps else [0]:
+                prefix = STEP_JOINER.join(steps[:k])
+                texts.append(probe_text(question, prefix))
+                features.append(prefix_features(k, prefix))
+        if not texts:
+            return []
+        flat = iter(self.head.predict(self.embedder.embed(texts), features))
+        return [[next(flat) for _ in range(max(1, len(steps)))] for steps in solutions]
+
+
+__all__ = ["BUNDLED_HEAD", "LlamaCppEmbedder", "ProbePRM", "probe_text"]

@@ -1,0 +1,298 @@
+"""``langchain-adaptive calibrate collect|fit|eval|fit-probe``: the calibration pipeline.
+
+``collect`` writes Monte-Carlo success rates of solution prefixes (resumable
+JSONL); ``fit`` fits one calibrator on the training questions and saves it;
+``eval`` fits every requested calibrator on the training questions and compares
+them, the raw PRM and an optional probe on the held-out questions (JSON,
+Markdown and a reliability diagram); ``fit-probe`` trains a probe head on the
+policy's own embeddings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from langchain_adaptive.calibration.records import CalibrationRecord
+from langchain_adaptive.datasets import Problem
+
+METHODS = ("quantile", "platt", "isotonic", "binning")
+
+
+def add_calibrate_commands(commands: Any) -> None:
+    """Register ``calibrate`` and its sub-commands on the top-level sub-parsers."""
+    calibrate = commands.add_parser("calibrate", help="collect data, fit and evaluate calibrators")
+    sub = calibrate.add_subparsers(dest="calibrate_command", required=True)
+
+    collect = sub.add_parser("collect", help="Monte-Carlo success rates of solution prefixes")
+    _problem_arguments(collect)
+    _model_arguments(collect)
+    collect.add_argument("--n-val", type=int, default=4, help="trajectories per question")
+    collect.add_argument("--n-mc", type=int, default=4, help="rollouts per prefix")
+    collect.add_argument("--max-steps", type=int, default=20, help="prefixes per trajectory")
+    collect.add_argument("--max-tokens", type=int, default=64, help="tokens per sample")
+    collect.add_argument("--temperature", type=float, default=0.7)
+    collect.add_argument("--out", type=Path, required=True, help="records JSONL (resumable)")
+
+    fit = sub.add_parser("fit", help="fit one calibrator on the training questions and save it")
+    _data_arguments(fit)
+    fit.add_argument("--method", choices=METHODS, default="quantile")
+    fit.add_argument("--conformal-coverage", type=float, default=0.9, help="quantile only")
+    fit.add_argument("--out", type=Path, required=True, help="directory to save to")
+
+    evaluate = sub.add_parser("eval", help="compare calibrators on held-out questions")
+    _data_arguments(evaluate)
+    evaluate.add_argument(
+        "--fit", default=",".join(METHODS), help=f"methods to fit on train ({','.join(METHODS)})"
+    )
+    evaluate.add_argument(
+        "--calibrator", action="append", default=[], metavar="NAME=DIR", help="a saved one"
+    )
+    evaluate.add_argument("--conformal-coverage", type=float, default=0.9)
+    evaluate.add_argument("--probe", type=Path, default=None, help="a saved probe head")
+    _problem_arguments(evaluate, required=False)
+    _model_arguments(evaluate, prm=False)
+    evaluate.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
+
+    probe = sub.add_parser("fit-probe", help="train a probe head on the policy's embeddings")
+    _data_arguments(probe)
+    _problem_arguments(probe)
+    _model_arguments(probe, prm=False)
+    probe.add_argument("--dims", type=int, default=16, help="principal components kept")
+    probe.add_argument("--conformal-coverage", type=float, default=0.9)
+    probe.add_argument("--out", type=Path, required=True, help="directory to save the head to")
+
+
+def _problem_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    group = parser.add_argument_group("questions")
+    group.add_argument(
+        "--suite",
+        default="arithmetic" if required else None,
+        choices=["arithmetic"],
+        help="the seeded arithmetic suite",
+    )
+    group.add_argument("--per-level", type=int, default=5, help="suite questions per level")
+    group.add_argument("--suite-seed", type=int, default=0)
+    group.add_argument("--dataset", type=Path, default=None, help="JSONL with question and gold")
+
+
+def _model_arguments(parser: argparse.ArgumentParser, *, prm: bool = True) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=None, help="GGUF path or repo id (default: bundled)")
+    group.add_argument("--model-file", default=None)
+    group.add_argument("--n-gpu-layers", type=int, default=0)
+    group.add_argument("--threads", type=int, default=None)
+    group.add_argument("--seed", type=int, default=0, help="sampling seed")
+    if prm:
+        group.add_argument("--prm", choices=["judge"], default="judge", help="PRM to calibrate")
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="records JSONL from collect")
+    parser.add_argument("--test-fraction", type=float, default=0.3, help="held-out questions")
+    parser.add_argument("--split-seed", type=int, default=0)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Dispatch a ``calibrate`` sub-command."""
+    handlers = {
+        "collect": _collect,
+        "fit": _fit,
+        "eval": _eval,
+        "fit-probe": _fit_probe,
+    }
+    return handlers[args.calibrate_command](args)
+
+
+# -- sub-commands ---------------------------------------------------------------------
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from langchain_adaptive.calibration.collect import collect_calibration_data
+    from langchain_adaptive.prm.judge import LLMJudgePRM
+
+    chat = _chat_model(args)
+    records = collect_calibration_data(
+        chat,
+        LLMJudgePRM(model=chat),
+        _problems(args),
+        out=args.out,
+        n_val=args.n_val,
+        n_mc=args.n_mc,
+        max_steps=args.max_steps,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+    )
+    print(f"{len(records)} records in {args.out}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    train, _ = _split(args)
+    calibrator = _new_calibrator(args.method, args.conformal_coverage)
+    calibrator.metadata = {"data": args.data.name, "train_questions": _questions(train)}
+    calibrator.fit_records(train)
+    calibrator.save(args.out)
+    print(f"fitted {args.method} on {len(train)} records; saved to {args.out}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from langchain_adaptive.calibration.base import Calibrator
+    from langchain_adaptive.calibration.metrics import (
+        FixedPredictions,
+        evaluate,
+        reliability_diagram,
+        report_markdown,
+    )
+
+    train, test = _split(args)
+    entries: dict[str, Any] = {"raw": None}
+    for method in [m for m in args.fit.split(",") if m]:
+        if method not in METHODS:
+            raise SystemExit(f"error: unknown method {method!r}; choose from {METHODS}")
+        entries[method] = _new_calibrator(method, args.conformal_coverage).fit_records(train)
+    for spec in args.calibrator:
+        name, _, directory = spec.partition("=")
+        entries[name] = Calibrator.load(directory)
+    if args.probe is not None:
+        head, quantiles = _probe_quantiles(args, args.probe, test)
+        entries["probe"] = FixedPredictions(tuple(head.calibrator.levels), quantiles, "probe")
+    report = evaluate(entries, test)
+    payload = {
+        "data": str(args.data),
+        "train_records": len(train),
+        "train_questions": _questions(train),
+        "test_fraction": args.test_fraction,
+        "split_seed": args.split_seed,
+        "report": report.model_dump(mode="json"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2))
+    markdown = report_markdown(report)
+    args.out.with_suffix(".md").write_text(markdown + "\n")
+    try:
+        reliability_diagram(report, args.out.with_suffix(".png"))
+    except ImportError:
+        print("matplotlib not installed: no reliability diagram", file=sys.stderr)
+    print(markdown)
+    return 0
+
+
+def _fit_probe(args: argparse.Namespace) -> int:
+    from langchain_adaptive.calibration.probe import ProbeHead
+    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+
+    train, _ = _split(args)
+    embeddings = _embed_records(args, train)
+    head = ProbeHead(
+        dims=args.dims,
+        calibrator=QuantileCalibrator(seed=0, conformal_coverage=args.conformal_coverage),
+        metadata={"policy": _policy_name(args), "data": args.data.name},
+    )
+    head.fit(
+        embeddings,
+        [r.features for r in train],
+        [r.successes for r in train],
+        [r.trials for r in train],
+        groups=[r.question_id for r in train],
+    )
+    head.save(args.out)
+    print(f"fitted a probe head on {len(train)} records; saved to {args.out}")
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _chat_model(args: argparse.Namespace) -> Any:
+    from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, default_threads
+
+    return ChatLlamaCpp(
+        model=args.model,
+        model_file=args.model_file,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.threads or default_threads(),
+        seed=args.seed,
+    )
+
+
+def _policy_name(args: argparse.Namespace) -> str:
+    from langchain_adaptive.integrations.llamacpp import resolve_model_path
+
+    return resolve_model_path(args.model, filename=args.model_file).name
+
+
+def _problems(args: argparse.Namespace) -> list[Problem]:
+    from langchain_adaptive.datasets import arithmetic_suite, load_jsonl
+
+    if args.dataset is not None:
+        return load_jsonl(args.dataset)
+    if args.suite == "arithmetic":
+        return arithmetic_suite(args.per_level, seed=args.suite_seed)
+    raise SystemExit("error: pass --suite arithmetic or --dataset PATH to name the questions")
+
+
+def _split(args: argparse.Namespace) -> tuple[list[CalibrationRecord], list[CalibrationRecord]]:
+    from langchain_adaptive.calibration.collect import read_records
+    from langchain_adaptive.calibration.metrics import split_by_question
+
+    return split_by_question(read_records(args.data), args.test_fraction, args.split_seed)
+
+
+def _questions(records: list[CalibrationRecord]) -> int:
+    return len({r.question_id for r in records})
+
+
+def _new_calibrator(method: str, conformal_coverage: float | None) -> Any:
+    from langchain_adaptive.calibration.baselines import (
+        HistogramBinningCalibrator,
+        IsotonicCalibrator,
+        PlattCalibrator,
+    )
+
+    if method == "quantile":
+        from langchain_adaptive.calibration.quantile import QuantileCalibrator
+
+        return QuantileCalibrator(seed=0, conformal_coverage=conformal_coverage)
+    return {
+        "platt": PlattCalibrator,
+        "isotonic": IsotonicCalibrator,
+        "binning": HistogramBinningCalibrator,
+    }[method]()
+
+
+def _embed_records(args: argparse.Namespace, records: list[CalibrationRecord]) -> list[list[float]]:
+    from langchain_adaptive.integrations.llamacpp import LlamaCppEmbedder
+    from langchain_adaptive.integrations.llamacpp.probe import probe_text
+
+    questions = {p.id: p.question for p in _problems(args)}
+    missing = sorted({r.question_id for r in records} - set(questions))
+    if missing:
+        raise SystemExit(
+            f"error: {len(missing)} question id(s) in {args.data} are not in the question "
+            f"source (e.g. {missing[0]!r}); pass the --suite/--dataset used to collect"
+        )
+    embedder = LlamaCppEmbedder(
+        args.model,
+        model_file=args.model_file,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.threads,
+    )
+    return embedder.embed([probe_text(questions[r.question_id], r.prefix) for r in records])
+
+
+def _probe_quantiles(
+    args: argparse.Namespace, directory: Path, records: list[CalibrationRecord]
+) -> tuple[Any, list[list[float]]]:
+    from langchain_adaptive.calibration.probe import ProbeHead
+
+    head = ProbeHead.load(directory)
+    estimates = head.predict(_embed_records(args, records), [r.features for r in records])
+    return head, [list(e.quantiles.values()) for e in estimates]
+
+
+__all__ = ["METHODS", "add_calibrate_commands", "run_calibrate"]

@@ -1,0 +1,206 @@
+"""A probe head: success quantiles read off the policy model's own hidden state.
+
+The policy's embedding of a question (or of a question and a solution prefix)
+already says much about whether the policy will get it right. A
+:class:`ProbeHead` projects that embedding onto its leading principal
+components (fitted on the calibration data, so a few hundred examples suffice)
+and feeds them, with the prefix features, to a calibrator that predicts
+quantiles. An engine integration supplies the embeddings (see
+``langchain_adaptive.integrations.llamacpp.ProbePRM``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from langchain_adaptive.calibration.base import Calibrator
+from langchain_adaptive.calibration.records import FEATURE_NAMES
+from langchain_adaptive.errors import CalibrationError
+from langchain_adaptive.results import SuccessEstimate
+
+PROBE_CONFIG = "probe.json"
+PROBE_ARRAYS = "probe.safetensors"
+CALIBRATOR_DIR = "calibrator"
+NEUTRAL_SCORE = 0.5
+"""The probe has no raw score of its own; its calibrator sees this constant plus features."""
+
+
+class ProbeHead(BaseModel):
+    """PCA projection of embeddings plus a calibrator that predicts success quantiles.
+
+    Example:
+        .. code-block:: python
+
+            head = ProbeHead(dims=16, calibrator=QuantileCalibrator(seed=0))
+            head.fit(embeddings, features, successes, trials, groups=question_ids)
+            head.predict(new_embeddings, new_features)[0].lower
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    calibrator: Calibrator
+    """Predicts quantiles from the projected embedding and the prefix features."""
+    dims: int = Field(default=16, ge=1)
+    """Principal components kept from the embedding."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form provenance, e.g. the policy model the embeddings came from."""
+
+    _mean: np.ndarray | None = PrivateAttr(default=None)
+    _components: np.ndarray | None = PrivateAttr(default=None)
+
+    @property
+    def fitted(self) -> bool:
+        return self._components is not None
+
+    @property
+    def embedding_size(self) -> int | None:
+        return None if self._components is None else int(self._components.shape[0])
+
+    def project(self, embeddings: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+        """The leading principal components of each embedding."""
+        if self._mean is None or self._components is None:
+            raise CalibrationError("the probe head is not fitted; call fit() or load()")
+        matrix = _as_matrix(embeddings)
+        if matrix.shape[1] != self._components.shape[0]:
+            raise CalibrationError(
+                f"embeddings have {matrix.shape[1]} dimensions but the probe was fitted on "
+                f"{self._components.shape[0]}: was it trained for another model?"
+            )
+        return (matrix - self._mean) @ self._components
+
+    def fit(
+        self,
+        embeddings: Sequence[Sequence[float]] | np.ndarray,
+        features: Sequence[Sequence[float]],
+        successes: Sequence[int],
+        trials: Sequence[int],
+        *,
+        groups: Sequence[str] | None = None,
+    ) -> ProbeHead:
+        """Fit the projection on ``embeddings``, then the calibrator on the projected inputs."""
+        matrix = _as_matrix(embeddings)
+        if len(features) != len(matrix):
+            raise CalibrationError(f"{len(features)} feature rows for {len(matrix)} embeddings")
+        if not getattr(self.calibrator, "use_features", self.calibrator.uses_features):
+            raise CalibrationError(
+                f"{type(self.calibrator).__name__} ignores features, so it cannot read an "
+                "embedding; use QuantileCalibrator"
+            )
+        self._mean = matrix.mean(axis=0)
+        centred = matrix - self._mean
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        self._components = vt[: min(self.dims, vt.shape[0])].T.copy()
+        components = self._components.shape[1]
+        self.calibrator.feature_names = (
+            *(f"pc{i}" for i in range(components)),
+            *FEATURE_NAMES,
+        )
+        inputs = self._inputs(matrix, features)
+        fit_kwargs: dict[str, Any] = {}
+        if groups is not None and "groups" in _parameters(self.calibrator.fit):
+            fit_kwargs["groups"] = list(groups)
+        self.calibrator.fit(
+            [NEUTRAL_SCORE] * len(matrix), inputs, list(successes), list(trials), **fit_kwargs
+        )
+        return self
+
+    def predict(
+        self,
+        embeddings: Sequence[Sequence[float]] | np.ndarray,
+        features: Sequence[Sequence[float]],
+    ) -> list[SuccessEstimate]:
+        """Calibrated success estimates, one per embedding."""
+        matrix = _as_matrix(embeddings)
+        return self.calibrator.predict(
+            [NEUTRAL_SCORE] * len(matrix), self._inputs(matrix, features)
+        )
+
+    def _inputs(self, matrix: np.ndarray, features: Sequence[Sequence[float]]) -> list[list[float]]:
+        projected = self.project(matrix)
+        return [
+            list(map(float, p)) + list(map(float, f))
+            for p, f in zip(projected, features, strict=True)
+        ]
+
+    # -- persistence (JSON + safetensors, never pickle) ----------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``probe.json``, ``probe.safetensors`` and the calibrator's own files."""
+        from safetensors.numpy import save_file
+
+        if self._mean is None or self._components is None:
+            raise CalibrationError("cannot save an unfitted probe head")
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {
+                "mean": self._mean.astype(np.float32),
+                "components": self._components.astype(np.float32),
+            },
+            str(target / PROBE_ARRAYS),
+        )
+        config = {
+            "kind": "probe_head",
+            "format_version": 1,
+            "dims": self.dims,
+            "metadata": self.metadata,
+        }
+        (target / PROBE_CONFIG).write_text(json.dumps(config, indent=2))
+        self.calibrator.save(target / CALIBRATOR_DIR)
+        return target
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ProbeHead:
+        """Read a probe head written by :meth:`save`."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        source = Path(directory)
+        try:
+            config = json.loads((source / PROBE_CONFIG).read_text())
+            arrays = load_file(str(source / PROBE_ARRAYS))
+        except (OSError, ValueError, SafetensorError) as error:
+            raise CalibrationError(f"cannot read a probe head from {source}: {error}") from error
+        if config.get("kind") != "probe_head" or "dims" not in config:
+            raise CalibrationError(f"{source / PROBE_CONFIG} is not a probe head config")
+        if {"mean", "components"} - set(arrays):
+            raise CalibrationError(f"{source / PROBE_ARRAYS} lacks 'mean' or 'components'")
+        mean, components = (
+            arrays["mean"].astype(np.float64),
+            arrays["components"].astype(np.float64),
+        )
+        if components.ndim != 2 or mean.shape != (components.shape[0],):
+            raise CalibrationError(f"{source / PROBE_ARRAYS} has inconsistent shapes")
+        head = cls(
+            calibrator=Calibrator.load(source / CALIBRATOR_DIR),
+            dims=int(config["dims"]),
+            metadata=dict(config.get("metadata") or {}),
+        )
+        head._mean, head._components = mean, components
+        return head
+
+
+def _as_matrix(embeddings: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    matrix = np.asarray(embeddings, dtype=np.float64)
+    if matrix.ndim != 2 or len(matrix) == 0:
+        raise CalibrationError(
+            f"expected a non-empty 2-D array of embeddings, got shape {matrix.shape}"
+        )
+    if not np.isfinite(matrix).all():
+        raise CalibrationError("embeddings contain NaN or infinite values")
+    return matrix
+
+
+def _parameters(function: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(function).parameters)
+
+
+__all__ = ["ProbeHead"]

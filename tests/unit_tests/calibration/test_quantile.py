@@ -1,0 +1,197 @@
+"""Tests for langchain_adaptive.calibration.quantile: the pinball-loss quantile head."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from langchain_adaptive.calibration import (
+    Calibrator,
+    brier_score,
+    quantile_coverage,
+)
+from langchain_adaptive.calibration.base import CONFIG_NAME, WEIGHTS_NAME
+from langchain_adaptive.errors import CalibrationError
+from tests.unit_tests.calibration.conftest import Synthetic
+
+torch = pytest.importorskip("torch")
+
+from langchain_adaptive.calibration.quantile import QuantileCalibrator  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def conformal(train_data: Synthetic) -> QuantileCalibrator:
+    calibrator = QuantileCalibrator(conformal_coverage=0.9, seed=0, metadata={"policy": "p"})
+    return calibrator.fit_records(train_data.records)
+
+
+def test_quantiles_never_cross(conformal: QuantileCalibrator) -> None:
+    rng = np.random.default_rng(5)
+    raw = np.r_[0.0, 1.0, rng.uniform(size=500)]
+    features = np.c_[rng.integers(0, 40, 502), rng.uniform(0, 12, 502)]  # beyond training range
+    quantiles = conformal.predict_quantiles(raw, features)
+    assert np.all(np.diff(quantiles, axis=1) >= 0)
+    assert np.all((quantiles >= 0) & (quantiles <= 1))
+    for estimate in conformal.predict(raw[:20], features[:20]):
+        assert estimate.lower <= estimate.median <= estimate.quantiles[0.9]
+
+
+def test_conformal_lower_quantile_covers_ninety_percent(
+    conformal: QuantileCalibrator, held_out: Synthetic
+) -> None:
+    quantiles = conformal.predict_quantiles(held_out.raw, held_out.features)
+    coverage = quantile_coverage(quantiles[:, 0], held_out.rates)
+    assert 0.85 <= coverage <= 0.95
+    assert quantile_coverage(quantiles[:, 1], held_out.rates) == pytest.approx(0.5, abs=0.1)
+    assert conformal.conformal_shift != 0.0
+
+
+def test_quantile_median_beats_the_raw_scores(
+    conformal: QuantileCalibrator, held_out: Synthetic
+) -> None:
+    median = conformal.predict_quantiles(held_out.raw, held_out.features)[:, 1]
+    calibrated = brier_score(median, held_out.successes, held_out.trials)
+    raw = brier_score(held_out.raw, held_out.successes, held_out.trials)
+    truth = brier_score(held_out.true_p, held_out.successes, held_out.trials)
+    assert calibrated < raw - 0.01
+    assert calibrated < truth + 0.005
+
+
+def _hopeless_below(threshold: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prefixes scored below ``threshold`` never succeed; above it p equals the score."""
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(size=n)
+    return raw, rng.binomial(8, np.where(raw < threshold, 0.0, raw)).astype(float)
+
+
+def test_the_stretched_sigmoid_reaches_zero_for_hopeless_prefixes() -> None:
+    # A quarter of the records have rate 0. A plain sigmoid never reaches 0, so the
+    # conformal shift must push every bound towards 0 and still misses them; the
+    # stretched one gives them exactly 0 and keeps useful bounds elsewhere.
+    raw, successes = _hopeless_below(0.3, 600, seed=0)
+    test_raw, test_successes = _hopeless_below(0.3, 3000, seed=1)
+    rates = test_successes / 8
+    results = {}
+    for margin in (0.01, 0.0):
+        calibrator = QuantileCalibrator(conformal_coverage=0.9, output_margin=margin)
+        calibrator.fit(raw, None, successes, np.full(600, 8))
+        lower = calibrator.predict_quantiles(test_raw)[:, 0]
+        results[margin] = (quantile_coverage(lower, rates), lower)
+    coverage, lower = results[0.01]
+    assert 0.85 <= coverage <= 0.95
+    assert np.all(lower[test_raw < 0.2] == 0.0)
+    assert lower[test_raw > 0.5].mean() > 0.3
+    plain_coverage, plain_lower = results[0.0]
+    assert plain_coverage < 0.8 and plain_lower[test_raw > 0.5].mean() < 0.05
+
+
+def test_fit_is_reproducible_with_a_seed(small_data: Synthetic) -> None:
+    def fit(seed: int) -> np.ndarray:
+        calibrator = QuantileCalibrator(seed=seed, epochs=60, conformal_coverage=0.9)
+        return calibrator.fit_records(small_data.records).predict_quantiles(
+            small_data.raw, small_data.features
+        )
+
+    state = torch.random.get_rng_state()
+    np.testing.assert_array_equal(fit(3), fit(3))
+    assert not np.array_equal(fit(3), fit(4))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is untouched
+
+
+def test_conformal_split_is_by_question(small_data: Synthetic) -> None:
+    calibrator = QuantileCalibrator(conformal_coverage=0.9, epochs=5)
+    data = calibrator._validate_fit_data(
+        small_data.raw,
+        small_data.features,
+        small_data.successes,
+        small_data.trials,
+        small_data.groups,
+    )
+    train, held = calibrator._conformal_split(data)
+    assert not set(small_data.groups[train]) & set(small_data.groups[held])
+    assert len(train) + len(held) == len(small_data.raw)
+    assert 0.15 <= len(held) / len(small_data.raw) <= 0.4
+    with pytest.raises(CalibrationError, match="at least two questions"):
+        calibrator.fit(
+            small_data.raw,
+            None,
+            small_data.successes,
+            small_data.trials,
+            groups=["one"] * len(small_data.raw),
+        )
+
+
+def test_features_are_used_when_given_and_required_after(small_data: Synthetic) -> None:
+    with_features = QuantileCalibrator(epochs=20).fit_records(small_data.records)
+    assert with_features.uses_features
+    with pytest.raises(CalibrationError, match="fitted with features"):
+        with_features.predict([0.5])
+    with pytest.raises(CalibrationError, match="expected 2 feature columns"):
+        with_features.predict([0.5], [[1.0, 2.0, 3.0]])
+    without = QuantileCalibrator(epochs=20, use_features=False).fit_records(small_data.records)
+    assert not without.uses_features
+    assert without.predict([0.5]) == without.predict([0.5], [[9.0, 9.0]])
+
+
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_save_load_round_trip(small_data: Synthetic, tmp_path: Path, hidden: int) -> None:
+    calibrator = QuantileCalibrator(
+        hidden=hidden,
+        epochs=30,
+        levels=(0.05, 0.1, 0.5),
+        conformal_coverage=0.8,
+        metadata={"policy": "SmolLM2"},
+    ).fit_records(small_data.records)
+    calibrator.save(tmp_path)
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert config["kind"] == "quantile"
+    assert config["hyperparameters"]["hidden"] == hidden
+    assert "device" not in config["hyperparameters"]
+    loaded = Calibrator.load(tmp_path, expect={"policy": "SmolLM2"})
+    assert isinstance(loaded, QuantileCalibrator)
+    assert loaded == calibrator
+    assert loaded.conformal_shift == calibrator.conformal_shift
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(small_data.raw, small_data.features),
+        calibrator.predict_quantiles(small_data.raw, small_data.features),
+    )
+
+
+def test_load_rejects_weights_of_another_shape(small_data: Synthetic, tmp_path: Path) -> None:
+    QuantileCalibrator(hidden=8, epochs=5).fit_records(small_data.records).save(tmp_path)
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    config["hyperparameters"]["hidden"] = 16
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CalibrationError, match="do not fit hidden=16"):
+        Calibrator.load(tmp_path)
+    config["hyperparameters"]["hidden"] = 8
+    config["feature_names"] = ["a", "b", "c"]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CalibrationError, match="has 3 inputs"):
+        Calibrator.load(tmp_path)
+    (tmp_path / WEIGHTS_NAME).write_bytes(b"garbage")
+    with pytest.raises(CalibrationError, match="cannot read"):
+        Calibrator.load(tmp_path)
+
+
+def test_torch_is_imported_only_for_the_quantile_calibrator() -> None:
+    code = (
+        "import sys\n"
+        "import langchain_adaptive.calibration as c\n"
+        "from langchain_adaptive.prm import CalibratedPRM\n"
+        "c.PlattCalibrator, c.evaluate, c.IdentityCalibrator().predict([0.5])\n"
+        "assert 'torch' not in sys.modules, 'torch imported eagerly'\n"
+        "sys.modules['torch'] = None  # as if torch were not installed\n"
+        "try:\n"
+        "    c.QuantileCalibrator\n"
+        "except ImportError as error:\n"
+        "    assert 'langchain-adaptive[calibration]' in str(error), error\n"
+        "else:\n"
+        "    raise AssertionError('no ImportError without torch')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
