@@ -140,8 +140,8 @@ class ProbeHead(BaseModel):
         target.mkdir(parents=True, exist_ok=True)
         save_file(
             {
-                "mean": self._mean.astype(np.float32),
-                "components": self._components.astype(np.float32),
+                "mean": self._mean,
+                "components": self._components,
             },
             str(target / PROBE_ARRAYS),
         )

@@ -16,58 +16,82 @@ An optional one-sided split-conformal step holds out ``conformal_fraction`` of
 the questions and shifts the lowest quantile's logit so that at least
 ``conformal_coverage`` of held-out examples have a success rate at or above it.
 
-torch is imported with this module, which :mod:`langchain_adaptive.calibration`
-loads only when :class:`QuantileCalibrator` is first used.
+Fitting needs torch; prediction is a few numpy matrix products, so a saved
+calibrator (for example the probe head shipped for the bundled model) loads and
+runs without torch.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from langchain_adaptive.calibration._utils import clipped_logit, import_safetensors
+from langchain_adaptive.calibration._utils import clipped_logit
 from langchain_adaptive.calibration.base import Calibrator, FitData, check_arrays
 from langchain_adaptive.errors import CalibrationError
 
-try:
+if TYPE_CHECKING:
     import torch
+
+_TORCH_HINT = (
+    "fitting a QuantileCalibrator needs torch: pip install torch, or the 'calibration' or "
+    "'hf' extra: pip install 'langchain-adaptive[calibration]'"
+)
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(_TORCH_HINT) from error
+    return torch
+
+
+def quantile_head(n_inputs: int, n_levels: int, hidden: int) -> torch.nn.Module:
+    """A torch module mapping inputs to non-crossing quantile logits (for training)."""
+    torch = _import_torch()
     from torch import nn
-except ImportError as _error:  # pragma: no cover - exercised only without torch
-    raise ImportError(
-        "QuantileCalibrator needs torch: pip install torch, or the 'calibration' or 'hf' "
-        "extra: pip install 'langchain-adaptive[calibration]'"
-    ) from _error
+
+    class QuantileHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            if hidden > 0:
+                self.body: nn.Module = nn.Sequential(
+                    nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_levels)
+                )
+            else:
+                self.body = nn.Linear(n_inputs, n_levels)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            out = self.body(inputs)
+            base = out[:, :1]
+            steps = torch.nn.functional.softplus(out[:, 1:])
+            return torch.cat([base, base + torch.cumsum(steps, dim=1)], dim=1)
+
+    return QuantileHead()
 
 
-class QuantileHead(nn.Module):
-    """Maps inputs to non-crossing quantile logits: a base logit plus softplus increments."""
-
-    def __init__(self, n_inputs: int, n_levels: int, hidden: int) -> None:
-        super().__init__()
-        if hidden > 0:
-            self.body: nn.Module = nn.Sequential(
-                nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_levels)
-            )
-        else:
-            self.body = nn.Linear(n_inputs, n_levels)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        out = self.body(inputs)
-        base = out[:, :1]
-        steps = torch.nn.functional.softplus(out[:, 1:])
-        return torch.cat([base, base + torch.cumsum(steps, dim=1)], dim=1)
+def _weight_shapes(n_inputs: int, n_levels: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    if hidden > 0:
+        return {
+            "body.0.weight": (hidden, n_inputs),
+            "body.0.bias": (hidden,),
+            "body.2.weight": (n_levels, hidden),
+            "body.2.bias": (n_levels,),
+        }
+    return {"body.weight": (n_levels, n_inputs), "body.bias": (n_levels,)}
 
 
 class QuantileCalibrator(Calibrator):
     """Quantiles of the success rate from the PRM score and prefix features (pinball loss).
 
     Setup:
-        Needs torch: ``pip install 'langchain-adaptive[calibration]'`` (or ``[hf]``).
+        Fitting needs torch: ``pip install 'langchain-adaptive[calibration]'`` (or
+        ``[hf]``); loading and predicting need only numpy.
 
     Key init args:
         levels: Quantile levels, default (0.1, 0.5, 0.9); IAS budgets on the lowest.
@@ -114,7 +138,7 @@ class QuantileCalibrator(Calibrator):
     torch's setting. The head is tiny, so one thread is fastest: more threads spin on a
     busy machine and made a fit up to 30 times slower in our measurements. Not saved."""
 
-    _head: QuantileHead | None = PrivateAttr(default=None)
+    _weights: dict[str, np.ndarray] | None = PrivateAttr(default=None)
     _mean: np.ndarray = PrivateAttr(default_factory=lambda: np.zeros(1))
     _std: np.ndarray = PrivateAttr(default_factory=lambda: np.ones(1))
     _shift: float = PrivateAttr(default=0.0)
@@ -144,13 +168,14 @@ class QuantileCalibrator(Calibrator):
         self._shift = self._conformal_shift(logits, data.success_rates[held_index])
 
     def _train(self, inputs: np.ndarray, data: FitData) -> None:
+        torch = _import_torch()
         self._mean = inputs.mean(axis=0)
         std = inputs.std(axis=0)
         self._std = np.where(std > 1e-8, std, 1.0)
         device = torch.device(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            head = QuantileHead(inputs.shape[1], len(self.levels), self.hidden)
+            head = quantile_head(inputs.shape[1], len(self.levels), self.hidden)
         head.to(device)
         x = torch.as_tensor(self._standardize(inputs), dtype=torch.float32, device=device)
         y = torch.as_tensor(data.success_rates, dtype=torch.float32, device=device)[:, None]
@@ -175,8 +200,11 @@ class QuantileCalibrator(Calibrator):
                 optimizer.step()
         finally:
             torch.set_num_threads(threads)
-        head.eval()
-        self._head = head
+        # float32 as trained and as saved, so a reloaded calibrator predicts identically.
+        self._weights = {
+            name: value.detach().cpu().float().numpy().astype(np.float64)
+            for name, value in head.state_dict().items()
+        }
 
     def _conformal_split(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
@@ -223,14 +251,21 @@ class QuantileCalibrator(Calibrator):
         return (inputs - self._mean) / self._std
 
     def _logits(self, inputs: np.ndarray) -> np.ndarray:
-        assert self._head is not None
-        device = torch.device(self.device)
-        self._head.to(device)
-        x = torch.as_tensor(self._standardize(inputs), dtype=torch.float32, device=device)
-        with torch.inference_mode():
-            return self._head(x).double().cpu().numpy()
+        """The head's forward pass in numpy: tanh layer (if any), base logit, softplus steps."""
+        if self._weights is None:
+            raise CalibrationError("QuantileCalibrator is not fitted")
+        w = self._weights
+        x = self._standardize(inputs)
+        if self.hidden > 0:
+            hidden = np.tanh(x @ w["body.0.weight"].T + w["body.0.bias"])
+            out = hidden @ w["body.2.weight"].T + w["body.2.bias"]
+        else:
+            out = x @ w["body.weight"].T + w["body.bias"]
+        steps = np.logaddexp(0.0, out[:, 1:])
+        return np.concatenate([out[:, :1], out[:, :1] + np.cumsum(steps, axis=1)], axis=1)
 
     def _squash(self, logits: torch.Tensor) -> torch.Tensor:
+        torch = _import_torch()
         return (1.0 + 2.0 * self.output_margin) * torch.sigmoid(logits) - self.output_margin
 
     def _squash_numpy(self, logits: np.ndarray) -> np.ndarray:
@@ -254,30 +289,27 @@ class QuantileCalibrator(Calibrator):
 
     # -- persistence -----------------------------------------------------------------
 
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        if self._head is None:
+    def _state(self) -> dict[str, np.ndarray]:
+        if self._weights is None:
             raise CalibrationError("QuantileCalibrator is not fitted")
-        tensors = {
-            f"head.{name}": value.detach().to("cpu", torch.float32).contiguous().clone()
-            for name, value in self._head.state_dict().items()
-        }
-        tensors["input_mean"] = torch.as_tensor(self._mean, dtype=torch.float64)
-        tensors["input_std"] = torch.as_tensor(self._std, dtype=torch.float64)
-        tensors["conformal_shift"] = torch.tensor([self._shift], dtype=torch.float64)
-        return tensors
+        arrays = {f"head.{name}": value.astype(np.float32) for name, value in self._weights.items()}
+        arrays["input_mean"] = self._mean.astype(np.float64)
+        arrays["input_std"] = self._std.astype(np.float64)
+        arrays["conformal_shift"] = np.array([self._shift], dtype=np.float64)
+        return arrays
 
-    def _set_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         stats = {
-            name: tensors[name].double().numpy()
+            name: np.asarray(arrays[name], dtype=np.float64)
             for name in ("input_mean", "input_std", "conformal_shift")
-            if name in tensors
+            if name in arrays
         }
-        head_state = {
-            name.removeprefix("head."): value
-            for name, value in tensors.items()
+        weights = {
+            name.removeprefix("head."): np.asarray(value, dtype=np.float64)
+            for name, value in arrays.items()
             if name.startswith("head.")
         }
-        other = sorted(set(tensors) - set(stats) - {f"head.{name}" for name in head_state})
+        other = sorted(set(arrays) - set(stats) - {f"head.{name}" for name in weights})
         if other:
             raise CalibrationError(f"unexpected arrays in a quantile calibrator: {other}")
         dims = check_arrays(
@@ -292,33 +324,19 @@ class QuantileCalibrator(Calibrator):
             )
         if np.any(stats["input_std"] <= 0):
             raise CalibrationError("quantile calibrator 'input_std' must be positive")
-        head = QuantileHead(n_inputs, len(self.levels), self.hidden)
-        try:
-            head.load_state_dict(head_state, strict=True)
-        except RuntimeError as error:
+        expected = _weight_shapes(n_inputs, len(self.levels), self.hidden)
+        shapes = {name: value.shape for name, value in weights.items()}
+        if shapes != expected:
             raise CalibrationError(
                 f"quantile head weights do not fit hidden={self.hidden}, "
-                f"{len(self.levels)} levels, {n_inputs} inputs: {error}"
-            ) from error
-        head.eval()
-        self._head = head
+                f"{len(self.levels)} levels, {n_inputs} inputs: got {shapes}, expected {expected}"
+            )
+        if not all(np.isfinite(value).all() for value in weights.values()):
+            raise CalibrationError("quantile head weights contain NaN or infinite values")
+        self._weights = weights
         self._mean = stats["input_mean"]
         self._std = stats["input_std"]
         self._shift = float(stats["conformal_shift"][0])
 
-    def _state(self) -> dict[str, np.ndarray]:
-        return {name: value.numpy() for name, value in self._tensors().items()}
 
-    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self._set_tensors({name: torch.as_tensor(value) for name, value in arrays.items()})
-
-    def _write_arrays(self, path: Path) -> None:
-        save_file = import_safetensors("torch").save_file
-        save_file(self._tensors(), str(path), metadata=self._safetensors_metadata())
-
-    def _read_arrays(self, path: Path) -> None:
-        load_file = import_safetensors("torch").load_file
-        self._set_tensors(load_file(str(path), device="cpu"))
-
-
-__all__ = ["QuantileCalibrator", "QuantileHead"]
+__all__ = ["QuantileCalibrator", "quantile_head"]

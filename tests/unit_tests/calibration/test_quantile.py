@@ -17,7 +17,7 @@ from langchain_adaptive.calibration import (
 )
 from langchain_adaptive.calibration.base import CONFIG_NAME, WEIGHTS_NAME
 from langchain_adaptive.errors import CalibrationError
-from tests.unit_tests.calibration.conftest import Synthetic
+from tests.unit_tests.calibration.conftest import Synthetic, make_synthetic
 
 torch = pytest.importorskip("torch")
 
@@ -179,19 +179,23 @@ def test_load_rejects_weights_of_another_shape(small_data: Synthetic, tmp_path: 
         Calibrator.load(tmp_path)
 
 
-def test_torch_is_imported_only_for_the_quantile_calibrator() -> None:
+def test_a_saved_quantile_calibrator_predicts_without_torch(tmp_path: Path) -> None:
+    data = make_synthetic(n_questions=30, seed=5)
+    QuantileCalibrator(epochs=30).fit_records(data.records).save(tmp_path / "q")
     code = (
         "import sys\n"
+        "sys.modules['torch'] = None  # as if torch were not installed\n"
         "import langchain_adaptive.calibration as c\n"
         "from langchain_adaptive.prm import CalibratedPRM\n"
         "c.PlattCalibrator, c.evaluate, c.IdentityCalibrator().predict([0.5])\n"
-        "assert 'torch' not in sys.modules, 'torch imported eagerly'\n"
-        "sys.modules['torch'] = None  # as if torch were not installed\n"
+        f"loaded = c.Calibrator.load({str(tmp_path / 'q')!r})\n"
+        "estimate = loaded.predict([0.7], [[1.0, 3.0]])[0]\n"
+        "assert 0.0 <= estimate.lower <= estimate.median <= 1.0\n"
         "try:\n"
-        "    c.QuantileCalibrator\n"
+        "    c.QuantileCalibrator().fit([0.5] * 30, None, [1] * 30, [2] * 30)\n"
         "except ImportError as error:\n"
         "    assert 'langchain-adaptive[calibration]' in str(error), error\n"
         "else:\n"
-        "    raise AssertionError('no ImportError without torch')\n"
+        "    raise AssertionError('fitting without torch did not raise ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
