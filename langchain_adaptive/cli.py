@@ -78,6 +78,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
     ask.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
     ask.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    ask.add_argument(
+        "--prm",
+        default="auto",
+        choices=["auto", "probe", "judge"],
+        help="on-device PRM: the calibrated probe shipped for the bundled model, or the LLM judge",
+    )
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_calibrate_commands(commands)
     return parser
@@ -130,6 +136,7 @@ def _ask(args: argparse.Namespace) -> int:
             n_gpu_layers=args.n_gpu_layers,
             n_threads=args.threads,
             seed=args.seed,
+            prm=args.prm,
             **settings,
             target_confidence=args.target_confidence,
             max_samples=args.max_samples,

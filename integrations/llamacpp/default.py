@@ -1,15 +1,18 @@
-"""The embedded default: SmolLM2-135M-Instruct on device, judging its own samples."""
+"""The embedded default: SmolLM2-135M-Instruct on device, with a calibrated on-device PRM."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.prm.base import ProcessRewardModel
 from langchain_adaptive.prm.judge import LLMJudgePRM
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from langchain_adaptive.strategies import AdaptiveBestOfN
 
 from .chat_models import ChatLlamaCpp
+from .probe import BUNDLED_HEAD, ProbePRM
 
 DEFAULT_MAX_SAMPLES = 16
 """Cap for the on-device default: enough for SmolLM2's spread, short enough for a laptop."""
@@ -37,15 +40,18 @@ def default_reasoner(
     n_ctx: int = 2048,
     n_threads: int | None = None,
     seed: int | None = None,
+    prm: Literal["auto", "probe", "judge"] | ProcessRewardModel = "auto",
     **settings: Any,
 ) -> AdaptiveReasoningRunnable:
-    """An :class:`AdaptiveReasoningRunnable` on one local GGUF model, which also judges.
+    """An :class:`AdaptiveReasoningRunnable` on one local GGUF model and an on-device PRM.
 
-    The policy and the :class:`LLMJudgePRM` share one loaded model (one copy of
-    the weights, one lock). The judge's question estimate sets the IAS budget and
-    the samples are chosen by majority vote (pass ``strategy=`` to change that).
     Without ``model`` it is the SmolLM2-135M-Instruct bundled with the
-    ``llamacpp`` extra, so it runs offline on any CPU.
+    ``llamacpp`` extra, so it runs offline on any CPU. The PRM's question
+    estimate sets the IAS budget and the samples are chosen by majority vote
+    (pass ``strategy=`` to change that). The PRM is, with ``prm="auto"``, the
+    calibrated :class:`ProbePRM` shipped for the bundled model (it reads the
+    policy's own embedding of the question: no generation, milliseconds), or
+    for other models an :class:`LLMJudgePRM` sharing the policy's weights.
 
     Args:
         model: A GGUF path or Hugging Face repo id; ``None`` for the bundled model.
@@ -54,6 +60,8 @@ def default_reasoner(
         n_ctx: Context window in tokens.
         n_threads: CPU threads; ``None`` uses :func:`default_threads`.
         seed: Base seed for reproducible sampling.
+        prm: ``"probe"``, ``"judge"``, ``"auto"`` (the probe when a head for this
+            model is bundled, else the judge), or any :class:`ProcessRewardModel`.
         **settings: Fields of :class:`AdaptiveReasoningRunnable` (``strategy``,
             ``target_confidence``, ``max_samples``, ...).
 
@@ -73,12 +81,35 @@ def default_reasoner(
         n_threads=n_threads or default_threads(),
         seed=seed,
     )
-    # SmolLM2's step-level judgments are near noise, so by default the judge only sets
-    # the budget and the samples vote: half the compute of judging every step, same answers.
+    # Step-level scores of the small on-device PRMs are near noise, so by default the PRM
+    # only sets the budget and the samples vote.
     settings.setdefault("strategy", AdaptiveBestOfN(selection="majority_vote"))
     settings.setdefault("max_samples", DEFAULT_MAX_SAMPLES)
     settings.setdefault("max_tokens_per_sample", DEFAULT_MAX_TOKENS_PER_SAMPLE)
-    return AdaptiveReasoningRunnable(model=chat, prm=LLMJudgePRM(model=chat), **settings)
+    return AdaptiveReasoningRunnable(
+        model=chat, prm=_build_prm(prm, chat, model, n_gpu_layers, n_ctx), **settings
+    )
+
+
+def _build_prm(
+    choice: str | ProcessRewardModel,
+    chat: ChatLlamaCpp,
+    model: str | None,
+    n_gpu_layers: int,
+    n_ctx: int,
+) -> ProcessRewardModel:
+    if isinstance(choice, ProcessRewardModel):
+        return choice
+    if choice == "auto":
+        bundled = model is None and (BUNDLED_HEAD / "probe.json").is_file()
+        choice = "probe" if bundled else "judge"
+    if choice == "probe":
+        return ProbePRM(
+            model=model, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx, n_threads=chat.n_threads
+        )
+    if choice == "judge":
+        return LLMJudgePRM(model=chat)
+    raise ConfigurationError(f"prm must be 'auto', 'probe', 'judge' or a PRM, got {choice!r}")
 
 
 __all__ = ["default_reasoner", "default_threads"]

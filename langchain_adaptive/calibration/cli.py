@@ -76,6 +76,7 @@ def _problem_arguments(parser: argparse.ArgumentParser, *, required: bool = True
     )
     group.add_argument("--per-level", type=int, default=5, help="suite questions per level")
     group.add_argument("--suite-seed", type=int, default=0)
+    group.add_argument("--levels", default=None, help="comma-separated suite levels (default: all)")
     group.add_argument("--dataset", type=Path, default=None, help="JSONL with question and gold")
 
 
@@ -232,7 +233,8 @@ def _problems(args: argparse.Namespace) -> list[Problem]:
     if args.dataset is not None:
         return load_jsonl(args.dataset)
     if args.suite == "arithmetic":
-        return arithmetic_suite(args.per_level, seed=args.suite_seed)
+        levels = {"levels": tuple(args.levels.split(","))} if args.levels else {}
+        return arithmetic_suite(args.per_level, seed=args.suite_seed, **levels)
     raise SystemExit("error: pass --suite arithmetic or --dataset PATH to name the questions")
 
 

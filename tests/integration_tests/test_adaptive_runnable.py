@@ -31,7 +31,9 @@ HARD = (
 
 @pytest.fixture(scope="module")
 def reasoner() -> AdaptiveReasoningRunnable:
-    return default_reasoner(seed=7, max_samples=8, max_tokens_per_sample=64, target_confidence=0.9)
+    return default_reasoner(
+        seed=7, max_samples=8, max_tokens_per_sample=64, target_confidence=0.9, prm="judge"
+    )
 
 
 def test_invoke_answers_with_an_adaptive_budget(reasoner: AdaptiveReasoningRunnable) -> None:
@@ -95,7 +97,7 @@ def test_usage_equals_the_sum_over_child_runs(reasoner: AdaptiveReasoningRunnabl
 
 
 def test_question_longer_than_the_context(reasoner: AdaptiveReasoningRunnable) -> None:
-    small = default_reasoner(n_ctx=128, max_samples=2)
+    small = default_reasoner(n_ctx=128, max_samples=2, prm="judge")
     with pytest.raises(ContextLengthExceededError) as caught:
         small.invoke("What is 1 + 1? " * 60)
     assert caught.value.partial is not None and caught.value.partial.candidates == []

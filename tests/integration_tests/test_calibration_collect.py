@@ -85,3 +85,21 @@ def test_the_docstring_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(blocks) == 1
     exec(textwrap.dedent(blocks[0]), {})
     assert read_records(tmp_path / "calib.jsonl")
+
+
+def test_calibrate_collect_command(tmp_path) -> None:
+    """The README's collect command, on one question: records land and a rerun resumes."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "calib.jsonl"
+    command = [
+        sys.executable, "-m", "langchain_adaptive.cli", "calibrate", "collect",
+        "--per-level", "1", "--levels", "add1", "--n-val", "2", "--n-mc", "2",
+        "--max-tokens", "32", "--out", str(out),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, timeout=300)
+    first = out.read_text()
+    assert first.count("\n") >= 2
+    subprocess.run(command, check=True, timeout=300)
+    assert out.read_text() == first  # everything was already collected
