@@ -46,6 +46,9 @@ class SuccessEstimate(BaseModel):
     """Quantile level -> success probability, levels in (0, 1), values in [0, 1]."""
     raw_score: float | None = None
     """The PRM's own score before calibration, kept so calibration can be audited."""
+    mean: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The expected success probability, when the calibrator estimates it (the
+    Brier-optimal point estimate; the median of a skewed rate can sit far from it)."""
 
     @field_validator("quantiles")
     @classmethod
@@ -77,6 +80,11 @@ class SuccessEstimate(BaseModel):
     def lower(self) -> float:
         """The lowest quantile: the conservative bound IAS budgets on."""
         return next(iter(self.quantiles.values()))
+
+    @property
+    def expected(self) -> float:
+        """The mean when known, else the median: the point estimate for scoring rules."""
+        return self.mean if self.mean is not None else self.median
 
     @property
     def median(self) -> float:

@@ -306,14 +306,53 @@ class Calibrator(BaseModel, ABC):
                 of the wrong shape.
         """
         quantiles = self.predict_quantiles(raw_scores, features)
+        means = self._means_or_none(raw_scores, features)
         scores = np.asarray(raw_scores, dtype=np.float64)
         return [
             SuccessEstimate(
                 quantiles=dict(zip(self.levels, row.tolist(), strict=True)),
                 raw_score=float(score),
+                mean=None if means is None else float(means[i]),
             )
-            for score, row in zip(scores, quantiles, strict=True)
+            for i, (score, row) in enumerate(zip(scores, quantiles, strict=True))
         ]
+
+    def predict_mean(
+        self,
+        raw_scores: Sequence[float] | np.ndarray,
+        features: Sequence[Sequence[float]] | np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Point estimates of the success probability: the mean where the calibrator
+        learns one, else the quantile at 0.5 (interpolated). What Brier and ECE score."""
+        means = self._means_or_none(raw_scores, features)
+        if means is not None:
+            return means
+        quantiles = self.predict_quantiles(raw_scores, features)
+        levels = np.asarray(self.levels)
+        return np.array([np.interp(0.5, levels, row) for row in quantiles])
+
+    def _means_or_none(
+        self,
+        raw_scores: Sequence[float] | np.ndarray,
+        features: Sequence[Sequence[float]] | np.ndarray | None,
+    ) -> np.ndarray | None:
+        self.predict_quantiles(raw_scores, features)  # validates the inputs and the fit
+        scores = _check_scores(raw_scores)
+        if len(scores) == 0:
+            return None
+        means = self._predict_mean(scores, _check_features(features, len(scores)))
+        if means is None:
+            return None
+        means = np.asarray(means, dtype=np.float64)
+        if means.shape != (len(scores),) or not np.all(np.isfinite(means)):
+            raise CalibrationError(f"{type(self).__name__} predicted invalid means")
+        return np.clip(means, 0.0, 1.0)
+
+    def _predict_mean(
+        self, raw_scores: np.ndarray, features: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Expected success probabilities, for calibrators that learn them; else ``None``."""
+        return None
 
     def predict_quantiles(
         self,

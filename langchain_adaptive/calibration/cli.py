@@ -160,8 +160,10 @@ def _eval(args: argparse.Namespace) -> int:
         name, _, directory = spec.partition("=")
         entries[name] = Calibrator.load(directory)
     if args.probe is not None:
-        head, quantiles = _probe_quantiles(args, args.probe, test)
-        entries["probe"] = FixedPredictions(tuple(head.calibrator.levels), quantiles, "probe")
+        head, quantiles, means = _probe_quantiles(args, args.probe, test)
+        entries["probe"] = FixedPredictions(
+            tuple(head.calibrator.levels), quantiles, "probe", means
+        )
     report = evaluate(entries, test)
     payload = {
         "data": str(args.data),
@@ -289,12 +291,12 @@ def _embed_records(args: argparse.Namespace, records: list[CalibrationRecord]) -
 
 def _probe_quantiles(
     args: argparse.Namespace, directory: Path, records: list[CalibrationRecord]
-) -> tuple[Any, list[list[float]]]:
+) -> tuple[Any, list[list[float]], list[float]]:
     from langchain_adaptive.calibration.probe import ProbeHead
 
     head = ProbeHead.load(directory)
     estimates = head.predict(_embed_records(args, records), [r.features for r in records])
-    return head, [list(e.quantiles.values()) for e in estimates]
+    return head, [list(e.quantiles.values()) for e in estimates], [e.expected for e in estimates]
 
 
 __all__ = ["METHODS", "add_calibrate_commands", "run_calibrate"]

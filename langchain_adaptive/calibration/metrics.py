@@ -188,11 +188,11 @@ class CalibratorMetrics(BaseModel):
     """The calibrator's kind, or ``"raw"`` for the uncalibrated PRM."""
     levels: list[float]
     brier: float
-    """Brier score of the median over every rollout outcome (lower is better)."""
+    """Brier score of the point estimate (mean, else median) over every rollout outcome."""
     ece: float
-    """Expected calibration error of the median, 15 equal-width bins (lower is better)."""
+    """Expected calibration error of the point estimate, 15 equal-width bins."""
     auroc: float | None
-    """AUROC of the median for the trajectory's final correctness; ``None`` if undefined."""
+    """AUROC of the point estimate for the trajectory's correctness; ``None`` if undefined."""
     pinball: dict[float, float]
     """Pinball loss per quantile level, on success rates (lower is better)."""
     coverage: dict[float, float]
@@ -229,6 +229,8 @@ class FixedPredictions:
     levels: tuple[float, ...]
     quantiles: Sequence[Sequence[float]]
     kind: str = "predictions"
+    means: Sequence[float] | None = None
+    """Point estimates; ``None`` uses the quantile at 0.5."""
 
     def array(self, n_records: int) -> np.ndarray:
         values = np.asarray(self.quantiles, dtype=np.float64)
@@ -278,26 +280,28 @@ def evaluate(
         if calibrator is None:
             levels = tuple(DEFAULT_LEVELS)
             quantiles = np.repeat(raw[:, None], len(levels), axis=1)
-            kind = RAW
+            kind, point = RAW, raw
         elif isinstance(calibrator, FixedPredictions):
-            levels, quantiles, kind = (
-                calibrator.levels,
-                calibrator.array(len(records)),
-                calibrator.kind,
+            levels, kind = calibrator.levels, calibrator.kind
+            quantiles = calibrator.array(len(records))
+            point = (
+                _at_level(quantiles, levels, 0.5)
+                if calibrator.means is None
+                else np.asarray(calibrator.means, dtype=np.float64)
             )
         else:
             levels = calibrator.levels
             quantiles = calibrator.predict_quantiles(raw, features)
             kind = calibrator.kind or type(calibrator).__name__
-        median = _at_level(quantiles, levels, 0.5)
-        area = auroc(median, correct)
+            point = calibrator.predict_mean(raw, features)
+        area = auroc(point, correct)
         rows.append(
             CalibratorMetrics(
                 name=name,
                 kind=kind,
                 levels=list(levels),
-                brier=brier_score(median, successes, trials),
-                ece=expected_calibration_error(median, successes, trials, n_bins),
+                brier=brier_score(point, successes, trials),
+                ece=expected_calibration_error(point, successes, trials, n_bins),
                 auroc=None if math.isnan(area) else area,
                 pinball={
                     level: pinball_loss(quantiles[:, i], rates, level)
@@ -308,7 +312,7 @@ def evaluate(
                     for i, level in enumerate(levels)
                 },
                 mean_lower=float(quantiles[:, 0].mean()),
-                reliability=reliability_bins(median, successes, trials, n_bins),
+                reliability=reliability_bins(point, successes, trials, n_bins),
             )
         )
     return CalibrationReport(
@@ -354,7 +358,7 @@ def reliability_diagram(
     | Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
     path: str | os.PathLike[str],
     *,
-    title: str = "Reliability of the median success estimate",
+    title: str = "Reliability of the point success estimate",
     n_bins: int = ECE_BINS,
 ) -> Path:
     """Draw observed against predicted success per bin, one line per calibrator, as a PNG.
@@ -401,7 +405,7 @@ def reliability_diagram(
         axes.scatter(x, y, s=sizes, alpha=0.25, color=line.get_color())
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
-    axes.set_xlabel("predicted success probability (median)")
+    axes.set_xlabel("predicted success probability (mean, else median)")
     axes.set_ylabel("observed success rate")
     axes.set_title(title)
     axes.legend(loc="upper left", fontsize="small")

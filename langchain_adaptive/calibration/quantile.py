@@ -51,8 +51,11 @@ def _import_torch() -> Any:
     return torch
 
 
-def quantile_head(n_inputs: int, n_levels: int, hidden: int) -> torch.nn.Module:
-    """A torch module mapping inputs to non-crossing quantile logits (for training)."""
+def quantile_head(n_inputs: int, n_levels: int, hidden: int, n_extra: int = 0) -> torch.nn.Module:
+    """A torch module mapping inputs to non-crossing quantile logits (for training).
+
+    ``n_extra`` more outputs follow the quantile logits unconstrained (the mean's logit).
+    """
     torch = _import_torch()
     from torch import nn
 
@@ -61,29 +64,30 @@ def quantile_head(n_inputs: int, n_levels: int, hidden: int) -> torch.nn.Module:
             super().__init__()
             if hidden > 0:
                 self.body: nn.Module = nn.Sequential(
-                    nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_levels)
+                    nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_levels + n_extra)
                 )
             else:
-                self.body = nn.Linear(n_inputs, n_levels)
+                self.body = nn.Linear(n_inputs, n_levels + n_extra)
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
             out = self.body(inputs)
             base = out[:, :1]
-            steps = torch.nn.functional.softplus(out[:, 1:])
-            return torch.cat([base, base + torch.cumsum(steps, dim=1)], dim=1)
+            steps = torch.nn.functional.softplus(out[:, 1:n_levels])
+            quantiles = torch.cat([base, base + torch.cumsum(steps, dim=1)], dim=1)
+            return torch.cat([quantiles, out[:, n_levels:]], dim=1)
 
     return QuantileHead()
 
 
-def _weight_shapes(n_inputs: int, n_levels: int, hidden: int) -> dict[str, tuple[int, ...]]:
+def _weight_shapes(n_inputs: int, n_outputs: int, hidden: int) -> dict[str, tuple[int, ...]]:
     if hidden > 0:
         return {
             "body.0.weight": (hidden, n_inputs),
             "body.0.bias": (hidden,),
-            "body.2.weight": (n_levels, hidden),
-            "body.2.bias": (n_levels,),
+            "body.2.weight": (n_outputs, hidden),
+            "body.2.bias": (n_outputs,),
         }
-    return {"body.weight": (n_levels, n_inputs), "body.bias": (n_levels,)}
+    return {"body.weight": (n_outputs, n_inputs), "body.bias": (n_outputs,)}
 
 
 class QuantileCalibrator(Calibrator):
@@ -123,6 +127,9 @@ class QuantileCalibrator(Calibrator):
     weight_decay: float = Field(default=1e-4, ge=0.0)
     seed: int = 0
     """Seeds the head's initialisation and the conformal split."""
+    fit_mean: bool = True
+    """Also learn the expected success probability (Brier loss): the point estimate
+    that Brier score and ECE reward, which the median of a skewed rate is not."""
     use_features: bool = True
     """Use the features passed to fit (otherwise the raw score alone)."""
     output_margin: float = Field(default=0.01, ge=0.0, lt=0.5)
@@ -175,7 +182,9 @@ class QuantileCalibrator(Calibrator):
         device = torch.device(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            head = quantile_head(inputs.shape[1], len(self.levels), self.hidden)
+            head = quantile_head(
+                inputs.shape[1], len(self.levels), self.hidden, n_extra=int(self.fit_mean)
+            )
         head.to(device)
         x = torch.as_tensor(self._standardize(inputs), dtype=torch.float32, device=device)
         y = torch.as_tensor(data.success_rates, dtype=torch.float32, device=device)[:, None]
@@ -193,9 +202,13 @@ class QuantileCalibrator(Calibrator):
         try:
             for _ in range(self.epochs):
                 optimizer.zero_grad(set_to_none=True)
-                error = y - self._squash(head(x))
+                out = head(x)
+                error = y - self._squash(out[:, : taus.shape[1]])
                 pinball = torch.maximum(taus * error, (taus - 1.0) * error).mean(dim=1)
                 loss = (weights * pinball).sum()
+                if self.fit_mean:
+                    brier = (torch.sigmoid(out[:, -1]) - y[:, 0]) ** 2
+                    loss = loss + (weights * brier).sum()
                 loss.backward()
                 optimizer.step()
         finally:
@@ -261,8 +274,10 @@ class QuantileCalibrator(Calibrator):
             out = hidden @ w["body.2.weight"].T + w["body.2.bias"]
         else:
             out = x @ w["body.weight"].T + w["body.bias"]
-        steps = np.logaddexp(0.0, out[:, 1:])
-        return np.concatenate([out[:, :1], out[:, :1] + np.cumsum(steps, axis=1)], axis=1)
+        n_levels = len(self.levels)
+        steps = np.logaddexp(0.0, out[:, 1:n_levels])
+        quantiles = np.concatenate([out[:, :1], out[:, :1] + np.cumsum(steps, axis=1)], axis=1)
+        return np.concatenate([quantiles, out[:, n_levels:]], axis=1)
 
     def _squash(self, logits: torch.Tensor) -> torch.Tensor:
         torch = _import_torch()
@@ -280,12 +295,20 @@ class QuantileCalibrator(Calibrator):
 
     def _predict_quantiles(self, raw_scores: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         inputs = self._raw_inputs(raw_scores, features if self.uses_features else None)
-        logits = self._logits(inputs)
+        logits = self._logits(inputs)[:, : len(self.levels)]
         logits[:, 0] -= self._shift
         quantiles = self._squash_numpy(logits)
         if quantiles.shape[1] > 1:  # a negative shift must not lift the bound past the next level
             quantiles[:, 0] = np.minimum(quantiles[:, 0], quantiles[:, 1])
         return quantiles
+
+    def _predict_mean(
+        self, raw_scores: np.ndarray, features: np.ndarray | None
+    ) -> np.ndarray | None:
+        if not self.fit_mean:
+            return None
+        inputs = self._raw_inputs(raw_scores, features if self.uses_features else None)
+        return 1.0 / (1.0 + np.exp(-self._logits(inputs)[:, -1]))
 
     # -- persistence -----------------------------------------------------------------
 
@@ -324,7 +347,7 @@ class QuantileCalibrator(Calibrator):
             )
         if np.any(stats["input_std"] <= 0):
             raise CalibrationError("quantile calibrator 'input_std' must be positive")
-        expected = _weight_shapes(n_inputs, len(self.levels), self.hidden)
+        expected = _weight_shapes(n_inputs, len(self.levels) + int(self.fit_mean), self.hidden)
         shapes = {name: value.shape for name, value in weights.items()}
         if shapes != expected:
             raise CalibrationError(

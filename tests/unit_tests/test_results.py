@@ -233,3 +233,11 @@ def test_result_defaults() -> None:
 def test_crossed_quantiles_are_rejected() -> None:
     with pytest.raises(ValueError, match="cross"):
         SuccessEstimate(quantiles={0.1: 0.9, 0.9: 0.1})
+
+
+def test_mean_is_validated_and_preferred_as_the_point_estimate() -> None:
+    estimate = SuccessEstimate(quantiles={0.1: 0.0, 0.5: 0.0, 0.9: 0.6}, mean=0.2)
+    assert estimate.expected == 0.2 and estimate.median == 0.0
+    assert SuccessEstimate.point(0.3).expected == 0.3
+    with pytest.raises(ValueError):
+        SuccessEstimate(quantiles={0.5: 0.5}, mean=1.5)

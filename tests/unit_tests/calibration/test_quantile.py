@@ -199,3 +199,33 @@ def test_a_saved_quantile_calibrator_predicts_without_torch(tmp_path: Path) -> N
         "    raise AssertionError('fitting without torch did not raise ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_mean_head_is_the_better_point_estimate(
+    train_data: Synthetic, held_out: Synthetic
+) -> None:
+    """With many zero rates the median sits low; the learnt mean scores a lower Brier."""
+    from langchain_adaptive.calibration.metrics import brier_score
+
+    calibrator = QuantileCalibrator(seed=0).fit_records(train_data.records)
+    test = held_out
+    mean = calibrator.predict_mean(test.raw, test.features)
+    median = calibrator.predict_quantiles(test.raw, test.features)[:, 1]
+    assert brier_score(mean, test.successes, test.trials) <= brier_score(
+        median, test.successes, test.trials
+    )
+    estimate = calibrator.predict(test.raw[:1], test.features[:1])[0]
+    assert estimate.mean == pytest.approx(mean[0]) and estimate.expected == estimate.mean
+
+
+def test_without_the_mean_head_the_point_is_the_median(
+    train_data: Synthetic, held_out: Synthetic
+) -> None:
+    calibrator = QuantileCalibrator(seed=0, fit_mean=False, epochs=50)
+    calibrator.fit_records(train_data.records)
+    test = held_out
+    assert calibrator.predict(test.raw[:1], test.features[:1])[0].mean is None
+    np.testing.assert_allclose(
+        calibrator.predict_mean(test.raw, test.features),
+        calibrator.predict_quantiles(test.raw, test.features)[:, 1],
+    )
