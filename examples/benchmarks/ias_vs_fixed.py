@@ -9,8 +9,9 @@ model and the same sampling seed:
 - ``ias``: ``default_reasoner()``: the calibrated on-device probe estimates
   each question, ``N = ceil(log(1 - C) / log(1 - p))`` samples (capped) vote,
   and an unreachable target spends the cap (the paper's rule);
-- ``ias_floor``: the same, but an unreachable target draws only
-  ``--floor-samples`` and is flagged low-confidence;
+- ``ias_median_floor``: budgets on the probe's median instead of its 10%
+  quantile, and an unreachable target draws only ``--floor-samples`` (flagged
+  low-confidence) instead of the cap;
 - ``ias_judge``: IAS budgeted by the uncalibrated LLM judge instead.
 
 It reports accuracy, coverage, samples and generated tokens per question and
@@ -61,13 +62,16 @@ def build_policies(args: argparse.Namespace) -> dict[str, AdaptiveReasoningRunna
         "max_tokens_per_sample": args.max_tokens,
         "target_confidence": args.target_confidence,
     }
-    floor = AdaptiveBestOfN(
-        selection="majority_vote", unreachable="floor", floor_samples=args.floor_samples
+    median_floor = AdaptiveBestOfN(
+        selection="majority_vote",
+        quantile=0.5,
+        unreachable="floor",
+        floor_samples=args.floor_samples,
     )
     return {
         "fixed": default_reasoner(strategy="majority_vote", **common),
         "ias": default_reasoner(prm="probe", **common),
-        "ias_floor": default_reasoner(prm="probe", strategy=floor, **common),
+        "ias_median_floor": default_reasoner(prm="probe", strategy=median_floor, **common),
         "ias_judge": default_reasoner(prm="judge", **common),
     }
 
@@ -171,7 +175,7 @@ def main() -> dict[str, Any]:
     parser.add_argument("--target-confidence", type=float, default=0.9)
     parser.add_argument("--floor-samples", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=96, help="tokens per sample")
-    parser.add_argument("--policies", default="fixed,ias,ias_floor,ias_judge")
+    parser.add_argument("--policies", default="fixed,ias,ias_median_floor,ias_judge")
     parser.add_argument("--seed", type=int, default=1, help="question and sampling seed")
     parser.add_argument("--out", type=Path, default=Path("bench-results/ias_vs_fixed.json"))
     args = parser.parse_args()

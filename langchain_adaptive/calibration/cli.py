@@ -53,7 +53,7 @@ def add_calibrate_commands(commands: Any) -> None:
     )
     evaluate.add_argument("--conformal-coverage", type=float, default=0.9)
     evaluate.add_argument("--probe", type=Path, default=None, help="a saved probe head")
-    _problem_arguments(evaluate, required=False)
+    _problem_arguments(evaluate)
     _model_arguments(evaluate, prm=False)
     evaluate.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
 
@@ -66,13 +66,10 @@ def add_calibrate_commands(commands: Any) -> None:
     probe.add_argument("--out", type=Path, required=True, help="directory to save the head to")
 
 
-def _problem_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    group = parser.add_argument_group("questions")
+def _problem_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("questions (--dataset overrides --suite)")
     group.add_argument(
-        "--suite",
-        default="arithmetic" if required else None,
-        choices=["arithmetic"],
-        help="the seeded arithmetic suite",
+        "--suite", default="arithmetic", choices=["arithmetic"], help="the seeded arithmetic suite"
     )
     group.add_argument("--per-level", type=int, default=5, help="suite questions per level")
     group.add_argument("--suite-seed", type=int, default=0)

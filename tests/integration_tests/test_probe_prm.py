@@ -61,3 +61,16 @@ def test_missing_head_is_a_clear_error(tmp_path: Path) -> None:
 def test_bundled_head_loads_and_scores() -> None:
     estimate = ProbePRM().estimate_question("What is 7 + 8?")
     assert 0.0 <= estimate.lower <= estimate.median <= 1.0
+
+
+def test_default_reasoner_picks_its_prm() -> None:
+    from langchain_adaptive.errors import ConfigurationError
+    from langchain_adaptive.integrations.llamacpp import default_reasoner
+    from langchain_adaptive.prm.judge import LLMJudgePRM
+
+    auto = default_reasoner()
+    expected = ProbePRM if (BUNDLED_HEAD / "probe.json").is_file() else LLMJudgePRM
+    assert isinstance(auto.prm, expected)
+    assert isinstance(default_reasoner(prm="judge").prm, LLMJudgePRM)
+    with pytest.raises(ConfigurationError, match="prm must be"):
+        default_reasoner(prm="oracle")  # type: ignore[arg-type]
