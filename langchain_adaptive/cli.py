@@ -105,9 +105,14 @@ def format_result(result: AdaptiveResult) -> str:
         f"{budget.max_samples} ({result.strategy}, stop: {result.stop_reason}{confidence})"
     )
     estimated = " (estimated)" if budget.tokens_estimated else ""
+    prm = (
+        f"; PRM: {budget.prm_input_tokens} prompt tokens in {budget.prm_model_calls} call(s)"
+        if budget.prm_model_calls
+        else ""
+    )
     lines.append(
-        f"Tokens: {budget.generated_tokens} generated, {budget.prompt_tokens} prompt{estimated}; "
-        f"PRM: {budget.prm_input_tokens} prompt tokens in {budget.prm_model_calls} call(s)"
+        f"Tokens: {budget.generated_tokens} generated, {budget.prompt_tokens} prompt{estimated}"
+        + prm
     )
     if result.low_confidence:
         lines.append("Note: the target confidence was out of reach within the cap.")

@@ -117,9 +117,11 @@ class ProbeHead(BaseModel):
     ) -> list[SuccessEstimate]:
         """Calibrated success estimates, one per embedding."""
         matrix = _as_matrix(embeddings)
-        return self.calibrator.predict(
+        estimates = self.calibrator.predict(
             [NEUTRAL_SCORE] * len(matrix), self._inputs(matrix, features)
         )
+        # The neutral score is a placeholder, not a PRM score: do not report it as one.
+        return [estimate.model_copy(update={"raw_score": None}) for estimate in estimates]
 
     def _inputs(self, matrix: np.ndarray, features: Sequence[Sequence[float]]) -> list[list[float]]:
         projected = self.project(matrix)
