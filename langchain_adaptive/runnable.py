@@ -157,12 +157,14 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     def invoke(
         self, input: AdaptiveInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AdaptiveResult:
-        return self._call_with_config(self._invoke, input, config, **kwargs)
+        _reject_kwargs(kwargs)
+        return self._call_with_config(self._invoke, input, config)
 
     async def ainvoke(
         self, input: AdaptiveInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AdaptiveResult:
-        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+        _reject_kwargs(kwargs)
+        return await self._acall_with_config(self._ainvoke, input, config)
 
     def _invoke(
         self, input: AdaptiveInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
@@ -208,6 +210,15 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             return await episode.afinish(stop.value)
         except BaseException as error:
             raise episode.attach(error)  # noqa: B904 - attach() sets the cause
+
+
+def _reject_kwargs(kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise ConfigurationError(
+            f"AdaptiveReasoningRunnable.invoke takes no keyword arguments, got {sorted(kwargs)}; "
+            "set sampling options as fields (temperature, max_tokens_per_sample, ...) or bind "
+            "them on the model"
+        )
 
 
 _RESTART = object()

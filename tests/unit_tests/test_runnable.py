@@ -233,6 +233,11 @@ def test_non_text_input(value: object) -> None:
 # -- errors keep what was computed ------------------------------------------------------------
 
 
+def test_invoke_keyword_arguments_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="no keyword arguments"):
+        reasoner().invoke("q", stop=["\n"])
+
+
 def test_unknown_strategy() -> None:
     with pytest.raises(UnknownStrategyError, match="unknown strategy 'bogus'"):
         reasoner(strategy="bogus").invoke("q")
