@@ -293,6 +293,8 @@ def load_jsonl(
                 )
             raw_id = row.get(id_field) if id_field is not None else None
             problem_id = f"line-{number}" if raw_id is None else str(raw_id)
+            if not problem_id.strip():
+                raise AdaptiveInputError(f"{where}: {id_field!r} is empty")
             if problem_id in line_of_id:
                 raise AdaptiveInputError(
                     f"{where}: id {problem_id!r} repeats line {line_of_id[problem_id]}; "

@@ -9,7 +9,7 @@ SmolLM2-135M-Instruct, so ``ChatLlamaCpp()`` works offline with no download.
 - :class:`ProbePRM`, :class:`LlamaCppEmbedder`: an on-device PRM reading the
   policy's own embedding of a prefix through a trained probe head (``probe.py``).
 - :func:`default_reasoner`: the embedded default, an adaptive reasoner on one
-  local model that also judges its samples (``default.py``).
+  local model with an on-device PRM (``default.py``).
 - :func:`load_shared_llama`, :class:`SharedLlama`: load each model once per
   process and share it under one lock (``_loading.py``).
 

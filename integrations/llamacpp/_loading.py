@@ -312,7 +312,7 @@ def load_shared_llama(
     """Load a GGUF model once per process and settings, and share it.
 
     Models are cached by (real path, ``n_ctx``, ``n_gpu_layers``,
-    ``n_threads``, ``n_batch``); a later call with the same key returns the same
+    ``n_threads``, ``n_batch``, ``embedding``); a later call with the same key returns the same
     :class:`SharedLlama` without touching the disk. Loading happens under a
     module-wide lock, so concurrent first calls load once.
 
@@ -325,7 +325,8 @@ def load_shared_llama(
             default (half the logical cores).
         n_batch: Prompt tokens evaluated per decode call.
         embedding: Load an embedding context (mean-pooled hidden states, no
-            sampling) instead of a generation context.
+            sampling) instead of a generation context. llama.cpp embeds a text
+            in one batch, so pass ``n_batch=n_ctx`` to embed texts up to the context.
         verbose: Let llama.cpp print its load and timing logs. Not part of the
             cache key.
 

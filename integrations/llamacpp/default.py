@@ -87,7 +87,7 @@ def default_reasoner(
     settings.setdefault("max_samples", DEFAULT_MAX_SAMPLES)
     settings.setdefault("max_tokens_per_sample", DEFAULT_MAX_TOKENS_PER_SAMPLE)
     return AdaptiveReasoningRunnable(
-        model=chat, prm=_build_prm(prm, chat, model, n_gpu_layers, n_ctx), **settings
+        model=chat, prm=_build_prm(prm, chat, model, model_file, n_gpu_layers, n_ctx), **settings
     )
 
 
@@ -95,6 +95,7 @@ def _build_prm(
     choice: str | ProcessRewardModel,
     chat: ChatLlamaCpp,
     model: str | None,
+    model_file: str | None,
     n_gpu_layers: int,
     n_ctx: int,
 ) -> ProcessRewardModel:
@@ -104,8 +105,18 @@ def _build_prm(
         bundled = model is None and (BUNDLED_HEAD / "probe.json").is_file()
         choice = "probe" if bundled else "judge"
     if choice == "probe":
+        if model is not None:
+            raise ConfigurationError(
+                "the bundled probe head was trained for the bundled SmolLM2; for another model "
+                "train one (`langchain-adaptive calibrate fit-probe`) and pass "
+                "prm=ProbePRM(model=..., head_path=...), or use prm='judge'"
+            )
         return ProbePRM(
-            model=model, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx, n_threads=chat.n_threads
+            model=model,
+            model_file=model_file,
+            n_gpu_layers=n_gpu_layers,
+            n_ctx=n_ctx,
+            n_threads=chat.n_threads,
         )
     if choice == "judge":
         return LLMJudgePRM(model=chat)

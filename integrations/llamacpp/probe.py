@@ -46,8 +46,14 @@ class LlamaCppEmbedder:
     ) -> None:
         self.path = resolve_model_path(model, filename=model_file)
         self.n_ctx = n_ctx
+        # llama.cpp embeds each text in a single batch, so the batch must hold the context.
         self._shared: SharedLlama = load_shared_llama(
-            self.path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads, embedding=True
+            self.path,
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+            embedding=True,
         )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

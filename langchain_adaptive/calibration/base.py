@@ -305,9 +305,9 @@ class Calibrator(BaseModel, ABC):
             CalibrationError: Not fitted, NaN or out-of-range scores, or features
                 of the wrong shape.
         """
-        quantiles = self.predict_quantiles(raw_scores, features)
-        means = self._means_or_none(raw_scores, features)
-        scores = np.asarray(raw_scores, dtype=np.float64)
+        quantiles = self.predict_quantiles(raw_scores, features)  # also validates the inputs
+        scores = _check_scores(raw_scores)
+        means = self._checked_means(scores, _check_features(features, len(scores)))
         return [
             SuccessEstimate(
                 quantiles=dict(zip(self.levels, row.tolist(), strict=True)),
@@ -324,23 +324,19 @@ class Calibrator(BaseModel, ABC):
     ) -> np.ndarray:
         """Point estimates of the success probability: the mean where the calibrator
         learns one, else the quantile at 0.5 (interpolated). What Brier and ECE score."""
-        means = self._means_or_none(raw_scores, features)
+        quantiles = self.predict_quantiles(raw_scores, features)  # also validates the inputs
+        scores = _check_scores(raw_scores)
+        means = self._checked_means(scores, _check_features(features, len(scores)))
         if means is not None:
             return means
-        quantiles = self.predict_quantiles(raw_scores, features)
         levels = np.asarray(self.levels)
         return np.array([np.interp(0.5, levels, row) for row in quantiles])
 
-    def _means_or_none(
-        self,
-        raw_scores: Sequence[float] | np.ndarray,
-        features: Sequence[Sequence[float]] | np.ndarray | None,
-    ) -> np.ndarray | None:
-        self.predict_quantiles(raw_scores, features)  # validates the inputs and the fit
-        scores = _check_scores(raw_scores)
+    def _checked_means(self, scores: np.ndarray, features: np.ndarray | None) -> np.ndarray | None:
+        """:meth:`_predict_mean` on inputs that :meth:`predict_quantiles` has validated."""
         if len(scores) == 0:
             return None
-        means = self._predict_mean(scores, _check_features(features, len(scores)))
+        means = self._predict_mean(scores, features)
         if means is None:
             return None
         means = np.asarray(means, dtype=np.float64)

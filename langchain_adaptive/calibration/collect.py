@@ -546,6 +546,7 @@ class _Store:
         self.written = 0
         self._lock = threading.Lock()
         self._files: dict[Path, Any] = {}
+        self._lock_file: Any = None
         self.on_append: Callable[[], None] = lambda: None
         """Called after each record is written (the progress bar's counter)."""
         for record in read_records(out) if out.exists() else []:
@@ -557,6 +558,7 @@ class _Store:
 
     def open(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         for path in (self.out, self.sidecar):
             unterminated = path.exists() and path.stat().st_size > 0 and _ends_open(path)
             handle = path.open("a", encoding="utf-8")
@@ -569,6 +571,26 @@ class _Store:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing releases the lock
+            self._lock_file = None
+
+    def _take_lock(self) -> None:
+        """One writer per records file: two runs appending would mix two samples' prefixes."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+            return
+        handle = self.out.with_name(self.out.name + ".lock").open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.close()
+            raise ConfigurationError(
+                f"{self.out} is being written by another collection run; wait for it or "
+                "choose another --out"
+            ) from error
+        self._lock_file = handle
 
     def append(self, record: CalibrationRecord) -> None:
         with self._lock:

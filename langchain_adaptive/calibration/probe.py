@@ -92,22 +92,23 @@ class ProbeHead(BaseModel):
                 f"{type(self.calibrator).__name__} ignores features, so it cannot read an "
                 "embedding; use QuantileCalibrator"
             )
-        self._mean = matrix.mean(axis=0)
-        centred = matrix - self._mean
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        self._components = vt[: min(self.dims, vt.shape[0])].T.copy()
-        components = self._components.shape[1]
+        mean = matrix.mean(axis=0)
+        _, _, vt = np.linalg.svd(matrix - mean, full_matrices=False)
+        components = vt[: min(self.dims, vt.shape[0])].T.copy()
         self.calibrator.feature_names = (
-            *(f"pc{i}" for i in range(components)),
+            *(f"pc{i}" for i in range(components.shape[1])),
             *FEATURE_NAMES,
         )
-        inputs = self._inputs(matrix, features)
-        fit_kwargs: dict[str, Any] = {}
-        if groups is not None and "groups" in _parameters(self.calibrator.fit):
-            fit_kwargs["groups"] = list(groups)
+        inputs = np.hstack([(matrix - mean) @ components, np.asarray(features, dtype=np.float64)])
         self.calibrator.fit(
-            [NEUTRAL_SCORE] * len(matrix), inputs, list(successes), list(trials), **fit_kwargs
+            [NEUTRAL_SCORE] * len(matrix),
+            inputs,
+            list(successes),
+            list(trials),
+            groups=None if groups is None else list(groups),
         )
+        # Only a fully fitted head becomes visible: a failed fit leaves the old state.
+        self._mean, self._components = mean, components
         return self
 
     def predict(
@@ -123,12 +124,11 @@ class ProbeHead(BaseModel):
         # The neutral score is a placeholder, not a PRM score: do not report it as one.
         return [estimate.model_copy(update={"raw_score": None}) for estimate in estimates]
 
-    def _inputs(self, matrix: np.ndarray, features: Sequence[Sequence[float]]) -> list[list[float]]:
-        projected = self.project(matrix)
-        return [
-            list(map(float, p)) + list(map(float, f))
-            for p, f in zip(projected, features, strict=True)
-        ]
+    def _inputs(self, matrix: np.ndarray, features: Sequence[Sequence[float]]) -> np.ndarray:
+        rows = np.asarray(features, dtype=np.float64)
+        if rows.ndim != 2 or len(rows) != len(matrix):
+            raise CalibrationError(f"{len(rows)} feature rows for {len(matrix)} embeddings")
+        return np.hstack([self.project(matrix), rows])
 
     # -- persistence (JSON + safetensors, never pickle) ----------------------------------
 
@@ -153,8 +153,9 @@ class ProbeHead(BaseModel):
             "dims": self.dims,
             "metadata": self.metadata,
         }
-        (target / PROBE_CONFIG).write_text(json.dumps(config, indent=2))
         self.calibrator.save(target / CALIBRATOR_DIR)
+        # The config goes last: a directory with probe.json is a complete head.
+        (target / PROBE_CONFIG).write_text(json.dumps(config, indent=2))
         return target
 
     @classmethod
@@ -169,7 +170,11 @@ class ProbeHead(BaseModel):
             arrays = load_file(str(source / PROBE_ARRAYS))
         except (OSError, ValueError, SafetensorError) as error:
             raise CalibrationError(f"cannot read a probe head from {source}: {error}") from error
-        if config.get("kind") != "probe_head" or "dims" not in config:
+        if (
+            not isinstance(config, dict)
+            or config.get("kind") != "probe_head"
+            or "dims" not in config
+        ):
             raise CalibrationError(f"{source / PROBE_CONFIG} is not a probe head config")
         if {"mean", "components"} - set(arrays):
             raise CalibrationError(f"{source / PROBE_ARRAYS} lacks 'mean' or 'components'")
@@ -179,6 +184,13 @@ class ProbeHead(BaseModel):
         )
         if components.ndim != 2 or mean.shape != (components.shape[0],):
             raise CalibrationError(f"{source / PROBE_ARRAYS} has inconsistent shapes")
+        if not (np.isfinite(mean).all() and np.isfinite(components).all()):
+            raise CalibrationError(f"{source / PROBE_ARRAYS} holds NaN or infinite values")
+        if config.get("format_version") != 1:
+            raise CalibrationError(
+                f"{source / PROBE_CONFIG} has format_version {config.get('format_version')!r}; "
+                "this version reads 1"
+            )
         head = cls(
             calibrator=Calibrator.load(source / CALIBRATOR_DIR),
             dims=int(config["dims"]),
@@ -197,12 +209,6 @@ def _as_matrix(embeddings: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray
     if not np.isfinite(matrix).all():
         raise CalibrationError("embeddings contain NaN or infinite values")
     return matrix
-
-
-def _parameters(function: Any) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(function).parameters)
 
 
 __all__ = ["ProbeHead"]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from langchain_adaptive.calibration._utils import clipped_logit
+from langchain_adaptive.calibration._utils import clipped_logit, sigmoid
 from langchain_adaptive.calibration.base import Calibrator, FitData, check_arrays
 from langchain_adaptive.errors import CalibrationError
 
@@ -284,14 +284,13 @@ class QuantileCalibrator(Calibrator):
         return (1.0 + 2.0 * self.output_margin) * torch.sigmoid(logits) - self.output_margin
 
     def _squash_numpy(self, logits: np.ndarray) -> np.ndarray:
-        stretched = (1.0 + 2.0 * self.output_margin) / (1.0 + np.exp(-logits))
+        stretched = (1.0 + 2.0 * self.output_margin) * sigmoid(logits)
         return np.clip(stretched - self.output_margin, 0.0, 1.0)
 
     def _unsquash(self, rates: np.ndarray) -> np.ndarray:
         """The logit that squashes to ``rates`` (finite for 0 and 1 when the margin is > 0)."""
         margin = max(self.output_margin, 1e-6)
-        p = np.clip((rates + margin) / (1.0 + 2.0 * margin), 1e-12, 1.0 - 1e-12)
-        return np.log(p) - np.log1p(-p)
+        return clipped_logit((rates + margin) / (1.0 + 2.0 * margin), eps=1e-12)
 
     def _predict_quantiles(self, raw_scores: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         inputs = self._raw_inputs(raw_scores, features if self.uses_features else None)
@@ -308,7 +307,7 @@ class QuantileCalibrator(Calibrator):
         if not self.fit_mean:
             return None
         inputs = self._raw_inputs(raw_scores, features if self.uses_features else None)
-        return 1.0 / (1.0 + np.exp(-self._logits(inputs)[:, -1]))
+        return sigmoid(self._logits(inputs)[:, -1])
 
     # -- persistence -----------------------------------------------------------------
 

@@ -206,3 +206,15 @@ def test_check_gold_names_the_problems_without_gold() -> None:
     with pytest.raises(AdaptiveInputError, match="repeats"):
         check_gold([Problem(id="a", question="Q", gold="1")] * 2)
     check_gold(arithmetic_suite(1))
+
+
+def test_an_empty_id_names_its_line(tmp_path) -> None:
+    from langchain_adaptive.datasets import load_jsonl
+    from langchain_adaptive.errors import AdaptiveInputError
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "q1", "gold": "1"}\n{"id": "", "question": "q2", "gold": "2"}\n'
+    )
+    with pytest.raises(AdaptiveInputError, match="line 2"):
+        load_jsonl(path)

@@ -577,3 +577,21 @@ def test_progress_bar_shows_tokens(tmp_path: Path, capsys: pytest.CaptureFixture
     _run(tmp_path / "c.jsonl", ArithmeticChat(), _problems(2))
     err = capsys.readouterr().err
     assert "2/2" in err and "tokens=" in err
+
+
+def test_a_second_writer_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    out = tmp_path / "calib.jsonl"
+    with (tmp_path / "calib.jsonl.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run is writing
+        with pytest.raises(ConfigurationError, match="another collection run"):
+            collect_calibration_data(
+                ScriptedChatModel(responses=[RIGHT]), ScriptedPRM(), [PROBLEM], out=out,
+                n_val=1, n_mc=1, config=SEQUENTIAL,
+            )  # fmt: skip
+    records = collect_calibration_data(
+        ScriptedChatModel(responses=[RIGHT]), ScriptedPRM(), [PROBLEM], out=out,
+        n_val=1, n_mc=1, config=SEQUENTIAL,
+    )  # fmt: skip
+    assert records  # once the other run let go, collection proceeds
