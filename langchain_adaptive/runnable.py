@@ -267,12 +267,12 @@ class _Episode:
     def execute(self, action: Action) -> Any:
         prm = self.runnable.prm
         if isinstance(action, EstimateQuestion):
-            if prm is None:
-                raise ConfigurationError(
-                    "the strategy asked for a question estimate but no PRM is set"
-                )
-            estimate = prm.estimate_question(self.state.question, self.prm_config)
-            return self._record_estimate(estimate)
+            estimate = self._prm().estimate_question(self.state.question, self.prm_config)
+            self._note_estimate(estimate)
+            dispatch_custom_event(
+                "adaptive_estimate", _estimate_event(estimate), config=self.config
+            )
+            return estimate
         if isinstance(action, Draw):
             n = self.state.allowance(action.n)
             dispatch_custom_event("adaptive_draw", self._draw_event(n), config=self.config)
@@ -289,10 +289,7 @@ class _Episode:
                     else []
                 )
             except SamplingFailure as failure:
-                self._add_candidates(failure.samples)
-                raise ModelError(
-                    f"the model failed while sampling: {failure.error}"
-                ) from failure.error
+                raise self._sampling_failed(failure) from failure.error
             return self._add_candidates(samples)
         if isinstance(action, ScoreCandidates):
             pending = self._pending_scores()
@@ -305,12 +302,12 @@ class _Episode:
     async def aexecute(self, action: Action) -> Any:
         prm = self.runnable.prm
         if isinstance(action, EstimateQuestion):
-            if prm is None:
-                raise ConfigurationError(
-                    "the strategy asked for a question estimate but no PRM is set"
-                )
-            estimate = await prm.aestimate_question(self.state.question, self.prm_config)
-            return await self._arecord_estimate(estimate)
+            estimate = await self._prm().aestimate_question(self.state.question, self.prm_config)
+            self._note_estimate(estimate)
+            await adispatch_custom_event(
+                "adaptive_estimate", _estimate_event(estimate), config=self.config
+            )
+            return estimate
         if isinstance(action, Draw):
             n = self.state.allowance(action.n)
             await adispatch_custom_event("adaptive_draw", self._draw_event(n), config=self.config)
@@ -327,10 +324,7 @@ class _Episode:
                     else []
                 )
             except SamplingFailure as failure:
-                self._add_candidates(failure.samples)
-                raise ModelError(
-                    f"the model failed while sampling: {failure.error}"
-                ) from failure.error
+                raise self._sampling_failed(failure) from failure.error
             return self._add_candidates(samples)
         if isinstance(action, ScoreCandidates):
             pending = self._pending_scores()
@@ -358,19 +352,19 @@ class _Episode:
     def _draw_event(self, n: int) -> dict[str, Any]:
         return {"n": n, "drawn_before": len(self.state.candidates), "strategy": self.strategy.name}
 
-    def _record_estimate(self, estimate: SuccessEstimate) -> SuccessEstimate:
-        self.state.question_estimate = estimate
-        self.state.tracker.record_prm_call()
-        dispatch_custom_event("adaptive_estimate", _estimate_event(estimate), config=self.config)
-        return estimate
+    def _prm(self) -> ProcessRewardModel:
+        if self.runnable.prm is None:
+            raise ConfigurationError("the strategy asked for a question estimate but no PRM is set")
+        return self.runnable.prm
 
-    async def _arecord_estimate(self, estimate: SuccessEstimate) -> SuccessEstimate:
+    def _note_estimate(self, estimate: SuccessEstimate) -> None:
         self.state.question_estimate = estimate
         self.state.tracker.record_prm_call()
-        await adispatch_custom_event(
-            "adaptive_estimate", _estimate_event(estimate), config=self.config
-        )
-        return estimate
+
+    def _sampling_failed(self, failure: SamplingFailure) -> ModelError:
+        """Keep the samples that did arrive, then report the model's failure."""
+        self._add_candidates(failure.samples)
+        return ModelError(f"the model failed while sampling: {failure.error}")
 
     def _add_candidates(self, samples: list[Sample]) -> list[Candidate]:
         self.state.tracker.record_samples([s.usage for s in samples])

@@ -21,6 +21,19 @@ def clipped_logit(probabilities: np.ndarray, eps: float = SCORE_EPS) -> np.ndarr
     return np.log(p) - np.log1p(-p)
 
 
+def quantile_at_level(quantiles: np.ndarray, levels: Sequence[float], level: float) -> np.ndarray:
+    """Each row's value at ``level``, interpolated as :meth:`SuccessEstimate.at` does."""
+    j = int(np.searchsorted(levels, level))
+    if j < len(levels) and levels[j] == level:
+        return quantiles[:, j]
+    if j == 0:
+        return quantiles[:, 0]
+    if j == len(levels):
+        return quantiles[:, -1]
+    weight = (level - levels[j - 1]) / (levels[j] - levels[j - 1])
+    return quantiles[:, j - 1] + weight * (quantiles[:, j] - quantiles[:, j - 1])
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function, without overflow warnings for large ``|x|``."""
     x = np.asarray(x, dtype=np.float64)
@@ -63,6 +76,7 @@ __all__ = [
     "clipped_logit",
     "float_vector",
     "import_safetensors",
+    "quantile_at_level",
     "sigmoid",
     "softplus",
 ]

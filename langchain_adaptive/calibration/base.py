@@ -33,7 +33,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from langchain_adaptive.calibration._utils import float_vector, import_safetensors
+from langchain_adaptive.calibration._utils import (
+    float_vector,
+    import_safetensors,
+    quantile_at_level,
+)
 from langchain_adaptive.calibration.records import FEATURE_NAMES, CalibrationRecord
 from langchain_adaptive.errors import CalibrationError
 from langchain_adaptive.results import SuccessEstimate
@@ -329,8 +333,7 @@ class Calibrator(BaseModel, ABC):
         means = self._checked_means(scores, _check_features(features, len(scores)))
         if means is not None:
             return means
-        levels = np.asarray(self.levels)
-        return np.array([np.interp(0.5, levels, row) for row in quantiles])
+        return quantile_at_level(quantiles, self.levels, 0.5)
 
     def _checked_means(self, scores: np.ndarray, features: np.ndarray | None) -> np.ndarray | None:
         """:meth:`_predict_mean` on inputs that :meth:`predict_quantiles` has validated."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from langchain_adaptive.calibration._utils import float_vector
+from langchain_adaptive.calibration._utils import float_vector, quantile_at_level
 from langchain_adaptive.calibration.base import DEFAULT_LEVELS, Calibrator
 from langchain_adaptive.calibration.records import CalibrationRecord
 from langchain_adaptive.errors import CalibrationError
@@ -285,7 +285,7 @@ def evaluate(
             levels, kind = calibrator.levels, calibrator.kind
             quantiles = calibrator.array(len(records))
             point = (
-                _at_level(quantiles, levels, 0.5)
+                quantile_at_level(quantiles, levels, 0.5)
                 if calibrator.means is None
                 else np.asarray(calibrator.means, dtype=np.float64)
             )
@@ -487,19 +487,6 @@ def _pair(
     if not (np.all(np.isfinite(q)) and np.all(np.isfinite(y))):
         raise CalibrationError(f"{name} and success rates must be finite (no NaN)")
     return q, y
-
-
-def _at_level(quantiles: np.ndarray, levels: Sequence[float], level: float) -> np.ndarray:
-    """Each row's value at ``level``, interpolated as :meth:`SuccessEstimate.at` does."""
-    j = int(np.searchsorted(levels, level))
-    if j < len(levels) and levels[j] == level:
-        return quantiles[:, j]
-    if j == 0:
-        return quantiles[:, 0]
-    if j == len(levels):
-        return quantiles[:, -1]
-    weight = (level - levels[j - 1]) / (levels[j] - levels[j - 1])
-    return quantiles[:, j - 1] + weight * (quantiles[:, j] - quantiles[:, j - 1])
 
 
 def _cell(value: float | None, digits: int = 4) -> str:
