@@ -45,8 +45,9 @@ from typing import Any, TypeVar
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from langchain_adaptive._jsonl import JsonlAppender, ProgressBar, read_jsonl_models
 from langchain_adaptive.answers import (
     DEFAULT_STEP_DELIMITER,
     STEP_JOINER,
@@ -71,8 +72,6 @@ Key = tuple[str, int, int]
 
 TRAJECTORIES_SUFFIX = ".trajectories.jsonl"
 """The sidecar of ``calib.jsonl`` is ``calib.trajectories.jsonl``."""
-
-_SHOWN_BAD_LINES = 5
 
 
 class SampledTrajectory(BaseModel):
@@ -112,7 +111,7 @@ def read_records(path: str | os.PathLike[str]) -> list[CalibrationRecord]:
     Raises:
         FileNotFoundError: ``path`` does not exist.
     """
-    records = _read_models(Path(path), CalibrationRecord)
+    records = read_jsonl_models(Path(path), CalibrationRecord)
     unique: dict[Key, CalibrationRecord] = {}
     for record in records:
         unique.setdefault(record.key, record)
@@ -502,41 +501,9 @@ def _raw_score(estimate: SuccessEstimate, where: str) -> float:
 
 # -- files -----------------------------------------------------------------------------
 
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _read_models(path: Path, model: type[_M]) -> list[_M]:
-    """Parse each line of ``path`` as ``model``; skip bad lines with one counting warning."""
-    data = path.read_bytes()
-    parsed: list[_M] = []
-    bad: list[int] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            parsed.append(model.model_validate_json(line))
-        except ValidationError:
-            bad.append(number)
-    if bad:
-        shown = ", ".join(map(str, bad[:_SHOWN_BAD_LINES]))
-        more = ", ..." if len(bad) > _SHOWN_BAD_LINES else ""
-        logger.warning(
-            "%s: skipped %d malformed line(s) (line %s%s); a crash can truncate the last "
-            "line, the rest is intact",
-            path,
-            len(bad),
-            shown,
-            more,
-        )
-    return parsed
-
 
 class _Store:
-    """The records file and its trajectories sidecar: what is done, and appends.
-
-    Appends hold one ``threading.Lock`` and never await, so threads and tasks
-    both write whole lines, one at a time.
-    """
+    """The records file and its trajectories sidecar: what is done, and appends."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
@@ -544,121 +511,36 @@ class _Store:
         self.records: dict[Key, CalibrationRecord] = {}
         self.trajectories: dict[str, QuestionTrajectories] = {}
         self.written = 0
-        self._lock = threading.Lock()
-        self._files: dict[Path, Any] = {}
-        self._lock_file: Any = None
+        self._appender = JsonlAppender(
+            out,
+            self.sidecar,
+            busy_message=f"{out} is being written by another collection run; wait for it "
+            "or choose another --out",
+        )
         self.on_append: Callable[[], None] = lambda: None
         """Called after each record is written (the progress bar's counter)."""
         for record in read_records(out) if out.exists() else []:
             self.records[record.key] = record
         self.question_ids = {key[0] for key in self.records}
         if self.sidecar.exists():
-            for entry in _read_models(self.sidecar, QuestionTrajectories):
+            for entry in read_jsonl_models(self.sidecar, QuestionTrajectories):
                 self.trajectories.setdefault(entry.question_id, entry)
 
     def open(self) -> None:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
-        for path in (self.out, self.sidecar):
-            unterminated = path.exists() and path.stat().st_size > 0 and _ends_open(path)
-            handle = path.open("a", encoding="utf-8")
-            if unterminated:  # keep a truncated line apart from the next record
-                handle.write("\n")
-                handle.flush()
-            self._files[path] = handle
+        self._appender.open()
 
     def close(self) -> None:
-        for handle in self._files.values():
-            handle.close()
-        self._files.clear()
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the lock
-            self._lock_file = None
-
-    def _take_lock(self) -> None:
-        """One writer per records file: two runs appending would mix two samples' prefixes."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no advisory locks
-            return
-        handle = self.out.with_name(self.out.name + ".lock").open("w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            handle.close()
-            raise ConfigurationError(
-                f"{self.out} is being written by another collection run; wait for it or "
-                "choose another --out"
-            ) from error
-        self._lock_file = handle
+        self._appender.close()
 
     def append(self, record: CalibrationRecord) -> None:
-        with self._lock:
-            self._write(self.out, record)
-            self.records[record.key] = record
-            self.written += 1
+        self._appender.append(record)
+        self.records[record.key] = record
+        self.written += 1
         self.on_append()
 
     def save_trajectories(self, entry: QuestionTrajectories) -> None:
-        with self._lock:
-            self._write(self.sidecar, entry)
-            self.trajectories[entry.question_id] = entry
-
-    def _write(self, path: Path, item: BaseModel) -> None:
-        handle = self._files[path]
-        handle.write(item.model_dump_json() + "\n")
-        handle.flush()
-
-
-def _ends_open(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) != b"\n"
-
-
-# -- progress --------------------------------------------------------------------------
-
-
-class _Progress:
-    """A tqdm bar over questions with generated tokens and records in the postfix."""
-
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
-        self.tokens = 0
-        self.records = 0
-        self._lock = threading.Lock()
-        self._bar: Any = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                logger.info("tqdm is not installed; collecting without a progress bar")
-            else:
-                self._bar = tqdm(
-                    total=total, initial=initial, unit="question", desc="calibration data"
-                )
-
-    def add_tokens(self, count: int) -> None:
-        with self._lock:
-            self.tokens += count
-            self._postfix()
-
-    def add_record(self) -> None:
-        with self._lock:
-            self.records += 1
-            self._postfix()
-
-    def question_done(self) -> None:
-        with self._lock:
-            if self._bar is not None:
-                self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def _postfix(self) -> None:
-        if self._bar is not None:
-            self._bar.set_postfix(tokens=self.tokens, records=self.records, refresh=False)
+        self._appender.append(entry, self.sidecar)
+        self.trajectories[entry.question_id] = entry
 
 
 # -- the job: settings, files, drivers -------------------------------------------------
@@ -680,7 +562,7 @@ class _Job:
     config: RunnableConfig
     store: _Store
     progress_enabled: bool
-    progress: _Progress | None = None
+    progress: ProgressBar | None = None
 
     @classmethod
     def create(
@@ -759,10 +641,15 @@ class _Job:
                 len(self.problems) - len(todo),
                 len(self.problems),
             )
-        self.progress = _Progress(
-            len(self.problems), len(self.problems) - len(todo), self.progress_enabled
+        self.progress = ProgressBar(
+            len(self.problems),
+            len(self.problems) - len(todo),
+            desc="calibration data",
+            unit="question",
+            enabled=self.progress_enabled,
         )
-        self.store.on_append = self.progress.add_record
+        progress = self.progress
+        self.store.on_append = lambda: progress.add("records")
         self.store.open()
         try:
             yield todo
@@ -773,7 +660,7 @@ class _Job:
                 "%s: wrote %d record(s), generated %d token(s)",
                 self.store.out,
                 self.store.written,
-                self.progress.tokens,
+                self.progress.counts.get("tokens", 0),
             )
 
     def _finished(self, problem: Problem) -> bool:
@@ -831,7 +718,7 @@ class _Job:
 
     def _count(self, samples: Sequence[Sample]) -> None:
         assert self.progress is not None
-        self.progress.add_tokens(sum(s.usage.output_tokens for s in samples))
+        self.progress.add("tokens", sum(s.usage.output_tokens for s in samples))
 
     # -- drivers -----------------------------------------------------------------------
 
@@ -852,7 +739,7 @@ class _Job:
             else:
                 answer = self.prm.score(request.question, request.solutions, self.config)
         assert self.progress is not None
-        self.progress.question_done()
+        self.progress.step()
 
     async def adrive(self, problem: Problem) -> None:
         """Run one question's plan with async calls."""
@@ -868,7 +755,7 @@ class _Job:
             else:
                 answer = await self.prm.ascore(request.question, request.solutions, self.config)
         assert self.progress is not None
-        self.progress.question_done()
+        self.progress.step()
 
     def drive_threads(self, problems: Sequence[Problem], workers: int) -> None:
         """Run questions on ``workers`` threads; the first failure stops the rest."""
