@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         AdaptiveBestOfN,
         AdaptiveConsistency,
         BestOfN,
+        EarlyStoppingConsistency,
         Strategy,
         build_strategy,
     )
@@ -68,6 +69,7 @@ _MODULE_OF: dict[str, str] = {
     "Candidate": "results",
     "ConfigurationError": "errors",
     "ContextLengthExceededError": "errors",
+    "EarlyStoppingConsistency": "strategies",
     "EmptyGenerationError": "errors",
     "EmptyQuestionError": "errors",
     "IdentityCalibrator": "calibration",
@@ -105,6 +107,7 @@ __all__ = (
     "Candidate",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "EarlyStoppingConsistency",
     "EmptyGenerationError",
     "EmptyQuestionError",
     "IdentityCalibrator",

@@ -7,6 +7,7 @@ name                        what it does                                  needs 
 ``majority_vote``           fixed N samples, most frequent answer         no
 ``adaptive_best_of_n``      IAS: N from the calibrated success estimate   yes
 ``adaptive_consistency``    sample until the majority answer is settled   no
+``esc``                     windows of 5 votes until one is unanimous     no
 ==========================  ============================================  ============
 """
 
@@ -28,6 +29,7 @@ from langchain_adaptive.strategies.base import (
 )
 from langchain_adaptive.strategies.best_of_n import BestOfN
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
+from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
 
 STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "best_of_n": (BestOfN, {}),
@@ -35,6 +37,8 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "adaptive_best_of_n": (AdaptiveBestOfN, {}),
     "ias": (AdaptiveBestOfN, {}),
     "adaptive_consistency": (AdaptiveConsistency, {}),
+    "early_stopping_consistency": (EarlyStoppingConsistency, {}),
+    "esc": (EarlyStoppingConsistency, {}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -68,6 +72,7 @@ __all__ = [
     "BestOfN",
     "Decision",
     "Draw",
+    "EarlyStoppingConsistency",
     "EstimateQuestion",
     "Plan",
     "RunState",

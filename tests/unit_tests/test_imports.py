@@ -23,6 +23,7 @@ EXPECTED_ALL = [
     "Candidate",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "EarlyStoppingConsistency",
     "EmptyGenerationError",
     "EmptyQuestionError",
     "IdentityCalibrator",

@@ -14,6 +14,7 @@ from langchain_adaptive.strategies import (
     BestOfN,
     Decision,
     Draw,
+    EarlyStoppingConsistency,
     EstimateQuestion,
     RunState,
     ScoreCandidates,
@@ -85,6 +86,34 @@ def test_adaptive_consistency_rounds() -> None:
     assert actions == [Draw(3), Draw(3)] and len(state.candidates) == 6
 
 
+def test_esc_stops_at_the_first_unanimous_window() -> None:
+    decision, actions, state = drive(EarlyStoppingConsistency(), ["7"], has_prm=False)
+    assert actions == [Draw(5)] and decision.stop_reason == "consensus"
+    assert not decision.low_confidence and len(state.candidates) == 5
+
+
+def test_esc_continues_while_windows_disagree() -> None:
+    # answers cycle 1,1,1,1,2 | 1,1,1,1,2 ...: no window is unanimous
+    decision, actions, state = drive(
+        EarlyStoppingConsistency(), ["1"] * 4 + ["2"], max_samples=12, has_prm=False
+    )
+    assert actions == [Draw(5), Draw(5), Draw(2)]
+    assert decision.stop_reason == "max_samples" and decision.low_confidence
+    assert len(state.candidates) == 12
+
+
+def test_esc_unanswered_samples_are_not_a_consensus() -> None:
+    decision, _, state = drive(
+        EarlyStoppingConsistency(window=2), [None], max_samples=6, has_prm=False
+    )
+    assert decision.stop_reason == "max_samples" and len(state.candidates) == 6
+
+
+def test_esc_a_short_last_window_does_not_count_as_consensus() -> None:
+    decision, actions, _ = drive(EarlyStoppingConsistency(), ["1", "2"], max_samples=3)
+    assert actions[0] == Draw(3) and decision.stop_reason == "max_samples"
+
+
 def test_adaptive_best_of_n_asks_first_then_draws_once_then_scores() -> None:
     decision, actions, _ = drive(AdaptiveBestOfN(), ["1"], p=0.5)
     assert actions == [EstimateQuestion(), Draw(7), ScoreCandidates()]
@@ -105,7 +134,8 @@ def test_best_of_n_defaults_to_the_cap() -> None:
 
 
 def test_registry() -> None:
-    assert set(STRATEGIES) >= {"best_of_n", "majority_vote", "adaptive_best_of_n", "ias"}
+    assert set(STRATEGIES) >= {"best_of_n", "majority_vote", "adaptive_best_of_n", "ias", "esc"}
+    assert isinstance(build_strategy("esc"), EarlyStoppingConsistency)
     assert build_strategy("majority_vote").selection == "majority_vote"
     assert build_strategy("ias", unreachable="floor").unreachable == "floor"
     instance = BestOfN(n=2)
