@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -30,10 +31,16 @@ _SHOWN_BAD_LINES = 5
 
 def read_jsonl_models(path: Path, model: type[_M]) -> list[_M]:
     """Parse each line of ``path`` as ``model``; skip bad lines with one counting warning."""
-    data = path.read_bytes()
+    return parse_jsonl_lines(path, path.read_bytes().split(b"\n"), model)
+
+
+def parse_jsonl_lines(
+    path: Path, lines: Sequence[bytes], model: type[_M], *, first_line: int = 1
+) -> list[_M]:
+    """Parse ``lines`` of ``path`` (numbered from ``first_line``), skipping bad ones."""
     parsed: list[_M] = []
     bad: list[int] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
@@ -165,4 +172,4 @@ class ProgressBar:
             self._bar.close()
 
 
-__all__ = ["JsonlAppender", "ProgressBar", "read_jsonl_models"]
+__all__ = ["JsonlAppender", "ProgressBar", "parse_jsonl_lines", "read_jsonl_models"]

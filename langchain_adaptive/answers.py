@@ -174,8 +174,17 @@ def group_answers(
     """Assign each answer the index of its equivalence class (``None`` stays ``None``).
 
     Classes are numbered in order of first appearance; each new answer is compared
-    only with one representative per class.
+    only with one representative per class. An ``equivalent`` with a ``key``
+    attribute (a function giving equal keys exactly to equivalent answers)
+    groups by key instead, in linear time.
     """
+    key = getattr(equivalent, "key", None)
+    if callable(key):
+        numbering: dict[object, int] = {}
+        return [
+            None if answer is None else numbering.setdefault(key(answer), len(numbering))
+            for answer in answers
+        ]
     representatives: list[str] = []
     labels: list[int | None] = []
     for answer in answers:

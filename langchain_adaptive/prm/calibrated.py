@@ -42,23 +42,34 @@ class CalibratedPRM(ProcessRewardModel):
         return self._calibrate(solutions, await self.prm.ascore(question, solutions, config))
 
     def _calibrate(self, solutions: Sequence[Sequence[str]], scores: PRMScores) -> PRMScores:
-        raw: list[float] = []
-        features: list[list[float]] = []
-        for steps, row in zip(solutions, scores, strict=True):
-            for j, estimate in enumerate(row):
-                k = j + 1 if steps else 0  # estimate j scores the prefix of j + 1 steps
-                raw.append(
-                    estimate.raw_score if estimate.raw_score is not None else estimate.median
-                )
-                features.append(prefix_features(k, STEP_JOINER.join(steps[:k])))
-        calibrated = self.calibrator.predict(raw, features)
-        if len(calibrated) != len(raw):
-            raise CalibrationError(
-                f"{type(self.calibrator).__name__} returned {len(calibrated)} estimates "
-                f"for {len(raw)} scores"
-            )
-        flat = iter(calibrated)
-        return [[next(flat) for _ in row] for row in scores]
+        return calibrate_scores(self.calibrator, solutions, scores)
 
 
-__all__ = ["CalibratedPRM"]
+def calibrate_scores(
+    calibrator: Calibrator, solutions: Sequence[Sequence[str]], scores: PRMScores
+) -> PRMScores:
+    """Pass a PRM's raw ``scores`` of ``solutions`` through ``calibrator`` in one call.
+
+    Shared by :class:`CalibratedPRM` and by replay, which calibrates recorded
+    raw scores, so both give the calibrator identical inputs.
+    """
+    raw: list[float] = []
+    features: list[list[float]] = []
+    for steps, row in zip(solutions, scores, strict=True):
+        for j, estimate in enumerate(row):
+            k = j + 1 if steps else 0  # estimate j scores the prefix of j + 1 steps
+            raw.append(estimate.raw_score if estimate.raw_score is not None else estimate.median)
+            features.append(prefix_features(k, STEP_JOINER.join(steps[:k])))
+    if not raw:
+        return [[] for _ in scores]
+    calibrated = calibrator.predict(raw, features)
+    if len(calibrated) != len(raw):
+        raise CalibrationError(
+            f"{type(calibrator).__name__} returned {len(calibrated)} estimates "
+            f"for {len(raw)} scores"
+        )
+    flat = iter(calibrated)
+    return [[next(flat) for _ in row] for row in scores]
+
+
+__all__ = ["CalibratedPRM", "calibrate_scores"]
