@@ -1,4 +1,4 @@
-"""The ``langchain-adaptive`` command line: ``ask`` the on-device default, ``calibrate`` a PRM."""
+"""The ``langchain-adaptive`` command line: ``ask``, ``calibrate`` a PRM, ``bench`` policies."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.errors import AdaptiveError
+from langchain_adaptive.evaluation.cli import add_bench_commands, run_bench
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
@@ -86,6 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_calibrate_commands(commands)
+    add_bench_commands(commands)
     return parser
 
 
@@ -166,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "ask":
         return _ask(args)
-    if args.command == "calibrate":
+    if args.command in ("calibrate", "bench"):
         try:
-            return run_calibrate(args)
+            return run_calibrate(args) if args.command == "calibrate" else run_bench(args)
         except AdaptiveError as error:
             print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
             return 2

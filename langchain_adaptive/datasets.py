@@ -1,12 +1,15 @@
-"""Questions with gold answers: a seeded arithmetic suite, a split by question, a JSONL loader.
+"""Questions with gold answers: a seeded arithmetic suite, a split by question, loaders.
 
-Calibration needs questions whose answers can be checked and whose difficulty
-varies, so a PRM's scores can be compared with how often the policy actually
-succeeds. :func:`arithmetic_suite` generates such a suite from a seed (one-
-to three-digit addition, subtraction and multiplication, then two-step
-expressions); :func:`load_jsonl` reads a user's own dataset. Calibrators are
-evaluated on held-out questions, so :func:`train_test_split` splits by question
-text: no question (and so no prefix of its solutions) is on both sides.
+Calibration and evaluation need questions whose answers can be checked and
+whose difficulty varies, so a PRM's scores can be compared with how often the
+policy actually succeeds. :func:`arithmetic_suite` generates such a suite from a
+seed (one- to three-digit addition, subtraction and multiplication, then
+two-step expressions); :func:`load_dataset` reads a user's own JSON Lines or
+JSON dataset with a field mapping, and :func:`load_gsm8k` and :func:`load_math`
+read two public benchmarks with their gold answers (``#### 42`` and
+``\\boxed{42}``). Calibrators are evaluated on held-out questions, so
+:func:`train_test_split` splits by question text: no question (and so no prefix
+of its solutions) is on both sides.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import json
 import math
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError
+from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, DatasetError
 
 
 class Problem(BaseModel):
@@ -228,6 +232,92 @@ def _question_key(question: str) -> str:
 
 # -- loading ---------------------------------------------------------------------------
 
+DatasetFormat = Literal["auto", "jsonl", "json"]
+"""How a dataset file is read: sniffed (``auto``), JSON Lines, or one JSON list of objects."""
+
+GoldParser = Callable[[Any], "str | int | float | None"]
+"""Turns a record's raw gold field into the gold answer, or ``None`` when it holds none."""
+
+_JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+_MISSING: Any = object()
+
+
+class _Record(NamedTuple):
+    position: int
+    """1-based line (JSON Lines) or item (JSON list): what an error message names."""
+    unit: str
+    row: Any
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    *,
+    question_field: str = "question",
+    gold_field: str = "gold",
+    id_field: str | None = None,
+    level_field: str | None = None,
+    gold_parser: GoldParser | None = None,
+    limit: int | None = None,
+    id_prefix: str | None = None,
+    require_gold: bool = True,
+    file_format: DatasetFormat = "auto",
+) -> list[Problem]:
+    """Read problems from a JSON Lines file or a JSON list of objects, mapping its fields.
+
+    Evaluation datasets come in many shapes, so fields are named by the caller
+    (dotted paths such as ``"meta.answer"`` reach into nested objects; a key that
+    itself contains the dot wins). A dataset is input the user controls, so the
+    first bad record fails the load with the file and line rather than being
+    skipped: silently dropping questions would bias an evaluation.
+
+    Args:
+        path: The file. ``.jsonl``/``.ndjson`` files are JSON Lines; any other
+            file is a JSON list when its first non-blank character is ``[``, and
+            JSON Lines otherwise (blank lines are ignored).
+        question_field: Field of the question text.
+        gold_field: Field of the gold answer (numbers are turned into text).
+        id_field: Field of the problem id; required in every record when given.
+            ``None`` numbers the problems ``f"{id_prefix}{n}"`` with ``n`` the
+            1-based line (JSON Lines) or item (JSON list).
+        level_field: Field of an optional level or subset name (may be absent).
+        gold_parser: Turns the raw gold field into the answer, e.g.
+            :func:`gsm8k_gold` or :func:`boxed_answer`; ``None`` keeps the field.
+        limit: Read at most this many problems (the first ones in the file).
+        id_prefix: Prefix of generated ids; default ``"line-"`` for JSON Lines
+            and ``"item-"`` for a JSON list.
+        require_gold: Fail on a problem without a gold answer (grading needs one).
+        file_format: ``"auto"`` (as described under ``path``), ``"jsonl"`` or ``"json"``.
+
+    Returns:
+        The problems in file order.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DatasetError: A record is not valid JSON or not an object, lacks the
+            question, the id (when ``id_field`` is given) or the gold answer
+            (when ``require_gold`` is set), ``gold_parser`` fails on it, or its
+            id repeats; the message and the error's ``path``/``line`` name it.
+        ConfigurationError: A negative ``limit``.
+
+    Example:
+        >>> import json, os, tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        ...     json.dump([{"q": "1 + 1?", "a": {"value": 2}}], f)
+        >>> load_dataset(f.name, question_field="q", gold_field="a.value")
+        [Problem(id='item-1', question='1 + 1?', gold='2', level=None)]
+        >>> os.remove(f.name)
+    """
+    fields = _Fields(
+        question=question_field,
+        gold=gold_field,
+        id=id_field,
+        id_required=id_field is not None,
+        levels=() if level_field is None else (level_field,),
+        gold_parser=gold_parser,
+        require_gold=require_gold,
+    )
+    return _load(Path(path), fields, file_format=file_format, id_prefix=id_prefix, limit=limit)
+
 
 def load_jsonl(
     path: str | os.PathLike[str],
@@ -240,10 +330,8 @@ def load_jsonl(
 ) -> list[Problem]:
     """Read problems from a JSON Lines file, one JSON object a line.
 
-    A dataset is input the user controls, so every problem is checked and the
-    first bad line fails the load with its line number rather than being
-    skipped: silently dropping questions would bias a calibration. Blank lines
-    are ignored.
+    The calibration CLI's format: :func:`load_dataset` with these defaults, except
+    that a record without an id is numbered rather than refused.
 
     Args:
         path: The file.
@@ -260,73 +348,366 @@ def load_jsonl(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        AdaptiveInputError: A line is not a JSON object, lacks the question,
-            lacks the gold answer while ``require_gold`` is set, or repeats an id;
-            the message names the file and line.
+        DatasetError: A line is not a JSON object, lacks the question, lacks the
+            gold answer while ``require_gold`` is set, or repeats an id; the
+            message names the file and line.
     """
-    source = Path(path)
+    fields = _Fields(
+        question=question_field,
+        gold=gold_field,
+        id=id_field,
+        id_required=False,
+        levels=() if level_field is None else (level_field,),
+        gold_parser=None,
+        require_gold=require_gold,
+    )
+    return _load(Path(path), fields, file_format="jsonl", id_prefix="line-", limit=None)
+
+
+class _Fields(NamedTuple):
+    """How a loader maps a record's fields onto a :class:`Problem`."""
+
+    question: str
+    gold: str
+    id: str | None
+    id_required: bool
+    levels: tuple[str, ...]
+    gold_parser: GoldParser | None
+    require_gold: bool
+
+
+class _RecordError(Exception):
+    """A record is unusable; the loader adds where it is."""
+
+
+def _load(
+    source: Path,
+    fields: _Fields,
+    *,
+    file_format: DatasetFormat,
+    id_prefix: str | None,
+    limit: int | None,
+) -> list[Problem]:
+    """The one loop behind every loader, so all report bad records the same way."""
+    if file_format not in ("auto", "jsonl", "json"):
+        raise ConfigurationError(
+            f"file_format must be 'auto', 'jsonl' or 'json', got {file_format!r}"
+        )
+    if limit is not None and limit < 0:
+        raise ConfigurationError(f"limit must be at least 0, got {limit}")
+    if source.is_dir():
+        raise DatasetError(f"{source}: is a directory, not a dataset file", path=str(source))
+    if file_format == "auto":
+        file_format = _sniff(source)
     problems: list[Problem] = []
-    line_of_id: dict[str, int] = {}
-    with source.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{source}, line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise AdaptiveInputError(f"{where}: not valid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise AdaptiveInputError(
-                    f"{where}: expected a JSON object, got {type(row).__name__}"
+    position_of_id: dict[str, int] = {}
+    for record in _records(source, file_format):
+        if limit is not None and len(problems) >= limit:
+            break
+        where = f"{source}, {record.unit} {record.position}"
+        try:
+            question, gold, raw_id, level = _read_record(record.row, fields)
+            if raw_id is None:
+                prefix = id_prefix if id_prefix is not None else f"{record.unit}-"
+                raw_id = f"{prefix}{record.position}"
+            if raw_id in position_of_id:
+                raise _RecordError(
+                    f"id {raw_id!r} repeats {record.unit} {position_of_id[raw_id]}; "
+                    "ids key evaluation and calibration records and must be unique"
                 )
-            question = row.get(question_field)
-            if not isinstance(question, str) or not question.strip():
-                raise AdaptiveInputError(
-                    f"{where}: {question_field!r} must be a non-empty string, got {question!r}"
-                )
-            gold = _gold_text(row.get(gold_field), where, gold_field)
-            if gold is None and require_gold:
-                raise AdaptiveInputError(
-                    f"{where}: no gold answer in {gold_field!r}; calibration grades samples "
-                    "against it (pass require_gold=False to load questions alone)"
-                )
-            raw_id = row.get(id_field) if id_field is not None else None
-            problem_id = f"line-{number}" if raw_id is None else str(raw_id)
-            if not problem_id.strip():
-                raise AdaptiveInputError(f"{where}: {id_field!r} is empty")
-            if problem_id in line_of_id:
-                raise AdaptiveInputError(
-                    f"{where}: id {problem_id!r} repeats line {line_of_id[problem_id]}; "
-                    "ids key calibration records and must be unique"
-                )
-            line_of_id[problem_id] = number
-            level = row.get(level_field) if level_field is not None else None
-            problems.append(
-                Problem(
-                    id=problem_id,
-                    question=question.strip(),
-                    gold=gold,
-                    level=None if level is None else str(level),
-                )
-            )
+        except _RecordError as error:
+            raise DatasetError(
+                f"{where}: {error}", path=str(source), line=record.position
+            ) from error.__cause__
+        position_of_id[raw_id] = record.position
+        problems.append(Problem(id=raw_id, question=question, gold=gold, level=level))
     return problems
 
 
-def _gold_text(value: Any, where: str, field: str) -> str | None:
+def _read_record(row: Any, fields: _Fields) -> tuple[str, str | None, str | None, str | None]:
+    """``(question, gold, id, level)`` of one record; ``id`` is ``None`` when it has none."""
+    if not isinstance(row, dict):
+        raise _RecordError(f"expected a JSON object, got {_json_type(row)}")
+    question = _field(row, fields.question)
+    if question is _MISSING:
+        raise _RecordError(
+            f"{fields.question!r} must be a non-empty string, but the record has no such "
+            f"field (it has {_keys(row)})"
+        )
+    if not isinstance(question, str) or not question.strip():
+        raise _RecordError(f"{fields.question!r} must be a non-empty string, got {question!r}")
+
+    raw_gold = _field(row, fields.gold)
+    value = None if raw_gold is _MISSING else raw_gold
+    if fields.gold_parser is not None and value is not None:
+        try:
+            value = fields.gold_parser(value)
+        except Exception as error:  # a user's parser: any failure is this record's
+            raise _RecordError(
+                f"could not parse the gold answer in {fields.gold!r} "
+                f"({type(error).__name__}: {error})"
+            ) from error
+    gold = _gold_text(value, fields.gold)
+    if gold is None and fields.require_gold:
+        if raw_gold is _MISSING:
+            found = f"the record has no such field (it has {_keys(row)})"
+        elif fields.gold_parser is None or raw_gold is None:
+            found = "it is empty"
+        else:
+            found = f"{getattr(fields.gold_parser, '__name__', 'gold_parser')} found none in it"
+        raise _RecordError(
+            f"no gold answer in {fields.gold!r}: {found}; grading needs one "
+            "(pass require_gold=False to load questions alone)"
+        )
+
+    problem_id: str | None = None
+    raw_id = _MISSING if fields.id is None else _field(row, fields.id)
+    if raw_id is _MISSING or raw_id is None:
+        if fields.id_required:
+            raise _RecordError(f"no id in {fields.id!r} (the record has {_keys(row)})")
+    elif isinstance(raw_id, dict | list):
+        raise _RecordError(f"{fields.id!r} must be a string or a number, got {_json_type(raw_id)}")
+    else:
+        problem_id = str(raw_id)
+        if not problem_id.strip():
+            raise _RecordError(f"{fields.id!r} is empty")
+
+    levels = (_field(row, name) for name in fields.levels)
+    level = next((v for v in levels if v is not None and v is not _MISSING), None)
+    return question.strip(), gold, problem_id, None if level is None else str(level)
+
+
+def _sniff(source: Path) -> DatasetFormat:
+    """JSON Lines by suffix, else a JSON list when the file starts with ``[``."""
+    if source.suffix.lower() in _JSONL_SUFFIXES:
+        return "jsonl"
+    with source.open(encoding="utf-8-sig") as handle:
+        while chunk := handle.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return "json" if stripped[0] == "[" else "jsonl"
+    return "jsonl"
+
+
+def _records(source: Path, file_format: DatasetFormat) -> Iterator[_Record]:
+    """The file's records with their positions; JSON Lines is streamed."""
+    if file_format == "json":
+        text = source.read_text(encoding="utf-8-sig")
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DatasetError(
+                f"{source}, line {error.lineno}: not valid JSON ({error.msg})",
+                path=str(source),
+                line=error.lineno,
+            ) from error
+        if not isinstance(rows, list):
+            raise DatasetError(
+                f"{source}: expected a JSON list of objects (or JSON Lines), "
+                f"got {_json_type(rows)}",
+                path=str(source),
+            )
+        for index, row in enumerate(rows, start=1):
+            yield _Record(index, "item", row)
+        return
+    with source.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DatasetError(
+                    f"{source}, line {number}: not valid JSON ({error.msg})",
+                    path=str(source),
+                    line=number,
+                ) from error
+            yield _Record(number, "line", row)
+
+
+def _field(row: dict[str, Any], name: str) -> Any:
+    """``row[name]``, or a dotted path through nested objects (and list indices)."""
+    if name in row:
+        return row[name]
+    if "." not in name:
+        return _MISSING
+    value: Any = row
+    for part in name.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _keys(row: dict[str, Any]) -> str:
+    keys = sorted(map(str, row))
+    shown = ", ".join(repr(k) for k in keys[:10])
+    return f"fields {shown}{', ...' if len(keys) > 10 else ''}" if keys else "no fields"
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _gold_text(value: Any, field: str) -> str | None:
     """The gold answer as text: numbers without a trailing ``.0``, strings stripped."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise AdaptiveInputError(
-            f"{where}: {field!r} must be a string or a number, got {type(value).__name__}"
-        )
+        raise _RecordError(f"{field!r} must be a string or a number, got {type(value).__name__}")
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise AdaptiveInputError(f"{where}: {field!r} is not a finite number: {value!r}")
+            raise _RecordError(f"{field!r} is not a finite number: {value!r}")
         return str(int(value)) if value.is_integer() else repr(value)
     text = str(value).strip()
     return text or None
+
+
+# -- ready loaders ---------------------------------------------------------------------
+
+_GSM8K_MARK = "####"
+
+
+def gsm8k_gold(answer_text: str) -> str | None:
+    """The gold number of a GSM8K answer: what follows the last ``####``, commas removed.
+
+    GSM8K answers end with a worked solution then ``#### 1,200``; the number is
+    the gold, written without thousands separators so it compares as a number.
+
+    Example:
+        >>> gsm8k_gold("80,000+50,000=130,000\\n#### 70,000")
+        '70000'
+    """
+    if not isinstance(answer_text, str):
+        raise TypeError(f"a GSM8K answer is text, got {type(answer_text).__name__}")
+    mark = answer_text.rfind(_GSM8K_MARK)
+    if mark == -1:
+        return None
+    gold = answer_text[mark + len(_GSM8K_MARK) :].strip().replace(",", "")
+    return gold or None
+
+
+def load_gsm8k(
+    path: str | os.PathLike[str], *, limit: int | None = None, id_prefix: str | None = None
+) -> list[Problem]:
+    """Read a GSM8K split (``{"question", "answer"}`` a line) with its ``####`` gold numbers.
+
+    Args:
+        path: ``train.jsonl`` or ``test.jsonl`` of openai/grade-school-math.
+        limit: Read at most this many problems.
+        id_prefix: Prefix of the line-numbered ids; default ``f"gsm8k-{stem}-"``
+            (``gsm8k-test-1`` is the first line of ``test.jsonl``).
+
+    Raises:
+        DatasetError: A line without a question or without ``####`` gold.
+    """
+    source = Path(path)
+    return load_dataset(
+        source,
+        question_field="question",
+        gold_field="answer",
+        gold_parser=gsm8k_gold,
+        limit=limit,
+        id_prefix=f"gsm8k-{source.stem}-" if id_prefix is None else id_prefix,
+        file_format="jsonl",
+    )
+
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+
+
+def boxed_answer(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), nested braces balanced.
+
+    MATH marks each solution's final answer this way; a regex cannot match the
+    nested braces of ``\\boxed{\\frac{1}{2}}``, so braces are counted (escaped
+    ``\\{``/``\\}`` are skipped). The brace-less ``\\boxed 5`` form counts too.
+
+    Returns:
+        The stripped content, or ``None`` when there is no complete, non-empty box.
+
+    Example:
+        >>> boxed_answer(r"so $x = \\boxed{\\frac{1}{2}}$ and \\boxed{\\{1, 2\\}}")
+        '\\\\{1, 2\\\\}'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"a solution is text, got {type(text).__name__}")
+    for match in reversed(list(_BOXED.finditer(text))):
+        content = _box_content(text, match.end())
+        if content:
+            return content
+    return None
+
+
+def _box_content(text: str, start: int) -> str | None:
+    i = start
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text):
+        return None
+    if text[i] != "{":  # "\boxed 5$": up to the end of the math or the line
+        if i == start:
+            return None
+        end = re.search(r"[$\n]|\\\)|\\\]", text[i:])
+        return text[i : i + end.start() if end else len(text)].strip() or None
+    depth = 0
+    j = i
+    while j < len(text):
+        char = text[j]
+        if char == "\\":
+            j += 2  # an escaped character, \{ and \} included, never opens or closes
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j].strip() or None
+        j += 1
+    return None  # unbalanced: the box never closes
+
+
+def load_math(
+    path: str | os.PathLike[str],
+    *,
+    id_field: str | None = None,
+    limit: int | None = None,
+    id_prefix: str | None = None,
+) -> list[Problem]:
+    """Read MATH-style records (``{problem, solution, level?, type?}``), gold from ``\\boxed{}``.
+
+    The gold answer is the last boxed expression of the reference solution, as
+    in the MATH benchmark; ``level`` (e.g. ``"Level 5"``) becomes the problem's
+    level, or the subject ``type`` when there is no level.
+
+    Args:
+        path: A JSON Lines file or a JSON list of records (e.g. MATH-500's
+            ``test.jsonl``).
+        id_field: Field of the id (MATH-500 has ``unique_id``); ``None`` numbers
+            the problems by position.
+        limit: Read at most this many problems.
+        id_prefix: Prefix of generated ids; default ``f"math-{stem}-"``.
+
+    Raises:
+        DatasetError: A record without a problem, or whose solution has no box.
+    """
+    source = Path(path)
+    fields = _Fields(
+        question="problem",
+        gold="solution",
+        id=id_field,
+        id_required=id_field is not None,
+        levels=("level", "type"),
+        gold_parser=boxed_answer,
+        require_gold=True,
+    )
+    prefix = f"math-{source.stem}-" if id_prefix is None else id_prefix
+    return _load(source, fields, file_format="auto", id_prefix=prefix, limit=limit)
 
 
 def check_gold(problems: Iterable[Problem]) -> None:
@@ -354,9 +735,16 @@ def check_gold(problems: Iterable[Problem]) -> None:
 
 __all__ = [
     "ARITHMETIC_LEVELS",
+    "DatasetFormat",
+    "GoldParser",
     "Problem",
     "arithmetic_suite",
+    "boxed_answer",
     "check_gold",
+    "gsm8k_gold",
+    "load_dataset",
+    "load_gsm8k",
     "load_jsonl",
+    "load_math",
     "train_test_split",
 ]

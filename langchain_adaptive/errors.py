@@ -58,6 +58,28 @@ class ContextLengthExceededError(AdaptiveInputError):
         self.context_size = context_size
 
 
+class DatasetError(AdaptiveInputError):
+    """A dataset file cannot be loaded: a malformed record, a missing field, a repeated id.
+
+    Attributes:
+        path: The file, when the error is about one.
+        line: Where in it: the 1-based line of a JSON Lines or CSV file, or the
+            1-based item of a JSON list.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        partial: AdaptiveResult | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.path = path
+        self.line = line
+
+
 class ConfigurationError(AdaptiveError, ValueError):
     """The runnable, a strategy or a model was configured inconsistently."""
 
@@ -95,6 +117,7 @@ __all__ = [
     "CalibrationError",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "DatasetError",
     "EmptyGenerationError",
     "EmptyQuestionError",
     "ModelError",

@@ -23,6 +23,7 @@ EXPECTED_ALL = [
     "Candidate",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "DatasetError",
     "EarlyStoppingConsistency",
     "EmptyGenerationError",
     "EmptyQuestionError",

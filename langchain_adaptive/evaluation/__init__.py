@@ -1,0 +1,98 @@
+"""The evaluation harness: record sample pools, replay any policy on them, or run live.
+
+The data path, top to bottom:
+
+datasets (:mod:`langchain_adaptive.datasets`, Game of 24 in :mod:`.game24`) ->
+``record_pools`` (one model run, every PRM's estimates) -> a pool file
+(:mod:`.pools`) -> ``replay`` of every policy (:mod:`.policies`, :mod:`.replay`;
+no model calls, bootstrap over sample orders and questions) -> ``summarize``
+(:mod:`.report`: accuracy, compute, the headline match ratio, the oracle gap)
+-> JSON, Markdown and PNG plots (:mod:`.plots`). ``run_live`` (:mod:`.live`)
+runs policies against the model itself and reports the same way, with wall time.
+"""
+
+from __future__ import annotations
+
+from langchain_adaptive.evaluation.external import game24_completion_tokens, game24_pools
+from langchain_adaptive.evaluation.game24 import (
+    Game24Puzzle,
+    check_game24,
+    evaluate_expression,
+    game24_answer,
+    game24_matches,
+    load_game24_puzzles,
+    load_game24_recorded,
+)
+from langchain_adaptive.evaluation.live import LivePolicy, live_policy, run_live
+from langchain_adaptive.evaluation.policies import OracleBestOfN, standard_policies
+from langchain_adaptive.evaluation.pools import (
+    ORACLE,
+    PoolFile,
+    PoolHeader,
+    PoolMismatchError,
+    QuestionPool,
+    RecordedSample,
+    add_calibrated_estimates,
+    read_pools,
+    write_pools,
+)
+from langchain_adaptive.evaluation.record import RecordSummary, arecord_pools, record_pools
+from langchain_adaptive.evaluation.replay import (
+    Outcomes,
+    Policy,
+    PreparedPool,
+    oracle_samples,
+    prepare_pools,
+    replay,
+    replay_question,
+)
+from langchain_adaptive.evaluation.report import (
+    BenchReport,
+    MatchRatio,
+    OracleGap,
+    PolicySummary,
+    report_markdown,
+    summarize,
+)
+
+__all__ = [
+    "ORACLE",
+    "BenchReport",
+    "Game24Puzzle",
+    "LivePolicy",
+    "MatchRatio",
+    "OracleBestOfN",
+    "OracleGap",
+    "Outcomes",
+    "Policy",
+    "PolicySummary",
+    "PoolFile",
+    "PoolHeader",
+    "PoolMismatchError",
+    "PreparedPool",
+    "QuestionPool",
+    "RecordSummary",
+    "RecordedSample",
+    "add_calibrated_estimates",
+    "arecord_pools",
+    "check_game24",
+    "evaluate_expression",
+    "game24_answer",
+    "game24_completion_tokens",
+    "game24_matches",
+    "game24_pools",
+    "live_policy",
+    "load_game24_puzzles",
+    "load_game24_recorded",
+    "oracle_samples",
+    "prepare_pools",
+    "read_pools",
+    "record_pools",
+    "replay",
+    "replay_question",
+    "report_markdown",
+    "run_live",
+    "standard_policies",
+    "summarize",
+    "write_pools",
+]

@@ -1,0 +1,339 @@
+"""``langchain-adaptive bench record|replay|live|import-game24``: the benchmark from the shell.
+
+``record`` draws a pool of samples per question from a local GGUF model (the
+bundled SmolLM2 by default) with the on-device PRMs; ``replay`` compares every
+policy on a pool file without calling a model and writes a JSON report, a
+Markdown table and PNG plots; ``live`` runs chosen policies against the model
+and measures wall time too; ``import-game24`` turns the recorded GPT-4
+Game-of-24 samples into a pool file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, load_jsonl, load_math
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.evaluation.pools import ORACLE, read_pools
+from langchain_adaptive.evaluation.report import BenchReport, report_markdown
+
+logger = logging.getLogger(__name__)
+
+DATASET_KINDS = ("arithmetic", "gsm8k", "math", "jsonl")
+
+
+def add_bench_commands(commands: Any) -> None:
+    """Register ``bench`` and its subcommands on the top-level parser."""
+    bench = commands.add_parser("bench", help="record pools, replay policies, run live")
+    sub = bench.add_subparsers(dest="bench_command", required=True)
+
+    record = sub.add_parser("record", help="draw N samples per question and store them")
+    _dataset_arguments(record)
+    _model_arguments(record)
+    record.add_argument("--samples", type=int, default=16, help="samples per question")
+    record.add_argument(
+        "--prms",
+        default="probe,judge",
+        help="comma-separated on-device PRMs whose estimates are stored (probe, judge)",
+    )
+    record.add_argument(
+        "--score-steps",
+        default="probe",
+        help="PRMs that also score every step of every sample (the judge is slow per step)",
+    )
+    record.add_argument("--out", type=Path, required=True, help="pool file (JSONL, resumable)")
+
+    replay = sub.add_parser("replay", help="compare policies on a pool file, no model calls")
+    replay.add_argument("pools", type=Path, help="pool file from `bench record` or import-game24")
+    replay.add_argument("--estimators", default=None, help="IAS estimators (default: all)")
+    replay.add_argument("--scorer", default=None, help="estimator whose step scores select")
+    replay.add_argument(
+        "--calibrator",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE:DIR",
+        help="add estimator NAME: a saved calibrator DIR applied to SOURCE's raw scores",
+    )
+    replay.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
+    replay.add_argument("--quantile", type=float, default=0.1, help="IAS budgets on this quantile")
+    replay.add_argument("--replicates", type=int, default=200, help="bootstrap replicates")
+    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument("--limit", type=int, default=None, help="first N questions only")
+    replay.add_argument(
+        "--cost", choices=["tokens", "samples"], default="tokens", help="compute measure"
+    )
+    replay.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
+    replay.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
+
+    live = sub.add_parser("live", help="run policies against the model, wall time included")
+    _dataset_arguments(live)
+    _model_arguments(live)
+    live.add_argument(
+        "--policies",
+        default="majority_vote:16,ias:probe",
+        help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, adaptive_consistency, esc",
+    )
+    live.add_argument("--max-samples", type=int, default=16)
+    live.add_argument("--target-confidence", type=float, default=0.9)
+    live.add_argument("--out", type=Path, required=True, help="report JSON (.md beside)")
+
+    game24 = sub.add_parser("import-game24", help="pool file from recorded Game-of-24 samples")
+    game24.add_argument("--samples", type=Path, required=True, help="the recorded samples JSON")
+    game24.add_argument("--puzzles", type=Path, required=True, help="24.csv")
+    game24.add_argument("--out", type=Path, required=True)
+
+
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("questions")
+    group.add_argument("--dataset", choices=DATASET_KINDS, default="arithmetic")
+    group.add_argument("--path", type=Path, default=None, help="dataset file (not arithmetic)")
+    group.add_argument("--per-level", type=int, default=20, help="arithmetic questions per level")
+    group.add_argument("--suite-seed", type=int, default=1)
+    group.add_argument("--levels", default=None, help="comma-separated arithmetic levels")
+    group.add_argument(
+        "--exclude-suite",
+        default="5:0",
+        help="PER_LEVEL:SEED of an arithmetic suite whose questions are left out "
+        "(default: the bundled probe's training suite); 'none' keeps all",
+    )
+    group.add_argument("--limit", type=int, default=None, help="first N questions only")
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (in-process llama.cpp)")
+    group.add_argument("--model", default=None, help="GGUF path or repo id (default: bundled)")
+    group.add_argument("--model-file", default=None)
+    group.add_argument("--n-gpu-layers", type=int, default=0)
+    group.add_argument("--threads", type=int, default=None)
+    group.add_argument("--seed", type=int, default=0, help="sampling seed")
+    group.add_argument("--max-tokens", type=int, default=192, help="tokens per sample")
+    group.add_argument("--temperature", type=float, default=0.7)
+
+
+def load_problems(args: argparse.Namespace) -> list[Problem]:
+    """The questions named by the dataset arguments."""
+    if args.dataset == "arithmetic":
+        levels = tuple(args.levels.split(",")) if args.levels else None
+        problems = arithmetic_suite(args.per_level, seed=args.suite_seed, levels=levels)
+        if args.exclude_suite != "none":
+            per_level, seed = (int(x) for x in args.exclude_suite.split(":"))
+            seen = {p.question for p in arithmetic_suite(per_level, seed=seed)}
+            problems = [p for p in problems if p.question not in seen]
+    else:
+        if args.path is None:
+            raise ConfigurationError(f"--dataset {args.dataset} needs --path")
+        loader = {"gsm8k": load_gsm8k, "math": load_math, "jsonl": load_jsonl}[args.dataset]
+        problems = loader(args.path)
+    return problems[: args.limit] if args.limit else problems
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Dispatch ``bench`` subcommands; returns the exit status."""
+    command = args.bench_command
+    if command == "record":
+        return _record(args)
+    if command == "replay":
+        return _replay(args)
+    if command == "live":
+        return _live(args)
+    if command == "import-game24":
+        return _import_game24(args)
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+def _chat_model(args: argparse.Namespace) -> Any:
+    from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, default_threads
+
+    return ChatLlamaCpp(
+        model=args.model,
+        model_file=args.model_file,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.threads or default_threads(),
+        seed=args.seed,
+    )
+
+
+def _on_device_prms(names: list[str], chat: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from langchain_adaptive.integrations.llamacpp import ProbePRM
+    from langchain_adaptive.prm import LLMJudgePRM
+
+    prms: dict[str, Any] = {}
+    for name in names:
+        if name == "probe":
+            if args.model is not None:
+                raise ConfigurationError(
+                    "the bundled probe head fits only the bundled model; use --prms judge"
+                )
+            prms[name] = ProbePRM(n_threads=chat.n_threads, n_gpu_layers=args.n_gpu_layers)
+        elif name == "judge":
+            prms[name] = LLMJudgePRM(model=chat)
+        else:
+            raise ConfigurationError(f"unknown on-device PRM {name!r}; choose probe or judge")
+    return prms
+
+
+def _names(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _record(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.record import record_pools
+
+    problems = load_problems(args)
+    chat = _chat_model(args)
+    prms = _on_device_prms(_names(args.prms), chat, args)
+    summary = record_pools(
+        chat,
+        problems,
+        args.out,
+        samples=args.samples,
+        prms=prms,
+        score_steps_with=_names(args.score_steps),
+        temperature=args.temperature,
+        max_tokens_per_sample=args.max_tokens,
+        settings={"dataset": args.dataset, "seed": args.seed},
+    )
+    print(summary.model_dump_json(indent=2))
+    return 0 if not summary.failed else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.pools import add_calibrated_estimates
+    from langchain_adaptive.evaluation.replay import prepare_pools, replay
+    from langchain_adaptive.evaluation.report import summarize
+
+    pool_file = read_pools(args.pools, model=args.expect_model)
+    pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
+    names: list[str] = list(pool_file.header.prms)
+    for spec in args.calibrator:
+        name, source, directory = _calibrator_spec(spec)
+        from langchain_adaptive.calibration import Calibrator
+
+        pools = add_calibrated_estimates(pools, source, Calibrator.load(directory), name)
+        names.append(name)
+    estimators = _names(args.estimators) if args.estimators else names
+    size = min(len(pool.samples) for pool in pools)
+    policies = standard_policies(
+        size,
+        estimators=[e for e in estimators if e != ORACLE],
+        scorer=args.scorer,
+        confidences=[float(c) for c in _names(args.confidences)],
+        quantile=args.quantile,
+    )
+    equivalence = pool_file.header.equivalence
+    prepared = prepare_pools(pools, _equivalence(equivalence))
+    run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
+    report = summarize(
+        run,
+        source=f"{args.pools.name} ({pool_file.header.model})",
+        seed=args.seed,
+        costs=(args.cost,),
+    )
+    _write_report(report, args.out, plots=True)
+    return 0
+
+
+def _calibrator_spec(spec: str) -> tuple[str, str, Path]:
+    try:
+        name, rest = spec.split("=", 1)
+        source, directory = rest.split(":", 1)
+    except ValueError:
+        raise ConfigurationError(
+            f"--calibrator takes NAME=SOURCE:DIR (e.g. judge-quantile=judge:calib/quantile), "
+            f"got {spec!r}"
+        ) from None
+    return name, source, Path(directory)
+
+
+def _equivalence(kind: str) -> Any:
+    if kind == "exact":
+        return lambda a, b: "".join(a.split()) == "".join(b.split())
+    from langchain_adaptive.answers import answers_match
+
+    return answers_match
+
+
+def _live(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.live import live_policy, run_live
+
+    problems = load_problems(args)
+    chat = _chat_model(args)
+    specs = _names(args.policies)
+    prm_names = sorted({spec.split(":", 1)[1] for spec in specs if spec.startswith("ias:")})
+    prms = _on_device_prms(prm_names, chat, args)
+    policies = [
+        live_policy(
+            spec,
+            prms=prms,
+            max_samples=args.max_samples,
+            target_confidence=args.target_confidence,
+        )
+        for spec in specs
+    ]
+    report = run_live(
+        chat,
+        problems,
+        policies,
+        source=f"live ({chat.model_name})",
+        max_tokens_per_sample=args.max_tokens,
+        temperature=args.temperature,
+    )
+    _write_report(report, args.out, plots=False)
+    return 0
+
+
+def _import_game24(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.external import game24_completion_tokens, game24_pools
+    from langchain_adaptive.evaluation.game24 import load_game24_recorded
+    from langchain_adaptive.evaluation.pools import write_pools
+
+    header, pools = game24_pools(
+        load_game24_recorded(args.samples, args.puzzles), game24_completion_tokens(args.samples)
+    )
+    write_pools(args.out, header, pools)
+    print(f"wrote {len(pools)} question pools to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_report(report: BenchReport, out: Path, *, plots: bool) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    markdown = report_markdown(report)
+    out.with_suffix(".md").write_text(markdown, encoding="utf-8")
+    written = [out, out.with_suffix(".md")]
+    if plots:
+        from langchain_adaptive.evaluation.plots import plot_allocation, plot_tradeoff
+
+        written.append(plot_tradeoff(report, out.with_suffix(".png")))
+        written.append(
+            plot_allocation(
+                report,
+                out.with_name(out.stem + "-allocation.png"),
+                policies=_allocation_policies(report),
+            )
+        )
+    print(markdown)
+    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
+
+
+def _allocation_policies(report: BenchReport) -> list[str]:
+    """The biggest fixed baseline and each adaptive family's policy at C = 0.9 (or its middle)."""
+    names = [s.name for s in report.policies]
+    fixed = [s.name for s in report.policies if s.name.endswith("-majority")]
+    chosen = fixed[-1:]
+    families: dict[str, list[str]] = {}
+    for summary in report.policies:
+        if not summary.family.startswith("best-of-n"):
+            families.setdefault(summary.family, []).append(summary.name)
+    for members in families.values():
+        at_09 = [m for m in members if m.endswith("@0.9")]
+        chosen.append(at_09[0] if at_09 else members[len(members) // 2])
+    return [n for n in names if n in chosen]
+
+
+__all__ = ["add_bench_commands", "load_problems", "run_bench"]

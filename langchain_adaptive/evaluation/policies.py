@@ -1,0 +1,158 @@
+"""The policies the benchmark compares, built by name so one run covers them all.
+
+Fixed best-of-N at every power of two the pools allow (PRM-selected and
+weighted vote when a scorer is recorded, majority vote always),
+Adaptive-Consistency, Early-Stopping Self-Consistency, IAS with each
+estimator at several target confidences, and the oracle: IAS that knows each
+question's true success rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from langchain_adaptive.budget import coverage_probability, ias_sample_count
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.evaluation.pools import ORACLE
+from langchain_adaptive.evaluation.replay import Policy
+from langchain_adaptive.selection import SelectionRule
+from langchain_adaptive.strategies import (
+    AdaptiveBestOfN,
+    AdaptiveConsistency,
+    BestOfN,
+    Decision,
+    EarlyStoppingConsistency,
+    EstimateQuestion,
+    Plan,
+    RunState,
+    Strategy,
+)
+
+FIXED_SIZES = (1, 2, 4, 8, 16, 32, 64)
+CONFIDENCES = (0.5, 0.7, 0.9, 0.95, 0.99)
+ESC_MAX_SAMPLES = 40
+"""Early-Stopping Self-Consistency's cap in Li et al. 2024."""
+
+
+class OracleBestOfN(Strategy):
+    """IAS with the true success rate: the allocation no estimator can beat.
+
+    Replay answers its question estimate with the pool's true rate ``p``. A
+    question no sample solves (``p = 0``) gets one sample, since it must be
+    answered and more cannot help; any other gets the IAS count for ``p``,
+    capped.
+    """
+
+    name: ClassVar[str] = "oracle_best_of_n"
+    requires_prm: ClassVar[bool] = True
+
+    def plan(self, state: RunState) -> Plan:
+        estimate = yield EstimateQuestion()
+        p = estimate.median
+        needed = 1 if p <= 0.0 else ias_sample_count(p, state.target_confidence)
+        decided = min(needed, state.max_samples)
+        yield from self._draw_and_score(state, decided)
+        return Decision(
+            stop_reason="adaptive_budget" if decided == needed else "max_samples",
+            decided_samples=decided,
+            confidence=coverage_probability(p, len(state.candidates)),
+            low_confidence=needed > state.max_samples,
+        )
+
+
+def standard_policies(
+    pool_size: int,
+    *,
+    estimators: Sequence[str] = (),
+    scorer: str | None = None,
+    confidences: Sequence[float] = CONFIDENCES,
+    sizes: Sequence[int] = FIXED_SIZES,
+    selection: SelectionRule = "majority_vote",
+    quantile: float = 0.1,
+    oracle: bool = True,
+) -> list[Policy]:
+    """Every policy of the comparison that ``pool_size`` recorded samples per question allow.
+
+    Args:
+        pool_size: Samples recorded per question: the largest N and the IAS cap.
+        estimators: Recorded estimators to run IAS with (PRM or calibrated names).
+        scorer: Recorded estimator whose step scores select among samples for
+            the ``prm`` and ``weighted_vote`` baselines and for IAS (``None``:
+            majority vote only).
+        selection: How IAS and the oracle pick the answer (``majority_vote``
+            compares like with like against the fixed majority baseline).
+        quantile: The quantile of the estimate IAS budgets on (the calibrated
+            lower bound).
+    """
+    if pool_size < 1:
+        raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
+    if selection != "majority_vote" and scorer is None:
+        raise ConfigurationError(f"selection {selection!r} needs a recorded scorer")
+    policies: list[Policy] = []
+    for n in (size for size in sizes if size <= pool_size):
+        policies.append(
+            Policy(
+                name=f"bon{n}-majority",
+                family="best-of-n (majority)",
+                strategy=BestOfN(n=n, selection="majority_vote"),
+                max_samples=n,
+            )
+        )
+        if scorer is not None:
+            for rule, label in (("prm", "prm"), ("weighted_vote", "weighted")):
+                policies.append(
+                    Policy(
+                        name=f"bon{n}-{label}[{scorer}]",
+                        family=f"best-of-n ({label}, {scorer})",
+                        strategy=BestOfN(n=n, selection=rule),
+                        scorer=scorer,
+                        max_samples=n,
+                    )
+                )
+    policies.append(
+        Policy(
+            name="adaptive-consistency",
+            family="adaptive-consistency",
+            strategy=AdaptiveConsistency(),
+            max_samples=pool_size,
+        )
+    )
+    policies.append(
+        Policy(
+            name="esc",
+            family="early-stopping sc",
+            strategy=EarlyStoppingConsistency(),
+            max_samples=min(ESC_MAX_SAMPLES, pool_size),
+        )
+    )
+    ias_scorer = scorer if selection != "majority_vote" else None
+    for estimator in [*estimators, *([ORACLE] if oracle else [])]:
+        is_oracle = estimator == ORACLE
+        strategy = (
+            OracleBestOfN(selection=selection)
+            if is_oracle
+            else AdaptiveBestOfN(selection=selection, quantile=quantile)
+        )
+        for confidence in confidences:
+            policies.append(
+                Policy(
+                    name=f"ias[{estimator}]@{confidence:g}",
+                    family=f"ias[{estimator}]",
+                    strategy=strategy,
+                    estimator=estimator,
+                    scorer=ias_scorer,
+                    target_confidence=confidence,
+                    max_samples=pool_size,
+                )
+            )
+    return policies
+
+
+__all__ = [
+    "CONFIDENCES",
+    "ESC_MAX_SAMPLES",
+    "FIXED_SIZES",
+    "OracleBestOfN",
+    "standard_policies",
+]

@@ -1,0 +1,408 @@
+"""Record mode: draw a pool of samples per question once, with every PRM's estimates.
+
+Per question: one ``draw`` call for ``samples`` solutions (a model that samples
+``n`` natively evaluates the prompt once), each graded against the gold
+answer; then each PRM estimates the question alone and, if asked, scores every
+step of every sample. The :class:`~langchain_adaptive.evaluation.pools.QuestionPool`
+is appended to the pool file as soon as it is complete.
+
+In-process models (llama.cpp) are driven one question at a time; server
+models go through :func:`arecord_pools`, which keeps ``max_concurrency``
+questions in flight. A question whose model or PRM call fails is reported in
+the summary and skipped; the others are kept, and a rerun retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.runnables import RunnableConfig, ensure_config
+from pydantic import BaseModel, Field
+
+from langchain_adaptive._jsonl import JsonlAppender, ProgressBar
+from langchain_adaptive.answers import (
+    DEFAULT_STEP_DELIMITER,
+    AnswerEquivalence,
+    AnswerExtractor,
+    answers_match,
+    extract_answer,
+    split_steps,
+)
+from langchain_adaptive.datasets import Problem, check_gold
+from langchain_adaptive.errors import AdaptiveError, ConfigurationError
+from langchain_adaptive.evaluation.pools import (
+    PoolHeader,
+    QuestionPool,
+    RecordedSample,
+    read_pools,
+)
+from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, Question, parse_input
+from langchain_adaptive.prm.base import ProcessRewardModel
+from langchain_adaptive.sampling import Sample, SamplingFailure, adraw, call_kwargs, draw
+
+logger = logging.getLogger(__name__)
+
+
+class RecordSummary(BaseModel):
+    """What a recording run did."""
+
+    path: Path
+    recorded: int
+    """Questions recorded by this run."""
+    already_recorded: int
+    """Questions found in the file and skipped."""
+    failed: dict[str, str] = Field(default_factory=dict)
+    """Question id -> error, for questions skipped because a call failed."""
+    generated_tokens: int = 0
+    wall_s: float = 0.0
+
+
+def model_identity(model: BaseLanguageModel) -> str:
+    """A name that tells models apart in pool headers (the model's own name when it has one)."""
+    for attribute in ("model_name", "model", "model_id", "repo_id"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
+@dataclass
+class _Recorder:
+    """Settings shared by the sync and async drivers, and the per-question work."""
+
+    model: BaseLanguageModel
+    prms: Mapping[str, ProcessRewardModel]
+    score_steps_with: Collection[str]
+    samples: int
+    kwargs: dict[str, Any]
+    instruction: str | None
+    system_prompt: str | None
+    step_delimiter: str
+    answer_extractor: AnswerExtractor
+    equivalent: AnswerEquivalence
+    config: RunnableConfig
+    tokens: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def question(self, problem: Problem) -> Question:
+        return parse_input(
+            {"question": problem.question, "gold": problem.gold},
+            system_prompt=self.system_prompt,
+            instruction=self.instruction,
+        )
+
+    def pool(
+        self, problem: Problem, samples: Sequence[Sample], elapsed: float, scores: dict[str, Any]
+    ) -> QuestionPool:
+        per_sample = elapsed / max(1, len(samples))
+        recorded = []
+        for index, sample in enumerate(samples):
+            answer = self.answer_extractor(sample.text)
+            recorded.append(
+                RecordedSample(
+                    text=sample.text,
+                    steps=split_steps(sample.text, self.step_delimiter),
+                    answer=answer,
+                    correct=answer is not None and self.equivalent(problem.gold or "", answer),
+                    output_tokens=sample.usage.output_tokens,
+                    input_tokens=sample.usage.input_tokens,
+                    latency_s=per_sample,
+                    finish_reason=sample.finish_reason,
+                    step_estimates={
+                        name: rows[index] for name, (_, rows) in scores.items() if rows is not None
+                    },
+                )
+            )
+        self.tokens += sum(s.usage.output_tokens for s in samples)
+        return QuestionPool(
+            id=problem.id,
+            question=problem.question,
+            gold=problem.gold,
+            level=problem.level,
+            question_estimates={name: estimate for name, (estimate, _) in scores.items()},
+            samples=recorded,
+        )
+
+    def steps_of(self, samples: Sequence[Sample]) -> list[list[str]]:
+        return [split_steps(s.text, self.step_delimiter) for s in samples]
+
+    def record_one(self, problem: Problem) -> QuestionPool:
+        question = self.question(problem)
+        started = time.perf_counter()
+        samples = draw(self.model, question, self.samples, kwargs=self.kwargs, config=self.config)
+        elapsed = time.perf_counter() - started
+        scores: dict[str, Any] = {}
+        solutions = self.steps_of(samples)
+        for name, prm in self.prms.items():
+            estimate = prm.estimate_question(question.text, self.config)
+            rows = (
+                prm.score(question.text, solutions, self.config)
+                if name in self.score_steps_with
+                else None
+            )
+            scores[name] = (estimate, rows)
+        return self.pool(problem, samples, elapsed, scores)
+
+    async def arecord_one(self, problem: Problem) -> QuestionPool:
+        question = self.question(problem)
+        started = time.perf_counter()
+        samples = await adraw(
+            self.model, question, self.samples, kwargs=self.kwargs, config=self.config
+        )
+        elapsed = time.perf_counter() - started
+        scores: dict[str, Any] = {}
+        solutions = self.steps_of(samples)
+        for name, prm in self.prms.items():
+            estimate = await prm.aestimate_question(question.text, self.config)
+            rows = (
+                await prm.ascore(question.text, solutions, self.config)
+                if name in self.score_steps_with
+                else None
+            )
+            scores[name] = (estimate, rows)
+        return self.pool(problem, samples, elapsed, scores)
+
+    def note_failure(self, problem: Problem, error: Exception) -> None:
+        cause = error.error if isinstance(error, SamplingFailure) else error
+        message = f"{type(cause).__name__}: {cause}"
+        logger.warning("question %s failed and was skipped: %s", problem.id, message)
+        self.failed[problem.id] = message
+
+
+def _prepare(
+    model: BaseLanguageModel,
+    problems: Sequence[Problem],
+    out: str | os.PathLike[str],
+    *,
+    samples: int,
+    prms: Mapping[str, ProcessRewardModel] | None,
+    score_steps_with: Collection[str] | None,
+    model_name: str | None,
+    temperature: float | None,
+    max_tokens_per_sample: int,
+    max_tokens_kwarg: str | None,
+    instruction: str | None,
+    system_prompt: str | None,
+    step_delimiter: str,
+    answer_extractor: AnswerExtractor,
+    equivalent: AnswerEquivalence,
+    settings: Mapping[str, Any] | None,
+    config: RunnableConfig | None,
+) -> tuple[_Recorder, PoolHeader, Path, list[Problem], int]:
+    if samples < 1:
+        raise ConfigurationError(f"samples must be >= 1, got {samples}")
+    prms = dict(prms or {})
+    scorers = set(prms) if score_steps_with is None else set(score_steps_with)
+    unknown = sorted(scorers - set(prms))
+    if unknown:
+        raise ConfigurationError(f"score_steps_with names PRM(s) {unknown} that were not given")
+    check_gold(problems)
+    ids = [p.id for p in problems]
+    if len(set(ids)) < len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConfigurationError(f"problem ids must be unique; repeated: {repeated[:5]}")
+    header = PoolHeader(
+        model=model_name or model_identity(model),
+        prms=sorted(prms),
+        samples_per_question=samples,
+        max_tokens_per_sample=max_tokens_per_sample,
+        temperature=temperature,
+        settings={
+            "instruction": instruction,
+            "system_prompt": system_prompt,
+            "step_delimiter": step_delimiter,
+            "scored_steps": sorted(scorers),
+            **(settings or {}),
+        },
+    )
+    path = Path(out)
+    done: set[str] = set()
+    if path.exists() and path.stat().st_size > 0:
+        existing = read_pools(path)
+        existing.header.check_matches(header, path)
+        done = {pool.id for pool in existing.pools}
+    todo = [p for p in problems if p.id not in done]
+    recorder = _Recorder(
+        model=model,
+        prms=prms,
+        score_steps_with=scorers,
+        samples=samples,
+        kwargs=call_kwargs(temperature, max_tokens_per_sample, max_tokens_kwarg),
+        instruction=instruction,
+        system_prompt=system_prompt,
+        step_delimiter=step_delimiter,
+        answer_extractor=answer_extractor,
+        equivalent=equivalent,
+        config=ensure_config(config),
+    )
+    return recorder, header, path, todo, len(problems) - len(todo)
+
+
+def record_pools(
+    model: BaseLanguageModel,
+    problems: Sequence[Problem],
+    out: str | os.PathLike[str],
+    *,
+    samples: int = 16,
+    prms: Mapping[str, ProcessRewardModel] | None = None,
+    score_steps_with: Collection[str] | None = None,
+    model_name: str | None = None,
+    temperature: float | None = 0.7,
+    max_tokens_per_sample: int = 256,
+    max_tokens_kwarg: str | None = "max_tokens",
+    instruction: str | None = DEFAULT_INSTRUCTION,
+    system_prompt: str | None = None,
+    step_delimiter: str = DEFAULT_STEP_DELIMITER,
+    answer_extractor: AnswerExtractor = extract_answer,
+    equivalent: AnswerEquivalence = answers_match,
+    settings: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    config: RunnableConfig | None = None,
+) -> RecordSummary:
+    """Record ``samples`` solutions per problem (and PRM estimates) into a pool file.
+
+    One question at a time: the right driver for an in-process model. Rerunning
+    with the same settings resumes; other settings raise
+    :class:`~langchain_adaptive.evaluation.pools.PoolMismatchError`.
+
+    Args:
+        model: Any LangChain chat model or completion LLM.
+        problems: Questions with gold answers and unique ids.
+        out: The pool file (JSONL), created or resumed.
+        samples: Solutions drawn per question: the largest N replay can evaluate.
+        prms: Name -> PRM; each estimates every question alone.
+        score_steps_with: PRM names that also score every step of every sample
+            (default: all; judges are costly per step, probes are not).
+        model_name: The name stored in the header (default: the model's own).
+        settings: Extra facts to store in the header (e.g. the dataset's name).
+
+    Raises:
+        ConfigurationError: Bad settings, repeated ids, or problems without gold.
+        PoolMismatchError: ``out`` holds pools recorded with other settings.
+    """
+    recorder, header, path, todo, skipped = _prepare(**_arguments(locals()))
+    started = time.perf_counter()
+    bar = ProgressBar(
+        skipped + len(todo), skipped, desc="recording", unit="question", enabled=progress
+    )
+    recorded = 0
+    with _appender(path, header) as appender:
+        try:
+            for problem in todo:
+                try:
+                    pool = recorder.record_one(problem)
+                except (AdaptiveError, SamplingFailure, ValueError, RuntimeError) as error:
+                    recorder.note_failure(problem, error)
+                else:
+                    appender.append(pool)
+                    recorded += 1
+                    bar.add("tokens", sum(s.output_tokens for s in pool.samples))
+                bar.step()
+        finally:
+            bar.close()
+    return RecordSummary(
+        path=path,
+        recorded=recorded,
+        already_recorded=skipped,
+        failed=recorder.failed,
+        generated_tokens=recorder.tokens,
+        wall_s=time.perf_counter() - started,
+    )
+
+
+async def arecord_pools(
+    model: BaseLanguageModel,
+    problems: Sequence[Problem],
+    out: str | os.PathLike[str],
+    *,
+    samples: int = 16,
+    prms: Mapping[str, ProcessRewardModel] | None = None,
+    score_steps_with: Collection[str] | None = None,
+    model_name: str | None = None,
+    temperature: float | None = 0.7,
+    max_tokens_per_sample: int = 256,
+    max_tokens_kwarg: str | None = "max_tokens",
+    instruction: str | None = DEFAULT_INSTRUCTION,
+    system_prompt: str | None = None,
+    step_delimiter: str = DEFAULT_STEP_DELIMITER,
+    answer_extractor: AnswerExtractor = extract_answer,
+    equivalent: AnswerEquivalence = answers_match,
+    settings: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    config: RunnableConfig | None = None,
+    max_concurrency: int = 8,
+) -> RecordSummary:
+    """Async :func:`record_pools` with ``max_concurrency`` questions in flight (for servers)."""
+    if max_concurrency < 1:
+        raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency}")
+    arguments = _arguments(locals())
+    arguments.pop("max_concurrency")
+    recorder, header, path, todo, skipped = _prepare(**arguments)
+    started = time.perf_counter()
+    bar = ProgressBar(
+        skipped + len(todo), skipped, desc="recording", unit="question", enabled=progress
+    )
+    gate = asyncio.Semaphore(max_concurrency)
+    recorded = 0
+
+    async def one(problem: Problem, appender: JsonlAppender) -> None:
+        nonlocal recorded
+        async with gate:
+            try:
+                pool = await recorder.arecord_one(problem)
+            except (AdaptiveError, SamplingFailure, ValueError, RuntimeError) as error:
+                recorder.note_failure(problem, error)
+            else:
+                appender.append(pool)
+                recorded += 1
+                bar.add("tokens", sum(s.output_tokens for s in pool.samples))
+            bar.step()
+
+    with _appender(path, header) as appender:
+        try:
+            await asyncio.gather(*(one(problem, appender) for problem in todo))
+        finally:
+            bar.close()
+    return RecordSummary(
+        path=path,
+        recorded=recorded,
+        already_recorded=skipped,
+        failed=recorder.failed,
+        generated_tokens=recorder.tokens,
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
+    """The public verbs' arguments, as :func:`_prepare` takes them."""
+    arguments = dict(scope)
+    model, problems, out = arguments.pop("model"), arguments.pop("problems"), arguments.pop("out")
+    arguments.pop("progress")
+    return {"model": model, "problems": problems, "out": out, **arguments}
+
+
+@contextmanager
+def _appender(path: Path, header: PoolHeader) -> Iterator[JsonlAppender]:
+    """Open the pool file for appending, writing the header first when the file is new."""
+    new = not path.exists() or path.stat().st_size == 0
+    appender = JsonlAppender(
+        path,
+        busy_message=f"{path} is being recorded by another run; wait for it or choose "
+        "another --out",
+    )
+    with appender:
+        if new:
+            appender.append(header)
+        yield appender
+
+
+__all__ = ["RecordSummary", "arecord_pools", "model_identity", "record_pools"]

@@ -1,0 +1,367 @@
+"""From replayed outcomes to the numbers we publish: accuracy, compute, and the headline ratio.
+
+The headline ratio answers the library's one claim: to match the accuracy of
+fixed best-of-N, how much of best-of-N's compute does an adaptive family need?
+Each family (e.g. IAS at several target confidences) is a curve of compute
+against accuracy; the compute at which its upper envelope first reaches the
+baseline's accuracy (linearly interpolated between settings) over the
+baseline's compute is the ratio, and the same computation on every bootstrap
+replicate gives its 95% interval. The oracle gap compares a policy's samples
+with the fewest that reach the same expected coverage knowing every
+question's true success rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from langchain_adaptive.evaluation.replay import (
+    SUCCESS_BINS,
+    Outcomes,
+    expected_coverage,
+    interval,
+    oracle_samples,
+    success_bin,
+)
+
+Metric = Literal["accuracy", "coverage"]
+Cost = Literal["tokens", "samples"]
+
+
+class Interval(BaseModel):
+    """A 95% bootstrap interval."""
+
+    low: float
+    high: float
+
+
+class BinSummary(BaseModel):
+    """A policy's behaviour on the questions of one difficulty bin (by true success rate)."""
+
+    bin: str
+    questions: int
+    accuracy: float
+    mean_samples: float
+    mean_tokens: float
+
+
+class PolicySummary(BaseModel):
+    """One policy over all questions (recorded order), with bootstrap intervals."""
+
+    name: str
+    family: str
+    estimator: str | None = None
+    target_confidence: float | None = None
+    max_samples: int
+    accuracy: float
+    accuracy_ci: Interval | None = None
+    coverage: float
+    mean_samples: float
+    mean_samples_ci: Interval | None = None
+    mean_tokens: float
+    mean_tokens_ci: Interval | None = None
+    mean_latency_s: float
+    """Recorded wall time of the drawn samples per question (model time, not harness time)."""
+    bins: list[BinSummary] = Field(default_factory=list)
+
+
+class MatchRatio(BaseModel):
+    """The compute a family needs to match a baseline's metric, over the baseline's compute."""
+
+    baseline: str
+    family: str
+    metric: Metric
+    cost: Cost
+    target: float
+    """The baseline's metric value that the family must reach."""
+    baseline_cost: float
+    family_cost: float | None
+    """Interpolated compute at which the family first reaches ``target`` (``None``: never)."""
+    ratio: float | None
+    ratio_ci: Interval | None = None
+    matched_fraction: float
+    """Fraction of bootstrap replicates in which the family reached the baseline at all."""
+
+
+class OracleGap(BaseModel):
+    """A policy's samples over the oracle's fewest samples for the same expected coverage."""
+
+    policy: str
+    expected_coverage: float
+    mean_samples: float
+    oracle_mean_samples: float | None
+    ratio: float | None
+
+
+class BenchReport(BaseModel):
+    """Everything one benchmark run measured."""
+
+    source: str
+    """What was evaluated (a pool file and its model, or a live run's model)."""
+    mode: Literal["replay", "live"]
+    questions: int
+    samples_per_question: int
+    replicates: int
+    seed: int
+    policies: list[PolicySummary]
+    ratios: list[MatchRatio] = Field(default_factory=list)
+    oracle: list[OracleGap] = Field(default_factory=list)
+    harness_s: float
+    """Time the harness itself took (replay: all policies and replicates; no model time)."""
+    wall_s: float | None = None
+    """Live mode: the wall time of the whole run, model calls included."""
+    notes: list[str] = Field(default_factory=list)
+
+
+def summarize(
+    run: Outcomes,
+    *,
+    source: str,
+    mode: Literal["replay", "live"] = "replay",
+    seed: int = 0,
+    baselines: Sequence[str] | None = None,
+    families: Sequence[str] | None = None,
+    notes: Sequence[str] = (),
+    wall_s: float | None = None,
+    costs: Sequence[Cost] = ("tokens",),
+) -> BenchReport:
+    """Summaries of every policy, match ratios of adaptive families, and oracle gaps.
+
+    Args:
+        baselines: Policy names to match (default: every fixed best-of-N).
+        families: Families whose ratios are computed (default: every family
+            with more than one policy that is not best-of-N).
+        costs: Compute measures of the ratios: generated ``tokens`` (what a
+            model pays for) and/or ``samples``.
+    """
+    policies = run.policies
+    accuracy, coverage = run.metric("correct"), run.metric("covered")
+    samples, tokens = run.metric("samples"), run.metric("tokens")
+    latency = run.metric("latency")
+    rates = run.success_rates
+    bins = [success_bin(p) for p in rates]
+    summaries = []
+    for p, policy in enumerate(policies):
+        summaries.append(
+            PolicySummary(
+                name=policy.name,
+                family=policy.family,
+                estimator=policy.estimator,
+                target_confidence=policy.target_confidence if policy.estimator else None,
+                max_samples=policy.max_samples,
+                accuracy=float(accuracy[0, p]),
+                accuracy_ci=_ci(accuracy[1:, p]),
+                coverage=float(coverage[0, p]),
+                mean_samples=float(samples[0, p]),
+                mean_samples_ci=_ci(samples[1:, p]),
+                mean_tokens=float(tokens[0, p]),
+                mean_tokens_ci=_ci(tokens[1:, p]),
+                mean_latency_s=float(latency[0, p]),
+                bins=_bins(run, p, bins),
+            )
+        )
+    names = [policy.name for policy in policies]
+    if baselines is None:
+        baselines = [s.name for s in summaries if s.family.startswith("best-of-n")]
+    by_family: dict[str, list[int]] = {}
+    for p, policy in enumerate(policies):
+        by_family.setdefault(policy.family, []).append(p)
+    if families is None:
+        families = [
+            family
+            for family, members in by_family.items()
+            if len(members) > 1 and not family.startswith("best-of-n")
+        ]
+    cost_values = {"tokens": tokens, "samples": samples}
+    ratios = [
+        _match(baseline, names.index(baseline), family, by_family[family], metric, values,
+               cost_values[cost], cost)
+        for cost in costs
+        for baseline in baselines
+        for family in families
+        for metric, values in (("accuracy", accuracy), ("coverage", coverage))
+    ]  # fmt: skip
+    oracle = [
+        _oracle_gap(run, p, rates)
+        for p, policy in enumerate(policies)
+        if policy.estimator is not None or policy.family.startswith("best-of-n (majority)")
+    ]
+    return BenchReport(
+        source=source,
+        mode=mode,
+        questions=run.questions,
+        samples_per_question=run.pool_size,
+        replicates=run.replicates,
+        seed=seed,
+        policies=summaries,
+        ratios=ratios,
+        oracle=oracle,
+        harness_s=run.elapsed_s,
+        wall_s=wall_s,
+        notes=list(notes),
+    )
+
+
+def _ci(values: np.ndarray) -> Interval | None:
+    bounds = interval(values)
+    return Interval(low=bounds[0], high=bounds[1]) if bounds else None
+
+
+def _bins(run: Outcomes, p: int, bins: list[str]) -> list[BinSummary]:
+    out = []
+    for name in SUCCESS_BINS:
+        members = [q for q, b in enumerate(bins) if b == name]
+        if not members:
+            continue
+        out.append(
+            BinSummary(
+                bin=name,
+                questions=len(members),
+                accuracy=float(run.correct[0, p, members].mean()),
+                mean_samples=float(run.samples[0, p, members].mean()),
+                mean_tokens=float(run.tokens[0, p, members].mean()),
+            )
+        )
+    return out
+
+
+def envelope_cost(costs: np.ndarray, values: np.ndarray, target: float) -> float | None:
+    """The least cost at which a family's best-so-far value reaches ``target``.
+
+    Settings are sorted by cost; the running maximum of value is the family's
+    envelope (spending more never has to do worse); between two settings the
+    cost is interpolated linearly. ``None`` when no setting reaches ``target``.
+    """
+    order = np.argsort(costs, kind="stable")
+    xs, ys = costs[order], np.maximum.accumulate(values[order])
+    hits = np.nonzero(ys >= target - 1e-12)[0]
+    if hits.size == 0:
+        return None
+    i = int(hits[0])
+    if i == 0 or ys[i] == ys[i - 1]:
+        return float(xs[i])
+    fraction = (target - ys[i - 1]) / (ys[i] - ys[i - 1])
+    return float(xs[i - 1] + fraction * (xs[i] - xs[i - 1]))
+
+
+def _match(
+    baseline: str,
+    b: int,
+    family: str,
+    members: list[int],
+    metric: Metric,
+    values: np.ndarray,
+    costs: np.ndarray,
+    cost: Cost,
+) -> MatchRatio:
+    def ratio_at(r: int) -> float | None:
+        reached = envelope_cost(costs[r, members], values[r, members], values[r, b])
+        base = costs[r, b]
+        return None if reached is None or base <= 0 else reached / base
+
+    point = envelope_cost(costs[0, members], values[0, members], values[0, b])
+    replicate_ratios = [ratio_at(r) for r in range(1, values.shape[0])]
+    found = np.array([x for x in replicate_ratios if x is not None], dtype=np.float64)
+    base = float(costs[0, b])
+    return MatchRatio(
+        baseline=baseline,
+        family=family,
+        metric=metric,
+        cost=cost,
+        target=float(values[0, b]),
+        baseline_cost=base,
+        family_cost=point,
+        ratio=None if point is None or base <= 0 else point / base,
+        ratio_ci=_ci(found) if found.size else None,
+        matched_fraction=(found.size / len(replicate_ratios)) if replicate_ratios else 0.0,
+    )
+
+
+def _oracle_gap(run: Outcomes, p: int, rates: np.ndarray) -> OracleGap:
+    used = run.samples[0, p].astype(np.float64)
+    target = expected_coverage(rates, used)
+    cap = run.pool_size
+    best = oracle_samples(rates.tolist(), target, cap=cap)
+    mean = float(used.mean())
+    return OracleGap(
+        policy=run.policies[p].name,
+        expected_coverage=target,
+        mean_samples=mean,
+        oracle_mean_samples=best,
+        ratio=None if best is None or best <= 0 else mean / best,
+    )
+
+
+# -- Markdown ---------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_ci(ci: Interval | None, digits: int = 3) -> str:
+    return "" if ci is None else f" [{ci.low:.{digits}f}, {ci.high:.{digits}f}]"
+
+
+def report_markdown(report: BenchReport, *, ratio_metric: Metric = "accuracy") -> str:
+    """The report as Markdown tables: policies, match ratios, oracle gaps."""
+    lines = [
+        f"**{report.source}** ({report.mode}): {report.questions} questions, "
+        f"{report.samples_per_question} samples each, {report.replicates} bootstrap replicates.",
+        "",
+        "| policy | accuracy [95% CI] | coverage | samples/q | tokens/q | model s/q |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in report.policies:
+        lines.append(
+            f"| {s.name} | {s.accuracy:.3f}{_fmt_ci(s.accuracy_ci)} | {s.coverage:.3f} | "
+            f"{s.mean_samples:.2f} | {s.mean_tokens:.1f} | {s.mean_latency_s:.2f} |"
+        )
+    ratios = [r for r in report.ratios if r.metric == ratio_metric]
+    if ratios:
+        measure = "generated tokens" if ratios[0].cost == "tokens" else "samples"
+        lines += [
+            "",
+            f"Compute ({measure}) to match each baseline's {ratio_metric}, over the baseline's:",
+            "",
+            f"| baseline | {ratio_metric} | family | ratio [95% CI] | reached in |",
+            "|---|---|---|---|---|",
+        ]
+        for r in ratios:
+            lines.append(
+                f"| {r.baseline} | {r.target:.3f} | {r.family} | "
+                f"{_fmt(r.ratio, 2)}{_fmt_ci(r.ratio_ci, 2)} | {r.matched_fraction:.0%} |"
+            )
+    if report.oracle:
+        lines += [
+            "",
+            "Samples over the oracle's fewest for the same expected coverage:",
+            "",
+            "| policy | expected coverage | samples/q | oracle samples/q | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for g in report.oracle:
+            lines.append(
+                f"| {g.policy} | {g.expected_coverage:.3f} | {g.mean_samples:.2f} | "
+                f"{_fmt(g.oracle_mean_samples, 2)} | {_fmt(g.ratio, 2)} |"
+            )
+    for note in report.notes:
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "BenchReport",
+    "BinSummary",
+    "Interval",
+    "MatchRatio",
+    "OracleGap",
+    "PolicySummary",
+    "envelope_cost",
+    "report_markdown",
+    "summarize",
+]

@@ -1,0 +1,234 @@
+"""Replay makes the same decisions as live on the same samples; the harness's arithmetic."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from langchain_adaptive import AdaptiveReasoningRunnable
+from langchain_adaptive.datasets import Problem
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.evaluation import (
+    Policy,
+    QuestionPool,
+    RecordedSample,
+    oracle_samples,
+    prepare_pools,
+    read_pools,
+    record_pools,
+    replay,
+    replay_question,
+    standard_policies,
+    summarize,
+)
+from langchain_adaptive.evaluation.report import envelope_cost
+from langchain_adaptive.results import SuccessEstimate
+from langchain_adaptive.strategies import (
+    AdaptiveBestOfN,
+    AdaptiveConsistency,
+    BestOfN,
+    EarlyStoppingConsistency,
+    Strategy,
+)
+from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
+
+RIGHT = "7 + 8 = 15\n\nThe answer is 15."
+WRONG = "7 + 8 = 14\n\nThe answer is 14."
+ODD = "I think\n\nThe answer is 13."
+SCRIPT = [WRONG, RIGHT, WRONG, RIGHT, RIGHT, ODD, RIGHT, WRONG, RIGHT, RIGHT, RIGHT, RIGHT]
+QUESTION = "What is 7 + 8?"
+SERIAL = {"max_concurrency": 1}
+
+STRATEGIES: list[tuple[Strategy, float]] = [
+    (BestOfN(n=5, selection="majority_vote"), 0.9),
+    (BestOfN(n=6, selection="prm"), 0.9),
+    (BestOfN(n=3, selection="weighted_vote"), 0.9),
+    (AdaptiveBestOfN(selection="majority_vote"), 0.9),
+    (AdaptiveBestOfN(selection="weighted_vote", unreachable="floor", floor_samples=2), 0.999),
+    (AdaptiveConsistency(), 0.9),
+    (EarlyStoppingConsistency(window=3), 0.9),
+]
+
+
+def _prm() -> ScriptedPRM:
+    return ScriptedPRM(question_p={QUESTION: 0.3}, quantiles=(0.5, 1.0, 1.5))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> QuestionPool:
+    out = tmp_path_factory.mktemp("pools") / "pools.jsonl"
+    summary = record_pools(
+        ScriptedChatModel(responses=SCRIPT),
+        [Problem(id="q0", question=QUESTION, gold="15")],
+        out,
+        samples=12,
+        prms={"prm": _prm()},
+        progress=False,
+        config=SERIAL,
+    )
+    assert summary.recorded == 1 and not summary.failed
+    return read_pools(out).pools[0]
+
+
+@pytest.mark.parametrize(("strategy", "confidence"), STRATEGIES, ids=lambda x: repr(x)[:40])
+def test_replay_decides_exactly_as_live(
+    recorded: QuestionPool, strategy: Strategy, confidence: float
+) -> None:
+    live = AdaptiveReasoningRunnable(
+        model=ScriptedChatModel(responses=SCRIPT),
+        prm=_prm(),
+        strategy=strategy,
+        target_confidence=confidence,
+        max_samples=12,
+    ).invoke({"question": QUESTION, "gold": "15"}, SERIAL)
+    policy = Policy(
+        name="p",
+        family="f",
+        strategy=strategy,
+        estimator="prm",
+        target_confidence=confidence,
+        max_samples=12,
+    )
+    [prepared] = prepare_pools([recorded])
+    replayed = replay_question(policy, prepared)
+    assert replayed.samples == live.budget.samples_used
+    assert replayed.decided == live.budget.decided_samples
+    assert replayed.stop_reason == live.stop_reason
+    assert replayed.tokens == live.budget.generated_tokens
+    assert replayed.correct == bool(live.correct)
+    assert replayed.covered == any(c.correct for c in live.candidates)
+
+
+def test_a_live_result_replays_to_itself() -> None:
+    live = AdaptiveReasoningRunnable(
+        model=ScriptedChatModel(responses=SCRIPT),
+        prm=_prm(),
+        strategy=AdaptiveConsistency(),
+        max_samples=12,
+    ).invoke({"question": QUESTION, "gold": "15"}, SERIAL)
+    pool = QuestionPool.from_result(live, id="q0")
+    policy = Policy(
+        name="ac",
+        family="ac",
+        strategy=AdaptiveConsistency(),
+        max_samples=len(pool.samples),
+    )
+    [prepared] = prepare_pools([pool])
+    out = replay_question(policy, prepared)
+    assert (out.samples, out.stop_reason) == (live.budget.samples_used, live.stop_reason)
+
+
+def _pool(qid: str, grades: list[bool], p_estimate: float = 0.5) -> QuestionPool:
+    samples = [
+        RecordedSample(
+            text=f"s{i}", answer="1" if ok else str(10 + i), correct=ok, output_tokens=10
+        )
+        for i, ok in enumerate(grades)
+    ]
+    return QuestionPool(
+        id=qid,
+        question=f"question {qid}",
+        gold="1",
+        question_estimates={"est": SuccessEstimate.point(p_estimate)},
+        samples=samples,
+    )
+
+
+def test_policies_that_need_more_than_the_pool_are_refused() -> None:
+    [prepared] = prepare_pools([_pool("a", [True, False])])
+    policy = Policy(name="b4", family="b", strategy=BestOfN(n=4), max_samples=4)
+    with pytest.raises(ConfigurationError, match="only 2 recorded"):
+        replay_question(policy, prepared)
+    ias = Policy(name="i", family="i", strategy=AdaptiveBestOfN(), estimator="nope", max_samples=2)
+    with pytest.raises(ConfigurationError, match="no estimate from 'nope'"):
+        replay_question(ias, prepared)
+
+
+def test_replay_orders_and_resamples_reproducibly() -> None:
+    pools = prepare_pools([_pool(str(i), [i % 3 == 0, True, False, False]) for i in range(6)])
+    policies = standard_policies(4, estimators=["est"], confidences=(0.5, 0.9))
+    first = replay(pools, policies, replicates=20, seed=3)
+    again = replay(pools, policies, replicates=20, seed=3)
+    other = replay(pools, policies, replicates=20, seed=4)
+    assert np.array_equal(first.correct, again.correct)
+    assert np.array_equal(first.question_index, again.question_index)
+    assert not np.array_equal(first.question_index, other.question_index)
+    assert (first.question_index[0] == np.arange(6)).all()
+    names = [p.name for p in policies]
+    bon4 = names.index("bon4-majority")
+    assert (first.samples[:, bon4] == 4).all()  # fixed N draws N whatever the order
+
+
+def test_standard_policies_fit_the_pool() -> None:
+    names = [p.name for p in standard_policies(16, estimators=["probe"], scorer="probe")]
+    assert "bon16-majority" in names and "bon32-majority" not in names
+    assert "bon8-prm[probe]" in names and "bon8-weighted[probe]" in names
+    assert "ias[probe]@0.9" in names and "ias[oracle]@0.99" in names
+    assert {"adaptive-consistency", "esc"} <= set(names)
+    with pytest.raises(ConfigurationError, match="needs a recorded scorer"):
+        standard_policies(8, selection="prm")
+
+
+def test_the_oracle_spends_one_sample_on_hopeless_questions() -> None:
+    pools = prepare_pools([_pool("none", [False] * 8), _pool("half", [True, False] * 4)])
+    policies = [p for p in standard_policies(8, confidences=(0.9,)) if "oracle" in p.name]
+    out = replay(pools, policies, replicates=0)
+    assert out.samples[0, 0].tolist() == [1, 4]  # p = 0.5, C = 0.9 -> ceil(3.32) = 4
+
+
+def _brute_force_oracle(rates: list[float], target: float, cap: int) -> float | None:
+    best = None
+    for allocation in itertools.product(range(1, cap + 1), repeat=len(rates)):
+        cov = sum(1 - (1 - p) ** n for p, n in zip(rates, allocation, strict=True)) / len(rates)
+        if cov >= target - 1e-12:
+            total = sum(allocation)
+            best = total if best is None else min(best, total)
+    return None if best is None else best / len(rates)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rates=st.lists(st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.9, 1.0]), min_size=1, max_size=3),
+    target=st.floats(0.0, 1.0),
+)
+def test_greedy_oracle_is_optimal(rates: list[float], target: float) -> None:
+    assert oracle_samples(rates, target, cap=4) == _brute_force_oracle(rates, target, 4)
+
+
+def test_envelope_cost_interpolates_on_the_running_best() -> None:
+    costs = np.array([4.0, 1.0, 2.0])
+    values = np.array([0.9, 0.5, 0.4])  # the cost-2 setting is dominated by cost 1
+    assert envelope_cost(costs, values, 0.5) == 1.0
+    assert math.isclose(envelope_cost(costs, values, 0.7), 2.0 + 0.5 * 2.0)
+    assert envelope_cost(costs, values, 0.95) is None
+    assert envelope_cost(costs, values, 0.1) == 1.0
+
+
+def test_summary_finds_the_compute_saving_of_an_informed_estimator() -> None:
+    """Easy questions (p = 1) need one sample; an estimator that knows it saves compute."""
+    easy = [_pool(f"e{i}", [True] * 8, p_estimate=0.95) for i in range(10)]
+    hard = [_pool(f"h{i}", [False, True] * 4, p_estimate=0.2) for i in range(10)]
+    prepared = prepare_pools(easy + hard)
+    policies = standard_policies(8, estimators=["est"], confidences=(0.5, 0.9, 0.99))
+    report = summarize(replay(prepared, policies, replicates=30, seed=0), source="synthetic")
+    by_name = {s.name: s for s in report.policies}
+    assert by_name["bon8-majority"].coverage == 1.0
+    ratio = next(
+        r
+        for r in report.ratios
+        if (r.baseline, r.family, r.metric) == ("bon8-majority", "ias[est]", "coverage")
+    )
+    # IAS at C = 0.5 already covers every question: one sample on easy ones and
+    # ceil(log 0.5 / log 0.8) = 4 on hard ones (the 2nd is correct): 2.5 of 8 samples.
+    assert ratio.ratio == pytest.approx(2.5 / 8)
+    assert ratio.ratio_ci is not None and ratio.matched_fraction > 0.9
+    gap = next(g for g in report.oracle if g.policy == "bon8-majority")
+    assert gap.ratio is not None and gap.ratio > 1.5  # fixed N wastes samples on easy ones
+    bins = {b.bin: b for b in by_name["ias[est]@0.99"].bins}
+    # C = 0.99: ceil(log 0.01 / log 0.05) = 2 samples on easy, the cap (8) on hard ones.
+    assert bins["p<=1.00"].mean_samples == 2.0 and bins["p<=0.50"].mean_samples == 8.0
