@@ -23,7 +23,11 @@ GAME24_MODEL = "gpt-4 (Tree-of-Thoughts CoT samples, temperature 0.7)"
 
 
 def game24_completion_tokens(samples_json: str | os.PathLike[str]) -> dict[int, int]:
-    """Each puzzle's completion tokens: differences of the run's cumulative ``usage_so_far``."""
+    """Each puzzle's completion tokens: differences of the run's cumulative ``usage_so_far``.
+
+    The counter restarts once (the original run was resumed at puzzle 932); a
+    value below the previous one is a restart, and is that puzzle's own usage.
+    """
     path = Path(samples_json)
     entries = json.loads(path.read_text(encoding="utf-8"))
     tokens: dict[int, int] = {}
@@ -38,7 +42,8 @@ def game24_completion_tokens(samples_json: str | os.PathLike[str]) -> dict[int, 
                 path=str(path),
                 line=number,
             ) from error
-        tokens[idx] = total - previous
+        # The counter restarts where the original run was resumed: then it is this puzzle's own.
+        tokens[idx] = total - previous if total >= previous else total
         previous = total
     return tokens
 

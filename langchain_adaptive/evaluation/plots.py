@@ -47,8 +47,14 @@ def plot_tradeoff(
             style = "--" if family.startswith("ias[oracle]") else "-"
             line = ax.plot(xs, ys, style, marker="o", markersize=3.5, label=family)
             if metric == "accuracy":
-                lows = [s.accuracy - s.accuracy_ci.low if s.accuracy_ci else 0.0 for s in members]
-                highs = [s.accuracy_ci.high - s.accuracy if s.accuracy_ci else 0.0 for s in members]
+                lows = [
+                    max(0.0, s.accuracy - s.accuracy_ci.low) if s.accuracy_ci else 0.0
+                    for s in members
+                ]
+                highs = [
+                    max(0.0, s.accuracy_ci.high - s.accuracy) if s.accuracy_ci else 0.0
+                    for s in members
+                ]
                 ax.errorbar(
                     xs, ys, yerr=[lows, highs], fmt="none", alpha=0.35, color=line[0].get_color()
                 )

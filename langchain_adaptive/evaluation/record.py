@@ -206,10 +206,6 @@ def _prepare(
     if unknown:
         raise ConfigurationError(f"score_steps_with names PRM(s) {unknown} that were not given")
     check_gold(problems)
-    ids = [p.id for p in problems]
-    if len(set(ids)) < len(ids):
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        raise ConfigurationError(f"problem ids must be unique; repeated: {repeated[:5]}")
     header = PoolHeader(
         model=model_name or model_identity(model),
         prms=sorted(prms),
@@ -286,7 +282,8 @@ def record_pools(
         settings: Extra facts to store in the header (e.g. the dataset's name).
 
     Raises:
-        ConfigurationError: Bad settings, repeated ids, or problems without gold.
+        ConfigurationError: Bad settings.
+        AdaptiveInputError: Problems without gold, or repeated ids.
         PoolMismatchError: ``out`` holds pools recorded with other settings.
     """
     recorder, header, path, todo, skipped = _prepare(**_arguments(locals()))

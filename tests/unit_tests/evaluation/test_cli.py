@@ -1,0 +1,124 @@
+"""``langchain-adaptive bench import-game24|replay`` on real recorded data and on small pools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from langchain_adaptive.calibration import IdentityCalibrator
+from langchain_adaptive.cli import main
+from langchain_adaptive.datasets import Problem
+from langchain_adaptive.evaluation import BenchReport, read_pools, record_pools
+from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
+
+GAME24 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "game24"
+needs_shared = pytest.mark.skipif(
+    not GAME24.is_dir(),
+    reason=f"the shared Game-of-24 data is not at {GAME24} (it sits beside the repository in CI)",
+)
+
+
+@needs_shared
+def test_game24_import_and_replay(tmp_path: Path) -> None:
+    pools = tmp_path / "game24.jsonl"
+    assert (
+        main(
+            [
+                "bench",
+                "import-game24",
+                "--samples",
+                str(GAME24 / "gpt-4_cot_samples_puzzles900-999.json"),
+                "--puzzles",
+                str(GAME24 / "24.csv"),
+                "--out",
+                str(pools),
+            ]
+        )
+        == 0
+    )
+    pool_file = read_pools(pools)
+    assert len(pool_file.pools) == 100 and pool_file.header.equivalence == "exact"
+    assert sum(s.correct for p in pool_file.pools for s in p.samples) == 403
+    assert sum(p.success_rate == 0 for p in pool_file.pools) == 51
+    # Reported usage: the first puzzle's 100 samples took 6,960 completion tokens.
+    assert sum(s.output_tokens for s in pool_file.pools[0].samples) == 6960
+
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "bench",
+            "replay",
+            str(pools),
+            "--replicates",
+            "3",
+            "--limit",
+            "40",
+            "--cost",
+            "samples",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = BenchReport.model_validate_json(out.read_text())
+    names = {s.name for s in report.policies}
+    assert {"bon64-majority", "esc", "adaptive-consistency", "ias[oracle]@0.9"} <= names
+    assert report.questions == 40 and report.replicates == 3
+    bon64 = next(s for s in report.policies if s.name == "bon64-majority")
+    assert bon64.mean_samples == 64 and 0 < bon64.coverage <= 1
+    coverage_ratios = [r for r in report.ratios if r.metric == "coverage" and r.cost == "samples"]
+    assert coverage_ratios and all(r.family == "ias[oracle]" for r in coverage_ratios)
+    assert out.with_suffix(".md").read_text().startswith("**game24.jsonl")
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert (tmp_path / "report-allocation.png").stat().st_size > 5_000
+
+
+def test_replay_with_a_calibrator_on_a_recorded_pool(tmp_path: Path) -> None:
+    pools = tmp_path / "pools.jsonl"
+    problems = [Problem(id=f"q{i}", question=f"What is 1 + {i}?", gold="7") for i in range(4)]
+    record_pools(
+        ScriptedChatModel(responses=["1 + 6 = 7\n\nThe answer is 7.", "The answer is 8."]),
+        problems,
+        pools,
+        samples=4,
+        prms={"prm": ScriptedPRM(default_p=0.3)},
+        progress=False,
+        config={"max_concurrency": 1},
+    )
+    saved = tmp_path / "identity"
+    IdentityCalibrator().save(saved)
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "bench",
+            "replay",
+            str(pools),
+            "--replicates",
+            "2",
+            "--scorer",
+            "prm",
+            "--calibrator",
+            f"prm-id=prm:{saved}",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    names = {p["name"] for p in report["policies"]}
+    assert {"ias[prm]@0.9", "ias[prm-id]@0.9", "bon4-prm[prm]", "bon4-weighted[prm]"} <= names
+
+
+def test_replay_errors_are_reported_not_raised(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bogus = tmp_path / "bogus.jsonl"
+    bogus.write_text('{"question": "q"}\n')
+    assert main(["bench", "replay", str(bogus), "--out", str(tmp_path / "r.json")]) == 2
+    assert "DatasetError" in capsys.readouterr().err
+    code = main(
+        ["bench", "replay", str(bogus), "--calibrator", "oops", "--out", str(tmp_path / "r.json")]
+    )
+    assert code == 2
