@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, load_jsonl, load_math
 from langchain_adaptive.errors import ConfigurationError
-from langchain_adaptive.evaluation.pools import ORACLE, read_pools
+from langchain_adaptive.evaluation.pools import ORACLE, answer_equivalence, read_pools
 from langchain_adaptive.evaluation.report import BenchReport, report_markdown
 
 logger = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 def load_problems(args: argparse.Namespace) -> list[Problem]:
     """The questions named by the dataset arguments."""
     if args.dataset == "arithmetic":
-        levels = tuple(args.levels.split(",")) if args.levels else None
-        problems = arithmetic_suite(args.per_level, seed=args.suite_seed, levels=levels)
+        levels = {"levels": tuple(args.levels.split(","))} if args.levels else {}
+        problems = arithmetic_suite(args.per_level, seed=args.suite_seed, **levels)
         if args.exclude_suite != "none":
             per_level, seed = (int(x) for x in args.exclude_suite.split(":"))
             seen = {p.question for p in arithmetic_suite(per_level, seed=seed)}
@@ -226,7 +226,7 @@ def _replay(args: argparse.Namespace) -> int:
         quantile=args.quantile,
     )
     equivalence = pool_file.header.equivalence
-    prepared = prepare_pools(pools, _equivalence(equivalence))
+    prepared = prepare_pools(pools, answer_equivalence(equivalence))
     run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
     report = summarize(
         run,
@@ -248,14 +248,6 @@ def _calibrator_spec(spec: str) -> tuple[str, str, Path]:
             f"got {spec!r}"
         ) from None
     return name, source, Path(directory)
-
-
-def _equivalence(kind: str) -> Any:
-    if kind == "exact":
-        return lambda a, b: "".join(a.split()) == "".join(b.split())
-    from langchain_adaptive.answers import answers_match
-
-    return answers_match
 
 
 def _live(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_adaptive._jsonl import parse_jsonl_lines
+from langchain_adaptive.answers import AnswerEquivalence, answers_match
 from langchain_adaptive.errors import ConfigurationError, DatasetError
 from langchain_adaptive.results import AdaptiveResult, SuccessEstimate
 
@@ -147,6 +148,16 @@ class PoolFile(BaseModel):
 
     header: PoolHeader
     pools: list[QuestionPool]
+
+
+def exact_match(a: str, b: str) -> bool:
+    """Equal up to whitespace: how expressions (e.g. Game-of-24 answers) are voted on."""
+    return "".join(a.split()) == "".join(b.split())
+
+
+def answer_equivalence(kind: Literal["math", "exact"]) -> AnswerEquivalence:
+    """The answer equivalence a pool header names."""
+    return exact_match if kind == "exact" else answers_match
 
 
 def read_pools(
@@ -281,6 +292,8 @@ __all__ = [
     "QuestionPool",
     "RecordedSample",
     "add_calibrated_estimates",
+    "answer_equivalence",
+    "exact_match",
     "read_pools",
     "write_pools",
 ]

@@ -1,0 +1,111 @@
+"""The benchmark harness end to end on the bundled SmolLM2: record, replay, live."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from langchain_adaptive import AdaptiveReasoningRunnable, answers_match
+from langchain_adaptive.cli import main
+from langchain_adaptive.evaluation import (
+    BenchReport,
+    Policy,
+    QuestionPool,
+    prepare_pools,
+    read_pools,
+    replay_question,
+)
+from langchain_adaptive.strategies import AdaptiveConsistency
+
+pytest.importorskip("llama_cpp")
+pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
+
+QUESTIONS = ["--dataset", "arithmetic", "--levels", "add1", "--per-level", "2", "--limit", "2"]
+MODEL = ["--max-tokens", "48", "--threads", "2", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "pools.jsonl"
+    code = main(
+        [
+            "bench",
+            "record",
+            *QUESTIONS,
+            *MODEL,
+            "--samples",
+            "3",
+            "--prms",
+            "probe",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_record_stores_graded_samples_and_probe_estimates(pools: Path) -> None:
+    pool_file = read_pools(pools, model="SmolLM2-135M-Instruct.Q4_1.gguf", prms=["probe"])
+    assert len(pool_file.pools) == 2
+    for pool in pool_file.pools:
+        assert len(pool.samples) == 3 and pool.gold is not None
+        assert 0.0 <= pool.question_estimates["probe"].lower <= 1.0
+        for sample in pool.samples:
+            assert sample.output_tokens > 0 and sample.latency_s > 0
+            expected = sample.answer is not None and answers_match(pool.gold, sample.answer)
+            assert sample.correct == expected
+            assert len(sample.step_estimates["probe"]) == len(sample.steps)
+
+
+def test_replay_and_live_reports(pools: Path, tmp_path: Path) -> None:
+    replayed = tmp_path / "replay.json"
+    assert main(["bench", "replay", str(pools), "--replicates", "2", "--out", str(replayed)]) == 0
+    report = BenchReport.model_validate_json(replayed.read_text())
+    assert report.mode == "replay" and report.questions == 2
+    assert {"bon2-majority", "ias[probe]@0.9", "ias[oracle]@0.9"} <= {
+        s.name for s in report.policies
+    }
+
+    live = tmp_path / "live.json"
+    code = main(
+        [
+            "bench",
+            "live",
+            *QUESTIONS,
+            *MODEL,
+            "--policies",
+            "majority_vote:2,ias:probe",
+            "--max-samples",
+            "2",
+            "--out",
+            str(live),
+        ]
+    )
+    assert code == 0
+    data = json.loads(live.read_text())
+    assert data["mode"] == "live" and data["wall_s"] > 0
+    by_name = {p["name"]: p for p in data["policies"]}
+    assert by_name["majority_vote:2"]["mean_samples"] == 2
+    assert 1 <= by_name["ias[probe]@0.9"]["mean_samples"] <= 2
+
+
+def test_replaying_a_live_run_makes_its_decisions() -> None:
+    from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
+
+    chat = ChatLlamaCpp(seed=5, n_threads=2)
+    strategy = AdaptiveConsistency(threshold=0.8)
+    live = AdaptiveReasoningRunnable(
+        model=chat, strategy=strategy, max_samples=5, max_tokens_per_sample=48
+    ).invoke({"question": "What is 4 + 3?", "gold": "7"})
+    pool = QuestionPool.from_result(live, id="q")
+    [prepared] = prepare_pools([pool])
+    policy = Policy(name="ac", family="ac", strategy=strategy, max_samples=len(pool.samples))
+    out = replay_question(policy, prepared)
+    assert (out.samples, out.stop_reason, out.correct) == (
+        live.budget.samples_used,
+        live.stop_reason,
+        bool(live.correct),
+    )
