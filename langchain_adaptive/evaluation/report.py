@@ -307,7 +307,9 @@ def _fmt_ci(ci: Interval | None, digits: int = 3) -> str:
     return "" if ci is None else f" [{ci.low:.{digits}f}, {ci.high:.{digits}f}]"
 
 
-def report_markdown(report: BenchReport, *, ratio_metric: Metric = "accuracy") -> str:
+def report_markdown(
+    report: BenchReport, *, ratio_metrics: Sequence[Metric] = ("accuracy", "coverage")
+) -> str:
     """The report as Markdown tables: policies, match ratios, oracle gaps."""
     lines = [
         f"**{report.source}** ({report.mode}): {report.questions} questions, "
@@ -321,14 +323,16 @@ def report_markdown(report: BenchReport, *, ratio_metric: Metric = "accuracy") -
             f"| {s.name} | {s.accuracy:.3f}{_fmt_ci(s.accuracy_ci)} | {s.coverage:.3f} | "
             f"{s.mean_samples:.2f} | {s.mean_tokens:.1f} | {s.mean_latency_s:.2f} |"
         )
-    ratios = [r for r in report.ratios if r.metric == ratio_metric]
-    if ratios:
+    for metric in ratio_metrics:
+        ratios = [r for r in report.ratios if r.metric == metric]
+        if not ratios:
+            continue
         measure = "generated tokens" if ratios[0].cost == "tokens" else "samples"
         lines += [
             "",
-            f"Compute ({measure}) to match each baseline's {ratio_metric}, over the baseline's:",
+            f"Compute ({measure}) to match each baseline's {metric}, over the baseline's:",
             "",
-            f"| baseline | {ratio_metric} | family | ratio [95% CI] | reached in |",
+            f"| baseline | {metric} | family | ratio [95% CI] | reached in |",
             "|---|---|---|---|---|",
         ]
         for r in ratios:
