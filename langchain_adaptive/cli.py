@@ -88,6 +88,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_calibrate_commands(commands)
     add_bench_commands(commands)
+    serve = commands.add_parser(
+        "serve-prm",
+        help="serve a Hugging Face PRM over HTTP (vLLM's /pooling API; extras hf, server)",
+        add_help=False,
+    )
+    serve.add_argument("arguments", nargs=argparse.REMAINDER, help="see serve-prm --help")
     return parser
 
 
@@ -165,7 +171,13 @@ def _ask(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``langchain-adaptive`` console script."""
-    args = _build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve-prm"]:  # its own parser, so --help and options pass through
+        from langchain_adaptive.integrations.http.server import main as serve_main
+
+        serve_main(arguments[1:])
+        return 0
+    args = _build_parser().parse_args(arguments)
     if args.command == "ask":
         return _ask(args)
     if args.command in ("calibrate", "bench"):

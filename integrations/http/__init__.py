@@ -1,0 +1,51 @@
+"""HTTP binding: process reward models over vLLM's ``/pooling`` API, as client and server.
+
+The client needs only httpx (which langchain-core installs; the ``server`` extra
+pins it too); the server needs the ``server`` extra:
+``pip install "langchain-adaptive[server]"``.
+
+- :class:`RemotePRM`: a PRM served by vLLM (Qwen2.5-Math-PRM with STEP pooling)
+  or by :func:`~.server.create_app`, with retries, timeouts and an API key (``remote.py``).
+- :func:`create_app`, :func:`serve_prm`, :func:`running_server`: serve any
+  ``ProcessRewardModel`` behind the same API (``server.py``).
+
+Names are imported lazily, so importing this package does not import fastapi.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .remote import RemotePRM, RemotePRMError
+    from .server import create_app, running_server, serve_prm
+
+__all__ = (
+    "RemotePRM",
+    "RemotePRMError",
+    "create_app",
+    "running_server",
+    "serve_prm",
+)
+
+_MODULE_OF: dict[str, str] = {
+    "RemotePRM": "remote",
+    "RemotePRMError": "remote",
+    "create_app": "server",
+    "running_server": "server",
+    "serve_prm": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -1,0 +1,421 @@
+"""``RemotePRM``: a process reward model served over HTTP (vLLM's ``/pooling``, or ours).
+
+The data path of one scoring call reads top to bottom in this module:
+
+question and solutions → requests (one conversation each, or batches of
+rendered prompts) → POST ``/pooling``, retried with exponential backoff on 429,
+5xx, timeouts and connection errors → the response checked (one item per input,
+one row per step, finite probabilities) → one ``SuccessEstimate`` per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import httpx
+from langchain_core.runnables import RunnableConfig
+from langchain_core.utils import secret_from_env
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+
+from langchain_adaptive.errors import PRMError
+from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel, estimate_from_probability
+from langchain_adaptive.results import SuccessEstimate
+
+from ._protocol import (
+    QWEN_SYSTEM_PROMPT,
+    STEP_SEPARATOR,
+    PoolingResponse,
+    chatml_text,
+    pooling_messages,
+)
+
+logger = logging.getLogger(__name__)
+
+API_KEY_ENV = "LANGCHAIN_ADAPTIVE_PRM_API_KEY"
+"""Environment variable :class:`RemotePRM` reads its API key from when none is passed."""
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses worth retrying: rate limits and server-side failures."""
+
+_HINT_STEP_POOLING = (
+    "A vLLM server returns one row per token unless it pools at the step separator: start "
+    'it with --pooler-config \'{"pooling_type": "STEP", "step_tag_id": <id of the '
+    "separator>}' (151651 for Qwen2.5-Math-PRM's <extra_0>)."
+)
+
+
+class RemotePRMError(PRMError):
+    """The PRM server failed, refused the request, or answered something unusable.
+
+    Attributes:
+        status_code: The HTTP status when the server answered, else ``None``.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status_code = status_code
+
+
+class RemotePRM(ProcessRewardModel):
+    """A PRM behind an HTTP ``/pooling`` endpoint: vLLM serving Qwen2.5-Math-PRM, or our server.
+
+    Setup:
+        Serve a PRM with vLLM (``vllm serve Qwen/Qwen2.5-Math-PRM-7B --runner pooling
+        --pooler-config '{"pooling_type": "STEP", "step_tag_id": 151651}'``) or with
+        :func:`~langchain_adaptive.integrations.http.server.serve_prm`.
+
+    Requests follow the Qwen PRM chat format: the system prompt, the question as
+    the user turn, the steps as the assistant turn with ``<extra_0>`` after each.
+    ``input_format="chat"`` sends one conversation per solution (the server applies
+    the model's chat template; ``ascore`` sends them concurrently);
+    ``input_format="text"`` renders ChatML here and sends ``batch_size`` prompts
+    per request.
+
+    Each step's score is ``row[positive_index]`` of the server's
+    ``[p_incorrect, p_correct]`` row; when the server sends full estimates (our
+    server does), their quantiles are kept.
+
+    Key init args:
+        base_url: Server root, e.g. ``"http://localhost:8000"`` (``/pooling`` is added).
+        model: Served model name; ``None`` lets the server use its only model.
+        api_key: Sent as ``Authorization: Bearer``; defaults to
+            ``$LANGCHAIN_ADAPTIVE_PRM_API_KEY``. Never logged, never in ``repr``.
+        timeout: Seconds per attempt.
+        max_retries: Retries after the first attempt, with exponential backoff.
+        verify: TLS verification: ``True`` (default), ``False``, or a CA bundle path.
+
+    Example:
+        ```python
+        from langchain_adaptive.integrations.http import RemotePRM
+
+        prm = RemotePRM(base_url="http://localhost:8000", model="Qwen/Qwen2.5-Math-PRM-7B")
+        steps = prm.score("What is 2 + 3?", [["2 + 3 = 5.", "The answer is 5."]])
+        print([round(e.median, 3) for e in steps[0]])
+        ```
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
+
+    base_url: str = "http://localhost:8000"
+    """Server root; requests go to ``{base_url}/pooling``."""
+    model: str | None = None
+    """The served model name sent with every request; ``None``: omitted."""
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(API_KEY_ENV, default=None), repr=False
+    )
+    """Bearer token for the server; ``None``: no Authorization header."""
+    input_format: Literal["chat", "text"] = "chat"
+    """``"chat"``: one ``messages`` request per solution; ``"text"``: batched ChatML ``input``."""
+    system_prompt: str | None = QWEN_SYSTEM_PROMPT
+    """System turn of every conversation (``None``: none)."""
+    step_separator: str = STEP_SEPARATOR
+    """Written after every step; the server scores each occurrence."""
+    positive_index: int = Field(default=1, ge=0)
+    """Which entry of a row is the probability that the step is correct."""
+    batch_size: int = Field(default=16, ge=1)
+    """Prompts per request with ``input_format="text"``."""
+    max_concurrency: int = Field(default=8, ge=1)
+    """Requests in flight at once in ``ascore``."""
+    timeout: float = Field(default=60.0, gt=0.0)
+    """Seconds one attempt may take."""
+    max_retries: int = Field(default=3, ge=0)
+    """Retries after a timeout, a connection error, 429 or 5xx."""
+    backoff_base: float = Field(default=0.5, ge=0.0)
+    """First retry waits about this long (jittered); each later one twice as long."""
+    backoff_max: float = Field(default=8.0, ge=0.0)
+    """No wait is longer, a server's ``Retry-After`` included."""
+    verify: bool | str = True
+    """TLS certificate verification: on, off, or the path of a CA bundle."""
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """More request fields, e.g. ``{"task": "token_classify"}`` for a multi-task vLLM server."""
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    """A client of your own for sync calls (proxies, mTLS, tests); ``None``: one is made."""
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
+    """A client of your own for async calls; ``None``: one is made per call."""
+
+    _client: httpx.Client | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ValueError(f"base_url must be an http(s) URL with a host, not {value!r}")
+        return value.rstrip("/")
+
+    # -- requests --------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url}/pooling"
+
+    @property
+    def _where(self) -> str:
+        """The endpoint for messages and logs, without any credentials in the URL."""
+        url = httpx.URL(self.endpoint)
+        return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+
+    def _headers(self) -> dict[str, str]:
+        if self.api_key is None:
+            return {}
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+
+    def _payloads(
+        self, question: str, solutions: Sequence[Sequence[str]]
+    ) -> list[tuple[dict[str, Any], list[int]]]:
+        """Request bodies and, for each, the solutions its inputs are, in order."""
+        base: dict[str, Any] = {"encoding_format": "float", **self.extra_body}
+        if self.model is not None:
+            base["model"] = self.model
+        settings = {"system_prompt": self.system_prompt, "separator": self.step_separator}
+        if self.input_format == "chat":
+            return [
+                ({**base, "messages": pooling_messages(question, steps, **settings)}, [index])
+                for index, steps in enumerate(solutions)
+            ]
+        payloads = []
+        for start in range(0, len(solutions), self.batch_size):
+            indices = list(range(start, min(start + self.batch_size, len(solutions))))
+            texts = [chatml_text(question, solutions[i], **settings) for i in indices]
+            payloads.append(({**base, "input": texts}, indices))
+        return payloads
+
+    def _verify(self) -> bool | ssl.SSLContext:
+        if isinstance(self.verify, str):
+            return ssl.create_default_context(cafile=self.verify)
+        return self.verify
+
+    def _sync_client(self) -> httpx.Client:
+        if self.http_client is not None:
+            return self.http_client
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(verify=self._verify(), timeout=self.timeout)
+            return self._client
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Exponential backoff with jitter, at least the server's ``Retry-After``, capped."""
+        backoff = self.backoff_base * (2**attempt) * (0.5 + random.random() / 2)
+        retry_after = 0.0
+        if response is not None:
+            try:
+                retry_after = float(response.headers.get("retry-after", 0.0))
+            except ValueError:  # an HTTP date: fall back to our own backoff
+                retry_after = 0.0
+        return min(self.backoff_max, max(backoff, retry_after))
+
+    def _failure(self, error: Exception | None, response: httpx.Response | None) -> str:
+        if isinstance(error, httpx.TimeoutException):
+            return f"timed out after {self.timeout:g}s ({type(error).__name__})"
+        if error is not None:
+            return f"connection failed ({type(error).__name__}: {error})"
+        assert response is not None
+        return f"HTTP {response.status_code}{_server_message(response)}"
+
+    def _give_up(self, attempts: int, failure: str, response: httpx.Response | None) -> PRMError:
+        return RemotePRMError(
+            f"RemotePRM: {self._where} failed after {attempts} attempt(s): {failure}",
+            status_code=response.status_code if response is not None else None,
+        )
+
+    def _refused(self, response: httpx.Response) -> PRMError:
+        status = response.status_code
+        hint = {
+            401: " Check api_key (or $" + API_KEY_ENV + ").",
+            403: " Check api_key (or $" + API_KEY_ENV + ").",
+            404: " Check base_url and model.",
+        }.get(status, "")
+        return RemotePRMError(
+            f"RemotePRM: {self._where} refused the request with HTTP {status}"
+            f"{_server_message(response)}.{hint}",
+            status_code=status,
+        )
+
+    def _log_retry(self, failure: str, attempt: int, delay: float) -> None:
+        logger.warning(
+            "RemotePRM: %s %s; retry %d/%d in %.2fs",
+            self._where,
+            failure,
+            attempt + 1,
+            self.max_retries,
+            delay,
+        )
+
+    def _post(self, payload: dict[str, Any]) -> Any:
+        """POST one body and return its JSON, retrying what is worth retrying."""
+        client = self._sync_client()
+        for attempt in range(self.max_retries + 1):
+            error: Exception | None = None
+            response: httpx.Response | None = None
+            try:
+                response = client.post(
+                    self.endpoint, json=payload, headers=self._headers(), timeout=self.timeout
+                )
+            except httpx.TransportError as caught:  # timeouts, refused connections, resets
+                error = caught
+            if response is not None and response.status_code < 400:
+                return self._json(response)
+            if response is not None and response.status_code not in RETRY_STATUS:
+                raise self._refused(response)
+            failure = self._failure(error, response)
+            if attempt == self.max_retries:
+                raise self._give_up(attempt + 1, failure, response)
+            delay = self._delay(attempt, response)
+            self._log_retry(failure, attempt, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _apost(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> Any:
+        """Async twin of :meth:`_post`."""
+        for attempt in range(self.max_retries + 1):
+            error: Exception | None = None
+            response: httpx.Response | None = None
+            try:
+                response = await client.post(
+                    self.endpoint, json=payload, headers=self._headers(), timeout=self.timeout
+                )
+            except httpx.TransportError as caught:
+                error = caught
+            if response is not None and response.status_code < 400:
+                return self._json(response)
+            if response is not None and response.status_code not in RETRY_STATUS:
+                raise self._refused(response)
+            failure = self._failure(error, response)
+            if attempt == self.max_retries:
+                raise self._give_up(attempt + 1, failure, response)
+            delay = self._delay(attempt, response)
+            self._log_retry(failure, attempt, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as error:
+            raise RemotePRMError(
+                f"RemotePRM: {self._where} answered HTTP {response.status_code} with a body "
+                f"that is not JSON: {response.text[:200]!r}",
+                status_code=response.status_code,
+            ) from error
+
+    # -- responses -------------------------------------------------------------------
+
+    def _estimates(
+        self, body: Any, solutions: Sequence[Sequence[str]], indices: Sequence[int]
+    ) -> list[list[SuccessEstimate]]:
+        """One estimate per step of each solution in ``indices``, checked against ``body``."""
+        try:
+            response = PoolingResponse.model_validate(body)
+        except ValidationError as error:
+            first = error.errors()[0]
+            place = ".".join(str(part) for part in first["loc"]) or "the body"
+            raise RemotePRMError(
+                f"RemotePRM: {self._where} sent a malformed /pooling response ({place}: "
+                f"{first['msg']})"
+            ) from error
+        items = sorted(response.data, key=lambda item: item.index)
+        if [item.index for item in items] != list(range(len(indices))):
+            raise RemotePRMError(
+                f"RemotePRM: {self._where} answered items "
+                f"{[item.index for item in response.data]} for {len(indices)} input(s)"
+            )
+        result = []
+        for item, index in zip(items, indices, strict=True):
+            expected = max(1, len(solutions[index]))
+            source = f"RemotePRM ({self._where}, solution {index})"
+            if len(item.data) != expected:
+                hint = f" {_HINT_STEP_POOLING}" if len(item.data) > expected else ""
+                raise RemotePRMError(
+                    f"{source}: {len(item.data)} rows for {expected} step(s).{hint}"
+                )
+            if item.estimates is not None:
+                if len(item.estimates) != expected:
+                    raise RemotePRMError(
+                        f"{source}: {len(item.estimates)} estimates for {expected} step(s)"
+                    )
+                result.append(list(item.estimates))
+                continue
+            row_estimates = []
+            for row in item.data:
+                if len(row) <= self.positive_index:
+                    raise RemotePRMError(
+                        f"{source}: a row of {len(row)} value(s) has no entry "
+                        f"{self.positive_index} (positive_index)"
+                    )
+                row_estimates.append(
+                    estimate_from_probability(row[self.positive_index], source=source)
+                )
+            result.append(row_estimates)
+        return result
+
+    # -- scoring ---------------------------------------------------------------------
+
+    def _score(
+        self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
+    ) -> PRMScores:
+        scores: PRMScores = [[] for _ in solutions]
+        for payload, indices in self._payloads(question, solutions):
+            body = self._post(payload)
+            for index, estimates in zip(
+                indices, self._estimates(body, solutions, indices), strict=True
+            ):
+                scores[index] = estimates
+        return scores
+
+    async def _ascore(
+        self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
+    ) -> PRMScores:
+        payloads = self._payloads(question, solutions)
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def send(client: httpx.AsyncClient, payload: dict[str, Any]) -> Any:
+            async with limit:
+                return await self._apost(client, payload)
+
+        if self.http_async_client is not None:
+            bodies = await asyncio.gather(
+                *(send(self.http_async_client, payload) for payload, _ in payloads)
+            )
+        else:
+            async with httpx.AsyncClient(verify=self._verify(), timeout=self.timeout) as client:
+                bodies = await asyncio.gather(*(send(client, payload) for payload, _ in payloads))
+        scores: PRMScores = [[] for _ in solutions]
+        for (_, indices), body in zip(payloads, bodies, strict=True):
+            for index, estimates in zip(
+                indices, self._estimates(body, solutions, indices), strict=True
+            ):
+                scores[index] = estimates
+        return scores
+
+    def close(self) -> None:
+        """Close the sync HTTP client this PRM made (not one passed as ``http_client``)."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The server's error message, short: OpenAI/vLLM ``error.message``, FastAPI ``detail``."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return f": {text[:200]}" if text else ""
+    message: Any = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else body.get("message")
+        message = message or body.get("detail")
+    return f": {str(message)[:300]}" if message else ""
+
+
+__all__ = ["API_KEY_ENV", "RETRY_STATUS", "RemotePRM", "RemotePRMError"]
