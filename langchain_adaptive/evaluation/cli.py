@@ -11,6 +11,7 @@ Game-of-24 samples into a pool file.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 from pathlib import Path
@@ -42,8 +43,9 @@ def add_bench_commands(commands: Any) -> None:
     )
     record.add_argument(
         "--score-steps",
-        default="probe",
-        help="PRMs that also score every step of every sample (the judge is slow per step)",
+        default="",
+        help="comma-separated PRMs that also score every step of every sample, for PRM and "
+        "weighted-vote selection (default: none; costs one PRM pass per step)",
     )
     record.add_argument("--out", type=Path, required=True, help="pool file (JSONL, resumable)")
 
@@ -123,12 +125,23 @@ def load_problems(args: argparse.Namespace) -> list[Problem]:
             per_level, seed = (int(x) for x in args.exclude_suite.split(":"))
             seen = {p.question for p in arithmetic_suite(per_level, seed=seed)}
             problems = [p for p in problems if p.question not in seen]
+        problems = interleave_levels(problems)
     else:
         if args.path is None:
             raise ConfigurationError(f"--dataset {args.dataset} needs --path")
         loader = {"gsm8k": load_gsm8k, "math": load_math, "jsonl": load_jsonl}[args.dataset]
         problems = loader(args.path)
     return problems[: args.limit] if args.limit else problems
+
+
+def interleave_levels(problems: list[Problem]) -> list[Problem]:
+    """Round-robin over levels, so any prefix of a run (an interrupted recording, a
+    ``--limit``) covers every level in proportion."""
+    by_level: dict[str | None, list[Problem]] = {}
+    for problem in problems:
+        by_level.setdefault(problem.level, []).append(problem)
+    rounds = itertools.zip_longest(*by_level.values())
+    return [problem for round_ in rounds for problem in round_ if problem is not None]
 
 
 def run_bench(args: argparse.Namespace) -> int:

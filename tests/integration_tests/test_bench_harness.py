@@ -39,6 +39,8 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "3",
             "--prms",
             "probe",
+            "--score-steps",
+            "probe",
             "--out",
             str(out),
         ]
