@@ -90,7 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_bench_commands(commands)
     serve = commands.add_parser(
         "serve-prm",
-        help="serve a Hugging Face PRM over HTTP (vLLM's /pooling API; extras hf, server)",
+        help="serve a local PRM (hf, probe or judge) over HTTP, vLLM's /pooling API",
         add_help=False,
     )
     serve.add_argument("arguments", nargs=argparse.REMAINDER, help="see serve-prm --help")

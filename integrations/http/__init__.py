@@ -7,7 +7,9 @@ pins it too); the server needs the ``server`` extra:
 - :class:`RemotePRM`: a PRM served by vLLM (Qwen2.5-Math-PRM with STEP pooling)
   or by :func:`~.server.create_app`, with retries, timeouts and an API key (``remote.py``).
 - :func:`create_app`, :func:`serve_prm`, :func:`running_server`: serve any
-  ``ProcessRewardModel`` behind the same API (``server.py``).
+  ``ProcessRewardModel`` behind the same API, with request-size and batch limits,
+  an optional API key and graceful shutdown (``server.py``; from a shell:
+  ``langchain-adaptive serve-prm --prm hf|probe|judge``).
 
 Names are imported lazily, so importing this package does not import fastapi.
 """

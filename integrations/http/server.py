@@ -9,14 +9,19 @@ split into its question and steps → inputs grouped by question, one
 estimate's median) plus our ``estimates`` extension → JSON.
 
 Errors come back in OpenAI's shape, ``{"error": {"message", "type", "code"}}``:
-401 for a missing or wrong key, 404 for another model name, 400 for a malformed
-request or an input the PRM cannot take (too long), 500 when the PRM fails.
+401 for a missing or wrong key, 404 for another model name, 413 for a body over
+``max_request_bytes``, 400 for a malformed request, more than ``max_inputs``
+prompts or an input the PRM cannot take (too long), 500 when the PRM fails.
 ``usage`` is omitted: an arbitrary PRM does not report tokens.
 
-Run it from a shell with ``python -m langchain_adaptive.integrations.http.server
-Qwen/Qwen2.5-Math-PRM-7B --trust-remote-code`` (needs the ``hf`` and ``server``
-extras); the API key, if any, is read from ``$LANGCHAIN_ADAPTIVE_PRM_API_KEY``,
-never from the command line.
+Run it from a shell with ``langchain-adaptive serve-prm --prm probe`` (the
+calibrated probe bundled for SmolLM2; ``llamacpp`` and ``server`` extras),
+``--prm judge`` (an LLM judge on the bundled SmolLM2) or ``serve-prm
+Qwen/Qwen2.5-Math-PRM-7B --trust-remote-code`` (``hf`` and ``server`` extras).
+It binds 127.0.0.1 unless ``--host`` says otherwise; the API key, if any, is
+read from ``$LANGCHAIN_ADAPTIVE_PRM_API_KEY``, never from the command line. On
+SIGTERM or Ctrl-C uvicorn stops accepting connections and lets the requests in
+flight finish (for at most ``--graceful-timeout`` seconds) before it exits.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route functions'
@@ -25,6 +30,8 @@ never from the command line.
 import argparse
 import asyncio
 import contextlib
+import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -47,6 +54,11 @@ logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = 'pip install "langchain-adaptive[server]"'
 
+DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+"""Largest request body the server reads by default (8 MiB: thousands of long solutions)."""
+DEFAULT_MAX_INPUTS = 256
+"""Most prompts one request may carry by default."""
+
 
 def _import_fastapi() -> Any:
     try:
@@ -62,7 +74,8 @@ def create_app(
     model_name: str = "prm",
     api_key: str | SecretStr | None = None,
     step_separator: str = STEP_SEPARATOR,
-    max_inputs: int = 256,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> Any:
     """A FastAPI app serving ``prm`` at ``POST /pooling`` (plus ``/health``, ``/v1/models``).
 
@@ -71,7 +84,10 @@ def create_app(
         model_name: The name clients send as ``model`` (others get 404).
         api_key: If set, every request but ``/health`` needs ``Authorization: Bearer <key>``.
         step_separator: What ends every step in the assistant turn.
-        max_inputs: Most prompts one request may carry.
+        max_inputs: Most prompts one request may carry (more: 400), so one client
+            cannot hold the PRM for an unbounded batch.
+        max_request_bytes: Largest body read (more: 413, before the body is parsed),
+            so a huge or endless upload cannot exhaust the server's memory.
 
     Example:
         ```python
@@ -82,6 +98,8 @@ def create_app(
         uvicorn.run(create_app(prm, model_name="my-prm"), host="127.0.0.1", port=8000)
         ```
     """
+    if max_inputs < 1 or max_request_bytes < 1:
+        raise ValueError("max_inputs and max_request_bytes must be at least 1")
     fastapi = _import_fastapi()
     from fastapi.responses import JSONResponse
 
@@ -101,6 +119,26 @@ def create_app(
             token.strip().encode(), secret.encode()
         )
 
+    def too_large(size: str) -> Any:
+        return error(
+            413,
+            f"request body is {size} bytes; this server takes at most {max_request_bytes} "
+            "(max_request_bytes, --max-request-bytes): send fewer solutions per request",
+            "RequestTooLargeError",
+        )
+
+    async def read_body(request: Any) -> bytes | Any:
+        """The body, or a 413 response once it is known to exceed the limit."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_request_bytes:
+            return too_large(declared)  # refuse before reading any of it
+        body = bytearray()
+        async for chunk in request.stream():  # chunked uploads: count as they arrive
+            body += chunk
+            if len(body) > max_request_bytes:
+                return too_large(f"more than {max_request_bytes}")
+        return bytes(body)
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -115,15 +153,23 @@ def create_app(
     async def pooling(request: fastapi.Request) -> Any:
         if not authorized(request):
             return error(401, "missing or invalid API key", "AuthenticationError")
+        raw = await read_body(request)
+        if not isinstance(raw, bytes):
+            return raw
         try:
-            body = PoolingRequest.model_validate(await request.json())
+            body = PoolingRequest.model_validate(json.loads(raw))
             inputs = body.conversations(step_separator)
         except ValueError as caught:  # bad JSON, ValidationError, ProtocolError
             return error(400, _short(caught), "BadRequestError")
         if body.model is not None and body.model != model_name:
             return error(404, f"The model `{body.model}` does not exist.", "NotFoundError")
         if len(inputs) > max_inputs:
-            return error(400, f"{len(inputs)} inputs; at most {max_inputs}", "BadRequestError")
+            return error(
+                400,
+                f"request has {len(inputs)} inputs; this server takes at most {max_inputs} "
+                "per request (max_inputs, --max-batch): lower RemotePRM's batch_size",
+                "BadRequestError",
+            )
         try:
             estimates = await _score_inputs(prm, inputs)
         except AdaptiveInputError as caught:
@@ -238,54 +284,179 @@ def serve_prm(
     port: int = 8000,
     model_name: str = "prm",
     api_key: str | SecretStr | None = None,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    graceful_timeout: float | None = 30.0,
     log_level: str = "info",
 ) -> None:
-    """Serve ``prm`` until interrupted (binds to localhost unless told otherwise)."""
+    """Serve ``prm`` until interrupted (binds to localhost unless told otherwise).
+
+    On SIGTERM or SIGINT uvicorn stops accepting connections, lets the requests
+    in flight finish for up to ``graceful_timeout`` seconds (``None``: no limit),
+    cancels the rest and exits, so a client never gets half a response.
+    """
     try:
         import uvicorn
     except ImportError as error:
         raise ImportError(f"serving a PRM needs uvicorn: {_INSTALL_HINT}") from error
-    app = create_app(prm, model_name=model_name, api_key=api_key)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    if not api_key and not _is_loopback(host):
+        logger.warning(
+            "PRM server: listening on %s with no API key: anyone who can reach it may use the "
+            "PRM; set $%s",
+            host,
+            API_KEY_ENV,
+        )
+    app = create_app(
+        prm,
+        model_name=model_name,
+        api_key=api_key,
+        max_inputs=max_inputs,
+        max_request_bytes=max_request_bytes,
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful_timeout,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: assume it is reachable from elsewhere
+        return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="langchain-adaptive serve-prm",
+        description="Serve a local process reward model over HTTP (vLLM's /pooling API), "
+        "for RemotePRM. The API key, if any, comes from $" + API_KEY_ENV + ".",
+    )
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help="--prm hf: hub repo id or local folder of the PRM (required); --prm judge: the "
+        "judge's GGUF path or repo id (default: the bundled SmolLM2); --prm probe: the policy "
+        "GGUF the --head was trained for (default: the bundled SmolLM2)",
+    )
+    parser.add_argument(
+        "--prm",
+        default="hf",
+        choices=["hf", "probe", "judge"],
+        help="hf: a Hugging Face PRM; probe: the calibrated ProbePRM bundled for SmolLM2; "
+        "judge: an LLMJudgePRM on a llama.cpp model (default: hf)",
+    )
+    parser.add_argument("--served-model-name", help="name clients send (default: MODEL or --prm)")
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="larger bodies get HTTP 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_INPUTS,
+        help="most prompts one request may carry; more get HTTP 400 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="seconds requests in flight may take to finish after SIGTERM (default: 30)",
+    )
+    parser.add_argument("--log-level", default="info")
+    hf = parser.add_argument_group("--prm hf")
+    hf.add_argument(
+        "--family", default="qwen", choices=["qwen", "math-shepherd", "token-classification"]
+    )
+    hf.add_argument("--adapter", help="LoRA adapter and/or quantile head folder")
+    hf.add_argument("--device")
+    hf.add_argument("--dtype")
+    hf.add_argument("--batch-size", type=int, default=8)
+    hf.add_argument("--trust-remote-code", action="store_true")
+    hf.add_argument("--local-files-only", action="store_true")
+    local = parser.add_argument_group("--prm probe / judge (llama.cpp)")
+    local.add_argument("--model-file", help="file name or glob inside a GGUF repo")
+    local.add_argument("--head", help="--prm probe: a probe head folder (default: the bundled one)")
+    local.add_argument("--n-ctx", type=int, default=2048)
+    local.add_argument("--n-gpu-layers", type=int, default=0)
+    local.add_argument("--n-threads", type=int, help="default: the usable cores, at most 8")
+    return parser
+
+
+def build_prm(args: argparse.Namespace) -> ProcessRewardModel:
+    """The PRM the parsed command line asks for (loads nothing until the first score)."""
+    if args.prm == "hf":
+        from langchain_adaptive.integrations.huggingface import HuggingFacePRM
+
+        return HuggingFacePRM.from_pretrained(
+            args.model,
+            family=args.family,
+            adapter=args.adapter,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            trust_remote_code=args.trust_remote_code,
+            local_files_only=args.local_files_only,
+        )
+    from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM, default_threads
+
+    threads = args.n_threads or default_threads()
+    if args.prm == "probe":
+        return ProbePRM(
+            model=args.model,
+            model_file=args.model_file,
+            head_path=args.head,
+            n_ctx=args.n_ctx,
+            n_gpu_layers=args.n_gpu_layers,
+            n_threads=threads,
+        )
+    from langchain_adaptive.prm.judge import LLMJudgePRM
+
+    judge = ChatLlamaCpp(
+        model=args.model,
+        model_file=args.model_file,
+        n_ctx=args.n_ctx,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=threads,
+    )
+    return LLMJudgePRM(model=judge)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Load a Hugging Face PRM and serve it: the command-line entry point."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("model", help="hub repo id or local folder of the PRM")
-    parser.add_argument(
-        "--family", default="qwen", choices=["qwen", "math-shepherd", "token-classification"]
-    )
-    parser.add_argument("--adapter", help="LoRA adapter and/or quantile head folder")
-    parser.add_argument("--served-model-name", help="name clients send (default: the model)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--device")
-    parser.add_argument("--dtype")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--trust-remote-code", action="store_true")
-    parser.add_argument("--local-files-only", action="store_true")
+    """Build the PRM the command line names and serve it: the ``serve-prm`` entry point."""
+    parser = _parser()
     args = parser.parse_args(argv)
-
-    from langchain_adaptive.integrations.huggingface import HuggingFacePRM
-
-    prm = HuggingFacePRM.from_pretrained(
-        args.model,
-        family=args.family,
-        adapter=args.adapter,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        trust_remote_code=args.trust_remote_code,
-        local_files_only=args.local_files_only,
-    )
-    key = os.environ.get(API_KEY_ENV) or None
+    if args.prm == "hf" and not args.model:
+        parser.error("MODEL is required with --prm hf (a hub repo id or a local folder)")
+    if args.prm == "probe" and args.model and not args.head:
+        parser.error(
+            "the bundled probe head was trained for the bundled SmolLM2: with MODEL, pass the "
+            "--head trained for it (`langchain-adaptive calibrate fit-probe`)"
+        )
+    if args.max_request_bytes < 1 or args.max_batch < 1:
+        parser.error("--max-request-bytes and --max-batch must be at least 1")
+    prm = build_prm(args)
+    if args.prm != "hf":  # load the GGUF now: a broken model fails here, not on a request
+        prm.estimate_question("What is 1 + 1?")
     serve_prm(
         prm,
         host=args.host,
         port=args.port,
-        model_name=args.served_model_name or args.model,
-        api_key=key,
+        model_name=args.served_model_name or args.model or args.prm,
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        max_inputs=args.max_batch,
+        max_request_bytes=args.max_request_bytes,
+        graceful_timeout=args.graceful_timeout,
+        log_level=args.log_level,
     )
 
 
@@ -293,4 +464,13 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-__all__ = ["create_app", "main", "running_app", "running_server", "serve_prm"]
+__all__ = [
+    "DEFAULT_MAX_INPUTS",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "build_prm",
+    "create_app",
+    "main",
+    "running_app",
+    "running_server",
+    "serve_prm",
+]

@@ -273,6 +273,8 @@ class Outcomes:
         self.question_index = np.tile(np.arange(len(success_rates)), (replicates + 1, 1))
         self.elapsed_s = 0.0
         """Time the harness took to fill the table."""
+        self.failures: list[str] = []
+        """Policy and question of every strategy that raised (counted wrong, no compute)."""
 
     @property
     def replicates(self) -> int:
@@ -305,6 +307,31 @@ class Outcomes:
         return picked.mean(axis=2)
 
 
+_FAILED = QuestionOutcome(0, 0, False, False, 0.0, 0, "error")
+"""Recorded for a policy whose strategy raised on a question: counted wrong, no compute."""
+
+
+def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -> None:
+    """Refuse up front what no question could serve, naming it, rather than 0 on every one."""
+    problems = []
+    for policy in policies:
+        short = [p.pool.id for p in pools if len(p.correct) < policy.max_samples]
+        if short:
+            problems.append(
+                f"policy {policy.name!r} may draw {policy.max_samples} samples; "
+                f"{len(short)} question(s) have fewer (e.g. {short[0]!r})"
+            )
+        for name in {policy.estimator, policy.score_source} - {None, ORACLE}:
+            missing = [p.pool.id for p in pools if name not in p.pool.question_estimates]
+            if missing:
+                problems.append(
+                    f"policy {policy.name!r} needs estimator {name!r}; {len(missing)} "
+                    f"question(s) lack it (e.g. {missing[0]!r})"
+                )
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+
+
 def replay(
     pools: Sequence[PreparedPool],
     policies: Sequence[Policy],
@@ -328,6 +355,7 @@ def replay(
         replicates=replicates,
         pool_size=max((len(prepared.correct) for prepared in pools), default=0),
     )
+    _check_servable(pools, policies)
     rng = np.random.default_rng(seed)
     outcomes.resample_questions(rng)
     for r in range(replicates + 1):
@@ -335,7 +363,14 @@ def replay(
             size = len(prepared.correct)
             order = range(size) if r == 0 else rng.permutation(size).tolist()
             for p, policy in enumerate(policies):
-                outcomes.put(r, p, q, replay_question(policy, prepared, order))
+                try:
+                    outcome = replay_question(policy, prepared, order)
+                except Exception as error:  # one failing strategy must not lose the others
+                    outcomes.failures.append(
+                        f"{policy.name} on {prepared.pool.id}: {type(error).__name__}: {error}"
+                    )
+                    outcome = _FAILED
+                outcomes.put(r, p, q, outcome)
     outcomes.elapsed_s = time.perf_counter() - started
     return outcomes
 

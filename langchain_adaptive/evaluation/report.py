@@ -202,8 +202,17 @@ def summarize(
         oracle=oracle,
         harness_s=run.elapsed_s,
         wall_s=wall_s,
-        notes=list(notes),
+        notes=[*notes, *_failure_notes(run)],
     )
+
+
+def _failure_notes(run: Outcomes) -> list[str]:
+    if not run.failures:
+        return []
+    return [
+        f"{len(run.failures)} answer(s) failed and count as wrong with no compute, "
+        f"e.g. {run.failures[0]}"
+    ]
 
 
 def _ci(values: np.ndarray) -> Interval | None:

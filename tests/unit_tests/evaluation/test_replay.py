@@ -232,3 +232,35 @@ def test_summary_finds_the_compute_saving_of_an_informed_estimator() -> None:
     bins = {b.bin: b for b in by_name["ias[est]@0.99"].bins}
     # C = 0.99: ceil(log 0.01 / log 0.05) = 2 samples on easy, the cap (8) on hard ones.
     assert bins["p<=1.00"].mean_samples == 2.0 and bins["p<=0.50"].mean_samples == 8.0
+
+
+class _Exploding(BestOfN):
+    """Raises on one question, as a buggy user strategy might."""
+
+    def plan(self, state):  # type: ignore[no-untyped-def]
+        if state.question == "question bad":
+            raise RuntimeError("boom")
+        return (yield from super().plan(state))
+
+
+def test_a_strategy_failing_on_one_question_loses_nothing_else() -> None:
+    pools = prepare_pools([_pool("good", [True, False]), _pool("bad", [True, True])])
+    policies = [
+        Policy(name="explodes", family="x", strategy=_Exploding(n=2), max_samples=2),
+        Policy(name="fine", family="f", strategy=BestOfN(n=2), max_samples=2),
+    ]
+    out = replay(pools, policies, replicates=1)
+    assert out.samples[0].tolist() == [[2, 0], [2, 2]]
+    assert out.failures and "explodes on bad: RuntimeError: boom" in out.failures[0]
+    report = summarize(out, source="t")
+    assert any("count as wrong" in note for note in report.notes)
+
+
+def test_unservable_policies_are_refused_up_front() -> None:
+    pools = prepare_pools([_pool("a", [True, False])])
+    policies = [
+        Policy(name="b4", family="b", strategy=BestOfN(n=4), max_samples=4),
+        Policy(name="i", family="i", strategy=AdaptiveBestOfN(), estimator="judge", max_samples=2),
+    ]
+    with pytest.raises(ConfigurationError, match=r"may draw 4 samples.*needs estimator 'judge'"):
+        replay(pools, policies, replicates=0)
