@@ -41,6 +41,7 @@ def add_calibrate_commands(commands: Any) -> None:
     _data_arguments(fit)
     fit.add_argument("--method", choices=METHODS, default="quantile")
     fit.add_argument("--conformal-coverage", type=float, default=0.9, help="quantile only")
+    _select_argument(fit)
     fit.add_argument("--out", type=Path, required=True, help="directory to save to")
 
     evaluate = sub.add_parser("eval", help="compare calibrators on held-out questions")
@@ -52,7 +53,19 @@ def add_calibrate_commands(commands: Any) -> None:
         "--calibrator", action="append", default=[], metavar="NAME=DIR", help="a saved one"
     )
     evaluate.add_argument("--conformal-coverage", type=float, default=0.9)
+    _select_argument(evaluate)
     evaluate.add_argument("--probe", type=Path, default=None, help="a saved probe head")
+    evaluate.add_argument(
+        "--reference",
+        default=None,
+        help="row to compare Brier scores against (default: the best baseline)",
+    )
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        help="question resamples of the Brier intervals (0: none)",
+    )
     _problem_arguments(evaluate)
     _model_arguments(evaluate, prm=False)
     evaluate.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
@@ -63,7 +76,18 @@ def add_calibrate_commands(commands: Any) -> None:
     _model_arguments(probe, prm=False)
     probe.add_argument("--dims", type=int, default=16, help="principal components kept")
     probe.add_argument("--conformal-coverage", type=float, default=0.9)
+    _select_argument(probe)
     probe.add_argument("--out", type=Path, required=True, help="directory to save the head to")
+
+
+def _select_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--select-by-cv",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="quantile head: choose hidden units, weight decay and features by "
+        "cross-validation over the training questions (default: on)",
+    )
 
 
 def _problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,11 +154,13 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     train, _ = _split(args)
-    calibrator = _new_calibrator(args.method, args.conformal_coverage)
+    calibrator = _new_calibrator(args.method, args.conformal_coverage, args.select_by_cv)
     calibrator.metadata = {"data": args.data.name, "train_questions": _questions(train)}
     calibrator.fit_records(train)
     calibrator.save(args.out)
     print(f"fitted {args.method} on {len(train)} records; saved to {args.out}")
+    if getattr(calibrator, "cv_results", None):
+        print(f"cross-validation chose {_chosen(calibrator)}")
     return 0
 
 
@@ -149,10 +175,13 @@ def _eval(args: argparse.Namespace) -> int:
 
     train, test = _split(args)
     entries: dict[str, Any] = {"raw": None}
-    for method in [m for m in args.fit.split(",") if m]:
+    methods = [m for m in args.fit.split(",") if m]
+    for method in methods:
         if method not in METHODS:
             raise SystemExit(f"error: unknown method {method!r}; choose from {METHODS}")
-        entries[method] = _new_calibrator(method, args.conformal_coverage).fit_records(train)
+    for method in methods:
+        calibrator = _new_calibrator(method, args.conformal_coverage, args.select_by_cv)
+        entries[method] = calibrator.fit_records(train)
     for spec in args.calibrator:
         name, _, directory = spec.partition("=")
         entries[name] = Calibrator.load(directory)
@@ -161,13 +190,24 @@ def _eval(args: argparse.Namespace) -> int:
         entries["probe"] = FixedPredictions(
             tuple(head.calibrator.levels), quantiles, "probe", means
         )
-    report = evaluate(entries, test)
+    report = evaluate(entries, test, reference=args.reference, bootstrap=args.bootstrap)
     payload = {
         "data": str(args.data),
         "train_records": len(train),
         "train_questions": _questions(train),
         "test_fraction": args.test_fraction,
         "split_seed": args.split_seed,
+        "cross_validation": {
+            name: {
+                "chosen": _chosen(calibrator),
+                "results": [
+                    {"candidate": params, "objective": score}
+                    for params, score in calibrator.cv_results
+                ],
+            }
+            for name, calibrator in entries.items()
+            if getattr(calibrator, "cv_results", None)
+        },
         "report": report.model_dump(mode="json"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,9 +228,12 @@ def _fit_probe(args: argparse.Namespace) -> int:
 
     train, _ = _split(args)
     embeddings = _embed_records(args, train)
+    calibrator = QuantileCalibrator(
+        seed=0, conformal_coverage=args.conformal_coverage, select_by_cv=args.select_by_cv
+    )
     head = ProbeHead(
         dims=args.dims,
-        calibrator=QuantileCalibrator(seed=0, conformal_coverage=args.conformal_coverage),
+        calibrator=calibrator,
         metadata={"policy": _policy_name(args), "data": args.data.name},
     )
     head.fit(
@@ -202,6 +245,8 @@ def _fit_probe(args: argparse.Namespace) -> int:
     )
     head.save(args.out)
     print(f"fitted a probe head on {len(train)} records; saved to {args.out}")
+    if calibrator.cv_results:
+        print(f"cross-validation chose {_chosen(calibrator)}")
     return 0
 
 
@@ -248,7 +293,12 @@ def _questions(records: list[CalibrationRecord]) -> int:
     return len({r.question_id for r in records})
 
 
-def _new_calibrator(method: str, conformal_coverage: float | None) -> Any:
+def _chosen(calibrator: Any) -> dict[str, Any]:
+    """The hyper-parameters a ``select_by_cv`` fit settled on."""
+    return {name: getattr(calibrator, name) for name in calibrator.cv_grid}
+
+
+def _new_calibrator(method: str, conformal_coverage: float | None, select_by_cv: bool) -> Any:
     from langchain_adaptive.calibration.baselines import (
         HistogramBinningCalibrator,
         IsotonicCalibrator,
@@ -258,7 +308,9 @@ def _new_calibrator(method: str, conformal_coverage: float | None) -> Any:
     if method == "quantile":
         from langchain_adaptive.calibration.quantile import QuantileCalibrator
 
-        return QuantileCalibrator(seed=0, conformal_coverage=conformal_coverage)
+        return QuantileCalibrator(
+            seed=0, conformal_coverage=conformal_coverage, select_by_cv=select_by_cv
+        )
     return {
         "platt": PlattCalibrator,
         "isotonic": IsotonicCalibrator,

@@ -6,6 +6,10 @@ their answer and would leak it. A record's ``successes`` out of ``trials``
 rollouts count as that many binary outcomes for the point-estimate metrics
 (Brier, ECE); the quantile metrics (pinball loss, coverage) compare each
 record's success rate with the predicted quantile, one record one vote.
+
+A few held-out questions make every score noisy, so :func:`evaluate` also gives
+each row's Brier score minus the best baseline's with a paired bootstrap
+interval over questions (:func:`brier_difference_interval`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ ECE_BINS = 15
 """Equal-width bins of the expected calibration error (the paper's and the issue's choice)."""
 RAW = "raw"
 """The report row of the uncalibrated PRM: its raw scores as point estimates."""
+BASELINE_KINDS = ("platt", "isotonic", "histogram")
+"""Kinds of the classical calibrators; the best of them is the report's default reference."""
+BOOTSTRAP_RESAMPLES = 2000
+"""Resamples of the paired bootstrap over questions in :func:`evaluate`."""
 
 
 # -- metrics on arrays -------------------------------------------------------------------
@@ -136,6 +144,81 @@ def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndar
     return float(u / (n_pos * n_neg))
 
 
+def brier_difference_interval(
+    probabilities: Sequence[float] | np.ndarray,
+    reference: Sequence[float] | np.ndarray,
+    successes: Sequence[float] | np.ndarray,
+    trials: Sequence[float] | np.ndarray,
+    groups: Sequence[str] | np.ndarray,
+    *,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Brier score of ``probabilities`` minus that of ``reference``, with a bootstrap interval.
+
+    The bootstrap is paired and clustered: each resample draws whole groups
+    (questions) with replacement and scores both predictions on the same draw,
+    since prefixes of one question are not independent. The interval is the
+    percentile interval of the resampled differences; the same ``seed`` draws the
+    same resamples, so intervals of several calibrators against one reference
+    share them.
+
+    Args:
+        probabilities: Point estimates to compare.
+        reference: The reference's point estimates on the same records.
+        successes: Successful rollouts per record.
+        trials: Rollouts per record.
+        groups: The question of each record.
+        n_resamples: Bootstrap resamples.
+        confidence: Coverage of the interval, e.g. 0.95.
+        seed: Seeds the resampling.
+
+    Returns:
+        ``(difference, lower, upper)``; negative means ``probabilities`` scores better.
+
+    Raises:
+        CalibrationError: Mismatched lengths, bad outcomes, or bad settings.
+
+    Example:
+        >>> brier_difference_interval([0.5, 0.5], [0.5, 0.5], [1, 1], [2, 2], ["a", "b"])
+        (0.0, 0.0, 0.0)
+    """
+    p, s, t = _outcomes(probabilities, successes, trials)
+    r, _, _ = _outcomes(reference, successes, trials)
+    if len(r) != len(p) or len(groups) != len(p):
+        raise CalibrationError(
+            f"got {len(p)} probabilities, {len(r)} reference values and {len(groups)} groups"
+        )
+    if n_resamples < 1:
+        raise CalibrationError(f"n_resamples must be >= 1, got {n_resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise CalibrationError(f"confidence must lie in (0, 1), got {confidence}")
+    _, group_index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n_groups = int(group_index.max()) + 1
+    gap = s * ((1.0 - p) ** 2 - (1.0 - r) ** 2) + (t - s) * (p**2 - r**2)
+    group_gap = np.bincount(group_index, weights=gap, minlength=n_groups)
+    group_trials = np.bincount(group_index, weights=t, minlength=n_groups)
+    counts = np.random.default_rng(seed).multinomial(
+        n_groups, np.full(n_groups, 1.0 / n_groups), size=n_resamples
+    )
+    resampled = (counts @ group_gap) / (counts @ group_trials)
+    tail = (1.0 - confidence) / 2.0
+    lower, upper = np.quantile(resampled, [tail, 1.0 - tail])
+    return float(group_gap.sum() / group_trials.sum()), float(lower), float(upper)
+
+
+class BrierDifference(BaseModel):
+    """A row's Brier score minus the reference row's, with a paired bootstrap interval."""
+
+    reference: str
+    difference: float
+    """Negative: this row's point estimate scores better than the reference's."""
+    lower: float
+    upper: float
+    """The interval's bounds; one that contains 0 means the gap is within resampling noise."""
+
+
 class ReliabilityBin(BaseModel):
     """One bin of a reliability diagram: predictions in ``[lower, upper)`` and what happened."""
 
@@ -199,6 +282,8 @@ class CalibratorMetrics(BaseModel):
     """Fraction of records with success rate >= the predicted quantile (target: 1 - level)."""
     mean_lower: float
     """Mean of the lowest quantile: how much a calibrator's bound costs IAS in samples."""
+    brier_difference: BrierDifference | None = None
+    """Brier score minus the report's reference's; ``None`` for the reference itself."""
     reliability: list[ReliabilityBin] = Field(default_factory=list)
 
 
@@ -209,6 +294,12 @@ class CalibrationReport(BaseModel):
     n_questions: int
     total_trials: float
     rows: list[CalibratorMetrics]
+    reference: str | None = None
+    """The row every ``brier_difference`` is taken against (by default the best baseline)."""
+    bootstrap_resamples: int = 0
+    """Resamples of questions behind the Brier intervals (0: none computed)."""
+    confidence: float = 0.95
+    """Coverage of the Brier intervals."""
 
     def row(self, name: str) -> CalibratorMetrics:
         """The metrics of the calibrator named ``name``."""
@@ -248,8 +339,16 @@ def evaluate(
     *,
     include_raw: bool = True,
     n_bins: int = ECE_BINS,
+    reference: str | None = None,
+    bootstrap: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> CalibrationReport:
     """Compare calibrators on the same records (normally held-out questions).
+
+    Every row but the reference also gets its Brier score minus the reference's,
+    with a paired bootstrap interval over questions
+    (:func:`brier_difference_interval`): whether a gap is more than noise.
 
     Args:
         calibrators: Name -> fitted calibrator; ``None`` stands for the raw PRM
@@ -257,12 +356,19 @@ def evaluate(
         records: The records to score, e.g. the test side of :func:`split_by_question`.
         include_raw: Add a ``"raw"`` row first when no entry is ``None``.
         n_bins: Bins of ECE and the reliability diagram.
+        reference: The row to compare Brier scores against; ``None`` takes the
+            best baseline (lowest Brier of the Platt, isotonic and histogram rows),
+            and no comparison is made when there is none.
+        bootstrap: Resamples of questions; 0 skips the comparison.
+        confidence: Coverage of the intervals.
+        seed: Seeds the resampling.
 
     Returns:
         One row per calibrator, in the given order after ``"raw"``.
 
     Raises:
-        CalibrationError: No records, or a calibrator that cannot predict them.
+        CalibrationError: No records, a calibrator that cannot predict them, or
+            a ``reference`` that names no row.
     """
     if not records:
         raise CalibrationError("no records to evaluate on")
@@ -272,10 +378,14 @@ def evaluate(
     trials = np.array([record.trials for record in records], dtype=np.float64)
     correct = np.array([record.trajectory_correct for record in records], dtype=bool)
     rates = successes / trials
+    groups = np.array([record.question_id for record in records], dtype=str)
     entries = dict(calibrators)
     if include_raw and all(value is not None for value in entries.values()):
         entries = {RAW: None, **entries}
+    if reference is not None and reference not in entries:
+        raise CalibrationError(f"reference {reference!r} is not one of {sorted(entries)}")
     rows = []
+    points: dict[str, np.ndarray] = {}
     for name, calibrator in entries.items():
         if calibrator is None:
             levels = tuple(DEFAULT_LEVELS)
@@ -295,6 +405,7 @@ def evaluate(
             kind = calibrator.kind or type(calibrator).__name__
             point = calibrator.predict_mean(raw, features)
         area = auroc(point, correct)
+        points[name] = point
         rows.append(
             CalibratorMetrics(
                 name=name,
@@ -315,11 +426,36 @@ def evaluate(
                 reliability=reliability_bins(point, successes, trials, n_bins),
             )
         )
+    if reference is None:
+        baselines = [row for row in rows if row.kind in BASELINE_KINDS]
+        reference = min(baselines, key=lambda row: row.brier).name if baselines else None
+    if bootstrap < 1:
+        reference = None
+    if reference is not None:
+        for row in rows:
+            if row.name == reference:
+                continue
+            difference, lower, upper = brier_difference_interval(
+                points[row.name],
+                points[reference],
+                successes,
+                trials,
+                groups,
+                n_resamples=bootstrap,
+                confidence=confidence,
+                seed=seed,
+            )
+            row.brier_difference = BrierDifference(
+                reference=reference, difference=difference, lower=lower, upper=upper
+            )
     return CalibrationReport(
         n_records=len(records),
-        n_questions=len({record.question_id for record in records}),
+        n_questions=len(set(groups)),
         total_trials=float(trials.sum()),
         rows=rows,
+        reference=reference,
+        bootstrap_resamples=bootstrap if reference is not None else 0,
+        confidence=confidence,
     )
 
 
@@ -332,19 +468,34 @@ def report_markdown(report: CalibrationReport) -> str:
             print(report_markdown(evaluate({"isotonic": isotonic}, test_records)))
     """
     levels = sorted({level for row in report.rows for level in row.levels})
-    header = ["calibrator", "kind", "Brier", "ECE", "AUROC"]
+    compared = report.reference is not None
+    header = ["calibrator", "kind", "Brier"]
+    if compared:
+        header.append(f"Brier - {report.reference} ({report.confidence:.0%} CI)")
+    header += ["ECE", "AUROC"]
     header += [f"pinball@{level:g}" for level in levels]
     header += [f"coverage@{level:g}" for level in levels]
     header.append("mean lower")
-    lines = [
+    title = (
         f"Calibration on {report.n_records} records from {report.n_questions} questions "
-        f"({report.total_trials:g} rollouts).",
+        f"({report.total_trials:g} rollouts)."
+    )
+    if compared:
+        title += (
+            f" Brier - {report.reference}: paired bootstrap over the questions "
+            f"({report.bootstrap_resamples} resamples); an interval containing 0 is noise."
+        )
+    lines = [
+        title,
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
     ]
     for row in report.rows:
-        cells = [row.name, row.kind, f"{row.brier:.4f}", f"{row.ece:.4f}"]
+        cells = [row.name, row.kind, f"{row.brier:.4f}"]
+        if compared:
+            cells.append(_difference_cell(row.brier_difference))
+        cells.append(f"{row.ece:.4f}")
         cells.append("n/a" if row.auroc is None else f"{row.auroc:.3f}")
         cells += [_cell(row.pinball.get(level)) for level in levels]
         cells += [_cell(row.coverage.get(level), digits=3) for level in levels]
@@ -493,13 +644,24 @@ def _cell(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _difference_cell(difference: BrierDifference | None) -> str:
+    if difference is None:
+        return "reference"
+    d = difference
+    return f"{d.difference:+.4f} ({d.lower:+.4f}, {d.upper:+.4f})"
+
+
 __all__ = [
+    "BASELINE_KINDS",
+    "BOOTSTRAP_RESAMPLES",
     "ECE_BINS",
     "RAW",
+    "BrierDifference",
     "CalibrationReport",
     "CalibratorMetrics",
     "ReliabilityBin",
     "auroc",
+    "brier_difference_interval",
     "brier_score",
     "evaluate",
     "expected_calibration_error",

@@ -12,9 +12,22 @@ never reaches: the lowest quantile would then miss every zero-rate prefix. So
 the logit goes through a sigmoid stretched by ``output_margin`` on both sides
 and clipped to [0, 1], which reaches 0 and 1 at finite logits.
 
-An optional one-sided split-conformal step holds out ``conformal_fraction`` of
-the questions and shifts the lowest quantile's logit so that at least
-``conformal_coverage`` of held-out examples have a success rate at or above it.
+A few hundred prefixes are little data for a neural head, and a PRM's score
+often carries little signal, so the head starts as Platt scaling: a linear path
+beside the hidden layer predicts the mean as Platt scaling of the raw score and
+each quantile as Platt's logit shifted to cover its share of the training
+examples, and the hidden layer's output starts at zero. ``weight_decay`` pulls
+the linear path back to that start and the hidden layer to zero, so the head
+departs from Platt scaling only as far as the data pay for. With
+``select_by_cv`` the fit chooses the hidden size, the weight decay and whether
+to use the features by K-fold cross-validation over questions, preferring the
+simplest candidate within one standard error of the best.
+
+An optional one-sided conformal step shifts the lowest quantile's logit so that
+at least ``conformal_coverage`` of held-out examples have a success rate at or
+above it. The held-out examples are ``conformal_fraction`` of the questions
+(split conformal), or with ``select_by_cv`` the out-of-fold predictions of the
+cross-validation (cross-conformal), so that the head is trained on every question.
 
 Fitting needs torch; prediction is a few numpy matrix products, so a saved
 calibrator (for example the probe head shipped for the bundled model) loads and
@@ -23,15 +36,17 @@ runs without torch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
 from langchain_adaptive.calibration._utils import clipped_logit, sigmoid
 from langchain_adaptive.calibration.base import Calibrator, FitData, check_arrays
+from langchain_adaptive.calibration.baselines import PlattCalibrator
 from langchain_adaptive.errors import CalibrationError
 
 if TYPE_CHECKING:
@@ -42,6 +57,15 @@ _TORCH_HINT = (
     "'hf' extra: pip install 'langchain-adaptive[calibration]'"
 )
 
+CV_GRID_FIELDS = ("hidden", "weight_decay", "use_features", "epochs", "learning_rate")
+"""The fields ``select_by_cv`` may vary."""
+DEFAULT_CV_GRID: dict[str, tuple[Any, ...]] = {
+    "hidden": (0, 32),
+    "weight_decay": (1.0, 1e-1, 1e-2),
+    "use_features": (False, True),
+}
+"""Candidates of ``select_by_cv``, simplest first: the first within noise of the best wins."""
+
 
 def _import_torch() -> Any:
     try:
@@ -51,10 +75,14 @@ def _import_torch() -> Any:
     return torch
 
 
-def quantile_head(n_inputs: int, n_levels: int, hidden: int, n_extra: int = 0) -> torch.nn.Module:
+def quantile_head(
+    n_inputs: int, n_levels: int, hidden: int, n_extra: int = 0, *, skip: bool = False
+) -> torch.nn.Module:
     """A torch module mapping inputs to non-crossing quantile logits (for training).
 
     ``n_extra`` more outputs follow the quantile logits unconstrained (the mean's logit).
+    With ``skip`` (and ``hidden > 0``) a linear layer of the inputs is added to the
+    hidden layer's output, so the head can start as, and stay close to, a linear model.
     """
     torch = _import_torch()
     from torch import nn
@@ -62,15 +90,21 @@ def quantile_head(n_inputs: int, n_levels: int, hidden: int, n_extra: int = 0) -
     class QuantileHead(nn.Module):
         def __init__(self) -> None:
             super().__init__()
+            n_outputs = n_levels + n_extra
+            self.skip: nn.Module | None = None
             if hidden > 0:
                 self.body: nn.Module = nn.Sequential(
-                    nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_levels + n_extra)
+                    nn.Linear(n_inputs, hidden), nn.Tanh(), nn.Linear(hidden, n_outputs)
                 )
+                if skip:
+                    self.skip = nn.Linear(n_inputs, n_outputs)
             else:
-                self.body = nn.Linear(n_inputs, n_levels + n_extra)
+                self.body = nn.Linear(n_inputs, n_outputs)
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
             out = self.body(inputs)
+            if self.skip is not None:
+                out = out + self.skip(inputs)
             base = out[:, :1]
             steps = torch.nn.functional.softplus(out[:, 1:n_levels])
             quantiles = torch.cat([base, base + torch.cumsum(steps, dim=1)], dim=1)
@@ -79,15 +113,25 @@ def quantile_head(n_inputs: int, n_levels: int, hidden: int, n_extra: int = 0) -
     return QuantileHead()
 
 
-def _weight_shapes(n_inputs: int, n_outputs: int, hidden: int) -> dict[str, tuple[int, ...]]:
+def _weight_shapes(
+    n_inputs: int, n_outputs: int, hidden: int, *, skip: bool = False
+) -> dict[str, tuple[int, ...]]:
     if hidden > 0:
-        return {
+        shapes = {
             "body.0.weight": (hidden, n_inputs),
             "body.0.bias": (hidden,),
             "body.2.weight": (n_outputs, hidden),
             "body.2.bias": (n_outputs,),
         }
+        if skip:
+            shapes |= {"skip.weight": (n_outputs, n_inputs), "skip.bias": (n_outputs,)}
+        return shapes
     return {"body.weight": (n_outputs, n_inputs), "body.bias": (n_outputs,)}
+
+
+def _linear_path(hidden: int) -> str:
+    """The name prefix of the head's linear path: the skip layer, or the whole linear head."""
+    return "skip" if hidden > 0 else "body"
 
 
 class QuantileCalibrator(Calibrator):
@@ -101,8 +145,11 @@ class QuantileCalibrator(Calibrator):
         levels: Quantile levels, default (0.1, 0.5, 0.9); IAS budgets on the lowest.
         hidden: Hidden units (0 for a linear head).
         use_features: Feed features besides the raw score when fit gets them.
-        conformal_coverage: If set, e.g. 0.9, shift the lowest quantile on a
-            held-out split so that it covers at least that fraction.
+        weight_decay: How strongly the head is held at its Platt-scaling start.
+        select_by_cv: Choose ``hidden``, ``weight_decay`` and ``use_features``
+            (``cv_grid``) by cross-validation over the fitting questions.
+        conformal_coverage: If set, e.g. 0.9, shift the lowest quantile on
+            held-out questions so that it covers at least that fraction.
         seed: Makes the fit reproducible.
 
     Example:
@@ -110,10 +157,11 @@ class QuantileCalibrator(Calibrator):
 
             from langchain_adaptive.calibration import QuantileCalibrator
 
-            calibrator = QuantileCalibrator(conformal_coverage=0.9, seed=0)
-            calibrator.fit_records(train_records)
+            calibrator = QuantileCalibrator(conformal_coverage=0.9, select_by_cv=True, seed=0)
+            calibrator.fit_records(train_records)  # groups: the records' question ids
+            calibrator.hidden, calibrator.use_features  # what cross-validation chose
             estimate = calibrator.predict([0.9], [[2.0, 4.1]])[0]
-            estimate.lower, estimate.median
+            estimate.lower, estimate.median, estimate.expected
     """
 
     kind: ClassVar[str | None] = "quantile"
@@ -124,20 +172,43 @@ class QuantileCalibrator(Calibrator):
     epochs: int = Field(default=300, ge=1)
     """Full-batch Adam steps."""
     learning_rate: float = Field(default=0.02, gt=0.0)
-    weight_decay: float = Field(default=1e-4, ge=0.0)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    """L2 penalty on each parameter's distance from its anchor: the Platt start for the
+    linear path (with ``platt_init``), zero for the rest. A large value holds the head
+    at its Platt-scaling start."""
     seed: int = 0
-    """Seeds the head's initialisation and the conformal split."""
+    """Seeds the head's initialisation, the conformal split and the CV folds."""
     fit_mean: bool = True
     """Also learn the expected success probability (Brier loss): the point estimate
     that Brier score and ECE reward, which the median of a skewed rate is not."""
     use_features: bool = True
     """Use the features passed to fit (otherwise the raw score alone)."""
+    platt_init: bool = True
+    """Start the head at Platt scaling: a linear path (the whole head when ``hidden`` is
+    0, else a skip layer beside the hidden layer, whose output layer starts at zero)
+    predicts the mean as Platt scaling of the raw score and each quantile as Platt's
+    logit shifted by that quantile of the training residuals. ``False``: the random
+    start of earlier versions, with no skip layer."""
+    select_by_cv: bool = False
+    """Choose ``hidden``, ``weight_decay`` and ``use_features`` (the keys of ``cv_grid``)
+    by K-fold cross-validation on the fitting data, folds by question when fit gets
+    groups; fit then sets those fields to the winner, so a saved calibrator records it.
+    The score is the fit's own objective (pinball plus Brier of the mean) out of fold.
+    With ``conformal_coverage``, the shift comes from the winner's out-of-fold
+    predictions and the head is trained on all the data (no split is held out)."""
+    cv_folds: int = Field(default=5, ge=2)
+    """Folds of ``select_by_cv`` (at most one per question)."""
+    cv_grid: dict[str, tuple[Any, ...]] = Field(default_factory=lambda: dict(DEFAULT_CV_GRID))
+    """Candidate values per field for ``select_by_cv``, simplest first: every combination
+    is tried, and the first (in ``itertools.product`` order) within one standard error of
+    the best wins."""
     output_margin: float = Field(default=0.01, ge=0.0, lt=0.5)
     """How far the sigmoid is stretched past [0, 1] so exact 0 and 1 are reachable."""
     conformal_coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
     """Target fraction of held-out examples at or above the lowest quantile; ``None``: no shift."""
     conformal_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
-    """Share of examples (of questions, when fit gets groups) held out for the conformal shift."""
+    """Share of examples (of questions, when fit gets groups) held out for the conformal
+    shift; unused with ``select_by_cv``, whose out-of-fold predictions serve instead."""
     device: str = "cpu"
     """Where the head runs; not saved, since it describes the machine, not the fit."""
     num_threads: int | None = Field(default=1, ge=1)
@@ -149,6 +220,17 @@ class QuantileCalibrator(Calibrator):
     _mean: np.ndarray = PrivateAttr(default_factory=lambda: np.zeros(1))
     _std: np.ndarray = PrivateAttr(default_factory=lambda: np.ones(1))
     _shift: float = PrivateAttr(default=0.0)
+    _cv_results: list[tuple[dict[str, Any], float]] = PrivateAttr(default_factory=list)
+
+    @field_validator("cv_grid")
+    @classmethod
+    def _check_grid(cls, value: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+        unknown = sorted(set(value) - set(CV_GRID_FIELDS))
+        if unknown:
+            raise ValueError(f"cv_grid may vary {sorted(CV_GRID_FIELDS)}, not {unknown}")
+        if not value or any(len(values) == 0 for values in value.values()):
+            raise ValueError("cv_grid needs at least one value per field")
+        return value
 
     @property
     def uses_features(self) -> bool:
@@ -159,9 +241,22 @@ class QuantileCalibrator(Calibrator):
         """How far the conformal step moved the lowest quantile's logit down (negative: up)."""
         return self._shift
 
+    @property
+    def cv_results(self) -> list[tuple[dict[str, Any], float]]:
+        """``(candidate, mean fold objective)`` of the last ``select_by_cv`` fit, in grid
+        order (lower is better); empty without one. Not saved."""
+        return [(dict(params), score) for params, score in self._cv_results]
+
     # -- fitting ---------------------------------------------------------------------
 
     def _fit(self, data: FitData) -> None:
+        out_of_fold = None
+        if self.select_by_cv:
+            chosen, out_of_fold = self._select_by_cv(data)
+            for name, value in chosen.items():
+                setattr(self, name, value)
+        else:
+            self._cv_results = []
         if not self.use_features:
             data = FitData(data.raw_scores, None, data.successes, data.trials, data.groups)
         inputs = self._raw_inputs(data.raw_scores, data.features)
@@ -169,10 +264,75 @@ class QuantileCalibrator(Calibrator):
             self._train(inputs, data)
             self._shift = 0.0
             return
+        if out_of_fold is not None:  # cross-conformal: every question is fitted on
+            self._train(inputs, data)
+            self._shift = self._conformal_shift(out_of_fold[:, 0], data.success_rates)
+            return
         train_index, held_index = self._conformal_split(data)
         self._train(inputs[train_index], data.subset(train_index))
         logits = self._logits(inputs[held_index])[:, 0]
         self._shift = self._conformal_shift(logits, data.success_rates[held_index])
+
+    def _select_by_cv(self, data: FitData) -> tuple[dict[str, Any], np.ndarray]:
+        """The chosen candidate of the grid and its out-of-fold logits (all of ``data``).
+
+        The choice follows the one-standard-error rule: the first candidate in grid
+        order (simplest first) whose mean fold objective exceeds the best one's by no
+        more than the standard error of their per-fold difference. Candidates that
+        differ by less than that are indistinguishable on this data, and the simpler
+        one generalises no worse.
+        """
+        folds = self._cv_split(data)
+        names = list(self.cv_grid)
+        candidates: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
+        for values in itertools.product(*(self.cv_grid[name] for name in names)):
+            params = dict(zip(names, values, strict=True))
+            try:
+                candidate = self.model_validate(
+                    self.model_dump() | params | {"select_by_cv": False}
+                )
+            except ValidationError as error:
+                raise CalibrationError(f"invalid cv_grid candidate {params}: {error}") from error
+            features = data.features if candidate.use_features else None
+            inputs = candidate._raw_inputs(data.raw_scores, features)
+            logits = np.empty((len(data), len(self.levels) + int(self.fit_mean)))
+            scores = np.empty(len(folds))
+            for fold, (train, held) in enumerate(folds):
+                candidate._train(inputs[train], data.subset(train))
+                logits[held] = candidate._logits(inputs[held])
+                scores[fold] = self._objective(logits[held], data.subset(held))
+            candidates.append((params, scores, logits))
+        self._cv_results = [(params, float(scores.mean())) for params, scores, _ in candidates]
+        params, _, logits = candidates[_one_standard_error_choice([c[1] for c in candidates])]
+        return params, logits
+
+    def _cv_split(self, data: FitData) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``cv_folds`` (train, held) index pairs; whole questions when ``data`` has groups."""
+        rng = np.random.default_rng(self.seed)
+        if data.groups is None:
+            if len(data) < 2:
+                raise CalibrationError("cross-validation needs at least two examples")
+            fold_of = rng.permutation(len(data)) % min(self.cv_folds, len(data))
+        else:
+            unique, inverse = np.unique(data.groups, return_inverse=True)
+            if len(unique) < 2:
+                raise CalibrationError("cross-validation by question needs at least two questions")
+            fold_of = (rng.permutation(len(unique)) % min(self.cv_folds, len(unique)))[inverse]
+        return [
+            (np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold))
+            for fold in np.unique(fold_of)
+        ]
+
+    def _objective(self, logits: np.ndarray, data: FitData) -> float:
+        """The training loss without the penalty (pinball plus Brier of the mean), in numpy."""
+        weights = data.trials / data.trials.sum()
+        rates = data.success_rates[:, None]
+        taus = np.asarray(self.levels)[None, :]
+        error = rates - self._squash_numpy(logits[:, : len(self.levels)])
+        loss = np.maximum(taus * error, (taus - 1.0) * error).mean(axis=1)
+        if self.fit_mean:
+            loss = loss + (sigmoid(logits[:, -1]) - rates[:, 0]) ** 2
+        return float(np.sum(weights * loss))
 
     def _train(self, inputs: np.ndarray, data: FitData) -> None:
         torch = _import_torch()
@@ -180,21 +340,42 @@ class QuantileCalibrator(Calibrator):
         std = inputs.std(axis=0)
         self._std = np.where(std > 1e-8, std, 1.0)
         device = torch.device(self.device)
+        n_outputs = len(self.levels) + int(self.fit_mean)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             head = quantile_head(
-                inputs.shape[1], len(self.levels), self.hidden, n_extra=int(self.fit_mean)
+                inputs.shape[1],
+                len(self.levels),
+                self.hidden,
+                n_extra=int(self.fit_mean),
+                skip=self.platt_init,
             )
+        anchors = {name: torch.zeros_like(value) for name, value in head.named_parameters()}
+        if self.platt_init:
+            weight, bias = self._platt_start(data, n_outputs)
+            path = _linear_path(self.hidden)
+            start = {f"{path}.weight": weight, f"{path}.bias": bias}
+            if self.hidden > 0:  # the hidden layer adds nothing until it learns something
+                start |= {
+                    "body.2.weight": np.zeros((n_outputs, self.hidden)),
+                    "body.2.bias": np.zeros(n_outputs),
+                }
+            with torch.no_grad():
+                for name, parameter in head.named_parameters():
+                    if name in start:
+                        parameter.copy_(torch.as_tensor(start[name], dtype=parameter.dtype))
+            for name in (f"{path}.weight", f"{path}.bias"):
+                anchors[name] = dict(head.named_parameters())[name].detach().clone()
         head.to(device)
+        anchors = {name: value.to(device) for name, value in anchors.items()}
         x = torch.as_tensor(self._standardize(inputs), dtype=torch.float32, device=device)
         y = torch.as_tensor(data.success_rates, dtype=torch.float32, device=device)[:, None]
         weights = torch.as_tensor(
             data.trials / data.trials.sum(), dtype=torch.float32, device=device
         )
         taus = torch.as_tensor(self.levels, dtype=torch.float32, device=device)[None, :]
-        optimizer = torch.optim.Adam(
-            head.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
+        optimizer = torch.optim.Adam(head.parameters(), lr=self.learning_rate)
+        decayed = [(value, anchors[name]) for name, value in head.named_parameters()]
         head.train()
         threads = torch.get_num_threads()
         if self.num_threads is not None:
@@ -210,6 +391,10 @@ class QuantileCalibrator(Calibrator):
                     brier = (torch.sigmoid(out[:, -1]) - y[:, 0]) ** 2
                     loss = loss + (weights * brier).sum()
                 loss.backward()
+                if self.weight_decay > 0:  # the gradient of wd / 2 * |parameter - anchor|^2
+                    with torch.no_grad():
+                        for parameter, anchor in decayed:
+                            parameter.grad.add_(parameter - anchor, alpha=self.weight_decay)
                 optimizer.step()
         finally:
             torch.set_num_threads(threads)
@@ -218,6 +403,34 @@ class QuantileCalibrator(Calibrator):
             name: value.detach().cpu().float().numpy().astype(np.float64)
             for name, value in head.state_dict().items()
         }
+
+    def _platt_start(self, data: FitData, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+        """The linear path's start on standardized inputs, all from Platt scaling.
+
+        The mean output is Platt's logit ``slope * logit(raw) + intercept``; each
+        quantile output is that logit shifted by the same quantile of the training
+        residuals ``unsquash(rate) - platt_logit`` (weighted by trials), so it
+        covers its share of the training examples from the start.
+        """
+        platt = PlattCalibrator(min_examples=1).fit(
+            data.raw_scores, None, data.successes, data.trials
+        )
+        # slope * logit + intercept, with logit = mean + std * (standardized logit)
+        slope = platt.slope * self._std[0]
+        offset = platt.slope * self._mean[0] + platt.intercept
+        platt_logits = platt.slope * clipped_logit(data.raw_scores) + platt.intercept
+        residuals = self._unsquash(data.success_rates) - platt_logits
+        shifts = np.array(
+            [_weighted_quantile(residuals, data.trials, level) for level in self.levels]
+        )
+        n_levels = len(self.levels)
+        weight = np.zeros((n_outputs, len(self._mean)))
+        bias = np.zeros(n_outputs)
+        weight[0, 0], bias[0] = slope, offset + shifts[0]
+        bias[1:n_levels] = _inverse_softplus(np.maximum(np.diff(shifts), 1e-2))
+        if self.fit_mean:
+            weight[-1, 0], bias[-1] = slope, offset
+        return weight, bias
 
     def _conformal_split(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
@@ -272,6 +485,8 @@ class QuantileCalibrator(Calibrator):
         if self.hidden > 0:
             hidden = np.tanh(x @ w["body.0.weight"].T + w["body.0.bias"])
             out = hidden @ w["body.2.weight"].T + w["body.2.bias"]
+            if "skip.weight" in w:  # heads fitted with platt_init; older ones have none
+                out = out + x @ w["skip.weight"].T + w["skip.bias"]
         else:
             out = x @ w["body.weight"].T + w["body.bias"]
         n_levels = len(self.levels)
@@ -346,7 +561,12 @@ class QuantileCalibrator(Calibrator):
             )
         if np.any(stats["input_std"] <= 0):
             raise CalibrationError("quantile calibrator 'input_std' must be positive")
-        expected = _weight_shapes(n_inputs, len(self.levels) + int(self.fit_mean), self.hidden)
+        expected = _weight_shapes(
+            n_inputs,
+            len(self.levels) + int(self.fit_mean),
+            self.hidden,
+            skip=self.hidden > 0 and any(name.startswith("skip.") for name in weights),
+        )
         shapes = {name: value.shape for name, value in weights.items()}
         if shapes != expected:
             raise CalibrationError(
@@ -361,4 +581,35 @@ class QuantileCalibrator(Calibrator):
         self._shift = float(stats["conformal_shift"][0])
 
 
-__all__ = ["QuantileCalibrator", "quantile_head"]
+def _one_standard_error_choice(fold_scores: list[np.ndarray]) -> int:
+    """The first candidate whose mean fold score exceeds the best one's by at most the
+    standard error of their per-fold difference (lower scores are better)."""
+    best = min(fold_scores, key=lambda scores: float(scores.mean()))
+    for index, scores in enumerate(fold_scores):
+        difference = scores - best
+        error = difference.std(ddof=1) / math.sqrt(len(difference)) if len(difference) > 1 else 0.0
+        if difference.mean() <= error + 1e-12:
+            return index
+    raise AssertionError("unreachable: the best candidate is within its own error")
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """The smallest value with at least ``level`` of the total weight at or below it, or
+    the midpoint of two values when exactly ``level`` lies at or below the first (as the
+    median of an even sample), so that two atoms of equal weight give a middle start."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    cumulative = np.cumsum(weights[order])
+    target = level * cumulative[-1]
+    index = min(int(np.searchsorted(cumulative, target)), len(values) - 1)
+    if index + 1 < len(values) and math.isclose(cumulative[index], target, rel_tol=1e-12):
+        return float((ordered[index] + ordered[index + 1]) / 2.0)
+    return float(ordered[index])
+
+
+def _inverse_softplus(x: np.ndarray) -> np.ndarray:
+    """``y`` with ``softplus(y) == x`` for ``x > 0``."""
+    return x + np.log(-np.expm1(-x))
+
+
+__all__ = ["CV_GRID_FIELDS", "DEFAULT_CV_GRID", "QuantileCalibrator", "quantile_head"]

@@ -29,8 +29,33 @@ def test_fit_saves_a_loadable_calibrator(data: Path, tmp_path: Path) -> None:
     assert calibrator.kind == "platt" and calibrator.metadata["train_questions"] == 28
 
 
-def test_eval_compares_raw_and_fitted_calibrators(data: Path, tmp_path: Path) -> None:
+def test_fit_quantile_with_and_without_cross_validation(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("torch")
+    from langchain_adaptive.calibration import quantile
+
+    monkeypatch.setattr(quantile, "DEFAULT_CV_GRID", {"hidden": (0,), "weight_decay": (1.0, 0.1)})
+    common = ["calibrate", "fit", "--data", str(data), "--method", "quantile"]
+    assert main([*common, "--out", str(tmp_path / "cv")]) == 0
+    assert "cross-validation chose {'hidden': 0, 'weight_decay':" in capsys.readouterr().out
+    chosen = Calibrator.load(tmp_path / "cv")
+    assert chosen.to_config()["hyperparameters"]["hidden"] == 0
+    assert main([*common, "--no-select-by-cv", "--out", str(tmp_path / "plain")]) == 0
+    assert "cross-validation" not in capsys.readouterr().out
+    plain = Calibrator.load(tmp_path / "plain").to_config()["hyperparameters"]
+    assert plain["hidden"] == 32 and plain["select_by_cv"] is False
+
+
+def test_eval_compares_raw_and_fitted_calibrators(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from langchain_adaptive.calibration import quantile
+
+    monkeypatch.setattr(
+        quantile, "DEFAULT_CV_GRID", {"hidden": (0,), "use_features": (False, True)}
+    )
     saved = tmp_path / "iso"
     main(["calibrate", "fit", "--data", str(data), "--method", "isotonic", "--out", str(saved)])
     out = tmp_path / "report.json"
@@ -54,7 +79,16 @@ def test_eval_compares_raw_and_fitted_calibrators(data: Path, tmp_path: Path) ->
     assert list(rows) == ["raw", "platt", "quantile", "saved_iso"]
     assert report["report"]["n_questions"] == 12  # 30% of 40 questions held out
     assert rows["platt"]["brier"] < rows["raw"]["brier"]  # the raw score is overconfident
-    assert "| raw" in out.with_suffix(".md").read_text()
+    best = min(("platt", "saved_iso"), key=lambda name: rows[name]["brier"])
+    assert report["report"]["reference"] == best  # the better of the two baselines
+    assert rows[best]["brier_difference"] is None
+    gap = rows["quantile"]["brier_difference"]
+    assert gap["reference"] == best and gap["lower"] <= gap["difference"] <= gap["upper"]
+    search = report["cross_validation"]["quantile"]
+    assert set(search["chosen"]) == {"hidden", "use_features"}
+    assert [r["candidate"]["use_features"] for r in search["results"]] == [False, True]
+    markdown = out.with_suffix(".md").read_text()
+    assert "| raw" in markdown and f"Brier - {best} (95% CI)" in markdown
     assert out.with_suffix(".png").stat().st_size > 0
 
 

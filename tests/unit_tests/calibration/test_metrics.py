@@ -25,7 +25,7 @@ from langchain_adaptive.calibration import (
     report_markdown,
     split_by_question,
 )
-from langchain_adaptive.calibration.metrics import reliability_bins
+from langchain_adaptive.calibration.metrics import brier_difference_interval, reliability_bins
 from langchain_adaptive.errors import CalibrationError
 from tests.unit_tests.calibration.conftest import Synthetic
 
@@ -143,10 +143,93 @@ def test_report_markdown_is_one_table(report: CalibrationReport) -> None:
     text = report_markdown(report)
     lines = text.strip().splitlines()
     assert lines[0].startswith("Calibration on 3000 records from 750 questions")
-    assert lines[2].startswith("| calibrator | kind | Brier | ECE | AUROC | pinball@0.1 |")
+    assert "paired bootstrap over the questions (2000 resamples)" in lines[0]
+    assert lines[2].startswith(
+        "| calibrator | kind | Brier | Brier - platt (95% CI) | ECE | AUROC | pinball@0.1 |"
+    )
     assert "coverage@0.1" in lines[2] and lines[2].endswith("mean lower |")
     assert [line.split("|")[1].strip() for line in lines[4:]] == ["raw", "platt", "isotonic"]
-    assert f"{report.row('platt').brier:.4f}" in lines[5]
+    assert f"{report.row('platt').brier:.4f} | reference |" in lines[5]
+    gap = report.row("isotonic").brier_difference
+    assert gap is not None
+    assert f"{gap.difference:+.4f} ({gap.lower:+.4f}, {gap.upper:+.4f})" in lines[6]
+    plain = report.model_copy(update={"reference": None})
+    assert "Brier -" not in report_markdown(plain)
+
+
+# -- the paired bootstrap ----------------------------------------------------------------
+
+
+def test_brier_difference_interval_resamples_whole_questions() -> None:
+    # Question a: 50 prefixes that all succeed; question b: 50 that all fail. The
+    # calibrator says 0.9 everywhere, the reference 0.5: better on a, worse on b.
+    groups = ["a"] * 50 + ["b"] * 50
+    successes = [4] * 50 + [0] * 50
+    p, r = [0.9] * 100, [0.5] * 100
+    difference, lower, upper = brier_difference_interval(
+        p, r, successes, [4] * 100, groups, n_resamples=4000
+    )
+    a, b = 0.01 - 0.25, 0.81 - 0.25  # per-rollout Brier gap on each question
+    assert difference == pytest.approx((a + b) / 2)
+    # Drawing whole questions gives {a, a}, {a, b}, {b, b}: the interval reaches both
+    # ends. Drawing prefixes instead would give a narrow interval around the mean.
+    assert lower == pytest.approx(a) and upper == pytest.approx(b)
+    same = brier_difference_interval(r, r, successes, [4] * 100, groups)
+    assert same == (0.0, 0.0, 0.0)
+    again = brier_difference_interval(p, r, successes, [4] * 100, groups, seed=0)
+    assert again == brier_difference_interval(p, r, successes, [4] * 100, groups, seed=0)
+
+
+def test_brier_difference_interval_narrows_with_more_questions(held_out: Synthetic) -> None:
+    truth, raw = held_out.true_p, held_out.raw
+    args = (held_out.successes, held_out.trials, held_out.groups)
+    wide = brier_difference_interval(truth[:80], raw[:80], *(a[:80] for a in args))
+    narrow = brier_difference_interval(truth, raw, *args)
+    assert narrow[1] < narrow[0] < narrow[2] < 0  # the truth beats the overconfident score
+    assert narrow[2] - narrow[1] < (wide[2] - wide[1]) / 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_resamples": 0}, "n_resamples"),
+        ({"confidence": 1.0}, "confidence"),
+    ],
+)
+def test_brier_difference_interval_rejects_bad_settings(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(CalibrationError, match=message):
+        brier_difference_interval([0.5], [0.5], [1], [2], ["a"], **kwargs)
+    with pytest.raises(CalibrationError, match="groups"):
+        brier_difference_interval([0.5, 0.5], [0.5, 0.5], [1, 1], [2, 2], ["a"])
+
+
+def test_evaluate_compares_every_row_with_the_best_baseline(
+    report: CalibrationReport, held_out: Synthetic, train_data: Synthetic
+) -> None:
+    best = min(("platt", "isotonic"), key=lambda name: report.row(name).brier)
+    assert report.reference == best and report.bootstrap_resamples == 2000
+    for row in report.rows:
+        if row.name == best:
+            assert row.brier_difference is None
+            continue
+        gap = row.brier_difference
+        assert gap is not None and gap.reference == best
+        assert gap.difference == pytest.approx(row.brier - report.row(best).brier)
+        assert gap.lower <= gap.difference <= gap.upper
+    raw_gap = report.row("raw").brier_difference
+    assert raw_gap is not None and raw_gap.lower > 0  # the raw score is clearly worse
+    platt = PlattCalibrator().fit_records(train_data.records)
+    records = held_out.records[:400]
+    chosen = evaluate({"platt": platt}, records, reference="raw", bootstrap=200)
+    gap = chosen.row("platt").brier_difference
+    assert chosen.reference == "raw" and gap is not None and gap.upper < 0
+    none = evaluate({"platt": platt}, records, bootstrap=0)
+    assert none.reference is None and all(row.brier_difference is None for row in none.rows)
+    assert evaluate({"raw": None}, records).reference is None  # no baseline to compare with
+    with pytest.raises(CalibrationError, match="reference 'missing'"):
+        evaluate({"platt": platt}, records, reference="missing")
 
 
 def test_reliability_diagram_writes_a_png(report: CalibrationReport, tmp_path: Path) -> None:

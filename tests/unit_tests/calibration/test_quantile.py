@@ -229,3 +229,171 @@ def test_without_the_mean_head_the_point_is_the_median(
         calibrator.predict_mean(test.raw, test.features),
         calibrator.predict_quantiles(test.raw, test.features)[:, 1],
     )
+
+
+# -- the Platt start, its regularisation, and selection by cross-validation --------------
+
+
+@pytest.fixture(scope="module")
+def medium_data() -> Synthetic:
+    return make_synthetic(n_questions=60, seed=7)
+
+
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_the_head_starts_as_platt_scaling(medium_data: Synthetic, hidden: int) -> None:
+    from langchain_adaptive.calibration import PlattCalibrator
+
+    data = medium_data
+    platt = PlattCalibrator().fit_records(data.records)
+    # One step of a vanishing learning rate: the head is still at its start.
+    start = QuantileCalibrator(hidden=hidden, epochs=1, learning_rate=1e-9)
+    start.fit_records(data.records)
+    np.testing.assert_allclose(
+        start.predict_mean(data.raw, data.features), platt.predict_mean(data.raw), atol=1e-4
+    )
+    # Each quantile is Platt's logit shifted to cover its share of the training rates.
+    quantiles = start.predict_quantiles(data.raw, data.features)
+    order = np.argsort(data.raw)
+    for j, level in enumerate(start.levels):
+        assert np.all(np.diff(quantiles[order, j]) >= -1e-6)  # rises with the score
+        assert quantile_coverage(quantiles[:, j] - 1e-6, data.rates) >= 1 - level
+        assert quantile_coverage(quantiles[:, j] + 1e-6, data.rates) <= 1 - level + 0.05
+    legacy = QuantileCalibrator(hidden=hidden, epochs=1, learning_rate=1e-9, platt_init=False)
+    legacy.fit_records(data.records)
+    assert (
+        np.abs(legacy.predict_mean(data.raw, data.features) - platt.predict_mean(data.raw)).max()
+        > 0.05
+    )
+
+
+def test_weight_decay_holds_the_head_at_platt(medium_data: Synthetic, held_out: Synthetic) -> None:
+    from langchain_adaptive.calibration import PlattCalibrator
+
+    platt = PlattCalibrator().fit_records(medium_data.records).predict_mean(held_out.raw)
+    gaps = {}
+    for decay in (0.0, 10.0):
+        calibrator = QuantileCalibrator(hidden=16, weight_decay=decay, epochs=150)
+        mean = calibrator.fit_records(medium_data.records).predict_mean(
+            held_out.raw, held_out.features
+        )
+        gaps[decay] = np.abs(mean - platt).max()
+    assert gaps[10.0] < 0.02 < gaps[0.0]
+
+
+def _step_data(n_questions: int, seed: int) -> Synthetic:
+    """The conftest's records with success driven by the step index, not the raw score."""
+    base = make_synthetic(n_questions=n_questions, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    step = base.features[:, 0]
+    true_p = np.where(step >= 2, 0.8, 0.1)
+    successes = rng.binomial(base.trials.astype(int), true_p).astype(float)
+    records = [
+        record.model_copy(update={"successes": int(s)})
+        for record, s in zip(base.records, successes, strict=True)
+    ]
+    return Synthetic(base.raw, base.features, successes, base.trials, base.groups, true_p, records)
+
+
+def _fast_cv(**overrides: object) -> QuantileCalibrator:
+    settings: dict[str, object] = {
+        "select_by_cv": True,
+        "cv_folds": 3,
+        "epochs": 100,
+        "cv_grid": {"hidden": (0,), "use_features": (False, True)},
+    }
+    return QuantileCalibrator(**(settings | overrides))
+
+
+def test_select_by_cv_uses_features_only_when_they_help(medium_data: Synthetic) -> None:
+    noise = _fast_cv().fit_records(medium_data.records)  # features are noise here
+    assert noise.use_features is False and not noise.uses_features
+    assert [params for params, _ in noise.cv_results] == [
+        {"hidden": 0, "use_features": False},
+        {"hidden": 0, "use_features": True},
+    ]
+    signal = _fast_cv().fit_records(_step_data(60, seed=8).records)
+    assert signal.use_features is True and signal.uses_features
+    scores = dict((params["use_features"], score) for params, score in signal.cv_results)
+    assert scores[True] < scores[False]
+
+
+def test_the_one_standard_error_rule_prefers_the_first_within_noise() -> None:
+    from langchain_adaptive.calibration.quantile import _one_standard_error_choice
+
+    simple = np.array([1.00, 1.10, 0.90, 1.00])
+    noisy_gain = np.array([0.90, 1.15, 0.80, 1.05])  # better on average, not on every fold
+    steady_gain = simple - 0.05  # better on every fold by the same amount
+    assert _one_standard_error_choice([simple, noisy_gain]) == 0
+    assert _one_standard_error_choice([simple, steady_gain]) == 1
+    assert _one_standard_error_choice([steady_gain, simple]) == 0
+
+
+def test_select_by_cv_folds_keep_questions_whole(small_data: Synthetic) -> None:
+    calibrator = _fast_cv(cv_folds=4)
+    data = calibrator._validate_fit_data(
+        small_data.raw,
+        small_data.features,
+        small_data.successes,
+        small_data.trials,
+        small_data.groups,
+    )
+    folds = calibrator._cv_split(data)
+    assert len(folds) == 4
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held) == list(range(len(small_data.raw)))  # each example held out once
+    for train, held_index in folds:
+        assert not set(small_data.groups[train]) & set(small_data.groups[held_index])
+
+
+def test_select_by_cv_saves_the_choice(medium_data: Synthetic, tmp_path: Path) -> None:
+    calibrator = _fast_cv(cv_grid={"hidden": (0, 4), "weight_decay": (1.0,)})
+    calibrator.fit_records(medium_data.records).save(tmp_path)
+    loaded = Calibrator.load(tmp_path)
+    assert isinstance(loaded, QuantileCalibrator)
+    assert len(calibrator.cv_results) == 2
+    assert calibrator.hidden in (0, 4) and calibrator.weight_decay == 1.0
+    assert (loaded.hidden, loaded.weight_decay) == (calibrator.hidden, 1.0)
+    assert loaded.cv_results == []  # the search is not saved, its result is
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(medium_data.raw, medium_data.features),
+        calibrator.predict_quantiles(medium_data.raw, medium_data.features),
+    )
+
+
+def test_cv_conformal_shift_covers_held_out_questions(
+    train_data: Synthetic, held_out: Synthetic
+) -> None:
+    # Out-of-fold residuals stand in for the final head's only if training converges.
+    calibrator = _fast_cv(conformal_coverage=0.9, cv_grid={"hidden": (0,)}, cv_folds=5, epochs=300)
+    calibrator.fit_records(train_data.records)
+    lower = calibrator.predict_quantiles(held_out.raw, held_out.features)[:, 0]
+    assert 0.86 <= quantile_coverage(lower, held_out.rates) <= 0.94
+    assert calibrator.conformal_shift != 0.0
+
+
+def test_cv_grid_is_checked() -> None:
+    with pytest.raises(ValueError, match="may vary"):
+        QuantileCalibrator(cv_grid={"levels": ((0.1, 0.5),)})
+    with pytest.raises(ValueError, match="at least one value"):
+        QuantileCalibrator(cv_grid={"hidden": ()})
+    bad = QuantileCalibrator(select_by_cv=True, cv_grid={"hidden": (-1,)}, epochs=5)
+    with pytest.raises(CalibrationError, match="invalid cv_grid candidate"):
+        bad.fit(np.linspace(0, 1, 40), None, np.ones(40), np.full(40, 2.0))
+
+
+def test_heads_without_a_skip_layer_still_load(small_data: Synthetic, tmp_path: Path) -> None:
+    legacy = QuantileCalibrator(hidden=8, epochs=20, platt_init=False)
+    legacy.fit_records(small_data.records).save(tmp_path / "legacy")
+    config = json.loads((tmp_path / "legacy" / CONFIG_NAME).read_text())
+    for field in ("platt_init", "select_by_cv", "cv_folds", "cv_grid"):  # as older versions wrote
+        del config["hyperparameters"][field]
+    (tmp_path / "legacy" / CONFIG_NAME).write_text(json.dumps(config))
+    loaded = Calibrator.load(tmp_path / "legacy")
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(small_data.raw, small_data.features),
+        legacy.predict_quantiles(small_data.raw, small_data.features),
+    )
+    current = QuantileCalibrator(hidden=8, epochs=20).fit_records(small_data.records)
+    assert {"skip.weight", "skip.bias"} <= set(current._weights or {})
+    current.save(tmp_path / "current")
+    assert Calibrator.load(tmp_path / "current") == current
