@@ -91,7 +91,9 @@ class _Recorder:
     equivalent: AnswerEquivalence
     config: RunnableConfig
     tokens: int = 0
+    recorded: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
 
     def question(self, problem: Problem) -> Question:
         return parse_input(
@@ -171,11 +173,38 @@ class _Recorder:
             scores[name] = (estimate, rows)
         return self.pool(problem, samples, elapsed, scores)
 
-    def note_failure(self, problem: Problem, error: Exception) -> None:
-        cause = error.error if isinstance(error, SamplingFailure) else error
-        message = f"{type(cause).__name__}: {cause}"
-        logger.warning("question %s failed and was skipped: %s", problem.id, message)
-        self.failed[problem.id] = message
+    def settle(
+        self,
+        problem: Problem,
+        outcome: QuestionPool | Exception,
+        appender: JsonlAppender,
+        bar: ProgressBar,
+    ) -> None:
+        """Append a finished pool, or note why the question failed; advance the bar."""
+        if isinstance(outcome, QuestionPool):
+            appender.append(outcome)
+            self.recorded += 1
+            bar.add("tokens", sum(s.output_tokens for s in outcome.samples))
+        else:
+            cause = outcome.error if isinstance(outcome, SamplingFailure) else outcome
+            message = f"{type(cause).__name__}: {cause}"
+            logger.warning("question %s failed and was skipped: %s", problem.id, message)
+            self.failed[problem.id] = message
+        bar.step()
+
+    def summary(self, path: Path, skipped: int) -> RecordSummary:
+        return RecordSummary(
+            path=path,
+            recorded=self.recorded,
+            already_recorded=skipped,
+            failed=self.failed,
+            generated_tokens=self.tokens,
+            wall_s=time.perf_counter() - self.started,
+        )
+
+
+_QUESTION_ERRORS = (AdaptiveError, SamplingFailure, ValueError, RuntimeError)
+"""Failures that skip one question (reported in the summary) instead of stopping the run."""
 
 
 def _prepare(
@@ -287,33 +316,14 @@ def record_pools(
         PoolMismatchError: ``out`` holds pools recorded with other settings.
     """
     recorder, header, path, todo, skipped = _prepare(**_arguments(locals()))
-    started = time.perf_counter()
-    bar = ProgressBar(
-        skipped + len(todo), skipped, desc="recording", unit="question", enabled=progress
-    )
-    recorded = 0
-    with _appender(path, header) as appender:
-        try:
-            for problem in todo:
-                try:
-                    pool = recorder.record_one(problem)
-                except (AdaptiveError, SamplingFailure, ValueError, RuntimeError) as error:
-                    recorder.note_failure(problem, error)
-                else:
-                    appender.append(pool)
-                    recorded += 1
-                    bar.add("tokens", sum(s.output_tokens for s in pool.samples))
-                bar.step()
-        finally:
-            bar.close()
-    return RecordSummary(
-        path=path,
-        recorded=recorded,
-        already_recorded=skipped,
-        failed=recorder.failed,
-        generated_tokens=recorder.tokens,
-        wall_s=time.perf_counter() - started,
-    )
+    with _session(path, header, skipped, len(todo), progress) as (appender, bar):
+        for problem in todo:
+            try:
+                outcome: QuestionPool | Exception = recorder.record_one(problem)
+            except _QUESTION_ERRORS as error:
+                outcome = error
+            recorder.settle(problem, outcome, appender, bar)
+    return recorder.summary(path, skipped)
 
 
 async def arecord_pools(
@@ -344,39 +354,19 @@ async def arecord_pools(
     arguments = _arguments(locals())
     arguments.pop("max_concurrency")
     recorder, header, path, todo, skipped = _prepare(**arguments)
-    started = time.perf_counter()
-    bar = ProgressBar(
-        skipped + len(todo), skipped, desc="recording", unit="question", enabled=progress
-    )
     gate = asyncio.Semaphore(max_concurrency)
-    recorded = 0
 
-    async def one(problem: Problem, appender: JsonlAppender) -> None:
-        nonlocal recorded
+    async def one(problem: Problem, appender: JsonlAppender, bar: ProgressBar) -> None:
         async with gate:
             try:
-                pool = await recorder.arecord_one(problem)
-            except (AdaptiveError, SamplingFailure, ValueError, RuntimeError) as error:
-                recorder.note_failure(problem, error)
-            else:
-                appender.append(pool)
-                recorded += 1
-                bar.add("tokens", sum(s.output_tokens for s in pool.samples))
-            bar.step()
+                outcome: QuestionPool | Exception = await recorder.arecord_one(problem)
+            except _QUESTION_ERRORS as error:
+                outcome = error
+            recorder.settle(problem, outcome, appender, bar)
 
-    with _appender(path, header) as appender:
-        try:
-            await asyncio.gather(*(one(problem, appender) for problem in todo))
-        finally:
-            bar.close()
-    return RecordSummary(
-        path=path,
-        recorded=recorded,
-        already_recorded=skipped,
-        failed=recorder.failed,
-        generated_tokens=recorder.tokens,
-        wall_s=time.perf_counter() - started,
-    )
+    with _session(path, header, skipped, len(todo), progress) as (appender, bar):
+        await asyncio.gather(*(one(problem, appender, bar) for problem in todo))
+    return recorder.summary(path, skipped)
 
 
 def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
@@ -388,18 +378,24 @@ def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def _appender(path: Path, header: PoolHeader) -> Iterator[JsonlAppender]:
-    """Open the pool file for appending, writing the header first when the file is new."""
+def _session(
+    path: Path, header: PoolHeader, skipped: int, todo: int, progress: bool
+) -> Iterator[tuple[JsonlAppender, ProgressBar]]:
+    """The pool file open for appending (header first when new) and the progress bar."""
     new = not path.exists() or path.stat().st_size == 0
     appender = JsonlAppender(
         path,
         busy_message=f"{path} is being recorded by another run; wait for it or choose "
         "another --out",
     )
-    with appender:
-        if new:
-            appender.append(header)
-        yield appender
+    bar = ProgressBar(skipped + todo, skipped, desc="recording", unit="question", enabled=progress)
+    try:
+        with appender:
+            if new:
+                appender.append(header)
+            yield appender, bar
+    finally:
+        bar.close()
 
 
 __all__ = ["RecordSummary", "arecord_pools", "model_identity", "record_pools"]
