@@ -50,7 +50,7 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_record_stores_graded_samples_and_probe_estimates(pools: Path) -> None:
-    pool_file = read_pools(pools, model="SmolLM2-135M-Instruct.Q4_1.gguf", prms=["probe"])
+    pool_file = read_pools(pools, model="SmolLM2-135M-Instruct.Q4_1", prms=["probe"])
     assert len(pool_file.pools) == 2
     for pool in pool_file.pools:
         assert len(pool.samples) == 3 and pool.gold is not None
