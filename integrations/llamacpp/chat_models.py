@@ -3,10 +3,12 @@
 The data path of one call reads top to bottom in this module:
 
 messages → the GGUF's own chat template (a final AI message is a prefill the
-model continues) → prompt tokens (checked against the context window) → one
-:class:`_SampleRun` per sample, a token loop over ``Llama.generate`` with
-llama.cpp's native sampler → stop strings, UTF-8-safe text, optional
-log-probabilities → ``AIMessage`` with ``usage_metadata``.
+model continues) → prompt tokens (checked against the context window) → the
+samples: one :class:`_SampleRun` (a token loop over ``Llama.generate`` with
+llama.cpp's native sampler) per sample, or, for ``n > 1``, all of them decoded
+together by :mod:`.batched` → stop strings, UTF-8-safe text, optional
+log-probabilities (:class:`_TextTracker`, shared by both loops) → ``AIMessage``
+with ``usage_metadata``.
 
 Weights are loaded lazily on first use from the process-wide cache in
 :mod:`._loading`; every touch of the ``Llama`` object holds that model's lock.
@@ -24,7 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -41,6 +43,8 @@ from ._loading import SharedLlama, load_shared_llama, resolve_model_path
 
 if TYPE_CHECKING:
     import llama_cpp
+
+    from .batched import SequenceResult
 
 FinishReason = Literal["stop", "length"]
 
@@ -91,6 +95,21 @@ class _CallOptions:
     n: int
 
 
+class _Sample(Protocol):
+    """What a finished sample reports: a :class:`_SampleRun` or a batched ``SequenceResult``."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def finish_reason(self) -> FinishReason: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def logprobs(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class _Delta:
     """Text that is safe to emit, and the log-probabilities of the tokens behind it."""
@@ -99,17 +118,93 @@ class _Delta:
     logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _TextTracker:
+    """Turns one sample's tokens into text: stop strings, UTF-8, log-probabilities.
+
+    Both token loops feed it: :class:`_SampleRun` (one sample, streamed) and
+    :mod:`.batched` (many samples decoded together), so a token sequence gives
+    the same text, finish reason and log-probabilities on either path.
+
+    Text held back because it might be the start of a stop string is emitted
+    only once it is known not to be; the stop string itself is never emitted.
+    Bytes of a UTF-8 character split across tokens are decoded once complete;
+    an incomplete character at the very end is dropped.
+    """
+
+    def __init__(
+        self,
+        detokenize: Callable[[int], bytes],
+        is_eog: Callable[[int], bool],
+        stop: Sequence[str],
+        max_new_tokens: int,
+    ) -> None:
+        self._detokenize = detokenize
+        self._is_eog = is_eog
+        self._stops = tuple(s for s in stop if s)
+        self._longest_stop = max((len(s) for s in self._stops), default=0)
+        self._max_new = max_new_tokens
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._cut: int | None = None  # where a stop string begins, once found
+        self._emitted = 0  # chars of `text` already handed out
+        self._pending: list[tuple[int, dict[str, Any]]] = []  # (char offset, logprob entry)
+        self._end_entry: dict[str, Any] | None = None
+        self.text = ""
+        self.finish_reason: FinishReason = "length"
+        self.output_tokens = 0
+        self.logprobs: list[dict[str, Any]] = []
+        self.done = False  # end of generation, a stop string or max tokens
+
+    def push(self, token: int, entry: dict[str, Any] | None) -> _Delta | None:
+        """Take the next sampled token (and its logprob entry); return text safe to emit."""
+        if self._is_eog(token):
+            self._end_entry = entry
+            self.finish_reason = "stop"
+            self.done = True
+            return None
+        self.output_tokens += 1
+        start = len(self.text)
+        self.text += self._decoder.decode(self._detokenize(token))
+        if entry is not None:
+            self._pending.append((start, entry))
+        if self._stops:
+            self._cut = _find_stop(self.text, self._stops, start - self._longest_stop + 1)
+            if self._cut is not None:
+                self.text = self.text[: self._cut]
+                self.finish_reason = "stop"
+                self.done = True
+                return None
+        if self.output_tokens >= self._max_new:
+            self.done = True
+            return None
+        safe = len(self.text) - _held_back(self.text, self._stops)
+        if safe <= self._emitted:
+            return None
+        delta = _Delta(self.text[self._emitted : safe], _take(self._pending, safe))
+        self.logprobs.extend(delta.logprobs)
+        self._emitted = safe
+        return delta
+
+    def finish(self) -> _Delta | None:
+        """Release what was held back, once no token will follow."""
+        rest = _take(self._pending, self._cut)
+        if self._end_entry is not None:
+            rest.append(self._end_entry)
+            self._end_entry = None
+        self.logprobs.extend(rest)
+        if len(self.text) <= self._emitted and not rest:
+            return None
+        delta = _Delta(self.text[self._emitted :], rest)
+        self._emitted = len(self.text)
+        return delta
+
+
 class _SampleRun:
     """One sample drawn token by token from a prompt already known to fit.
 
     Iterate to get :class:`_Delta` objects; afterwards :attr:`text`,
     :attr:`finish_reason`, :attr:`output_tokens` and :attr:`logprobs` hold the
     totals. The caller must hold the model's lock for the whole iteration.
-
-    Text held back because it might be the start of a stop string is emitted
-    only once it is known not to be; the stop string itself is never emitted.
-    Bytes of a UTF-8 character split across tokens are decoded once complete;
-    an incomplete character at the very end is dropped.
+    Text assembly (stop strings, UTF-8, held-back text) is :class:`_TextTracker`'s.
     """
 
     def __init__(
@@ -124,31 +219,36 @@ class _SampleRun:
         is_eog: Callable[[int], bool] | None = None,
     ) -> None:
         self._llama = llama
-        self._is_eog = is_eog
         self._prompt = list(prompt_tokens)
         self._options = options
-        self._max_new = max_new_tokens
         self._cancel = cancel
         self.seed = seed
-        self.text = ""
-        self.finish_reason: FinishReason = "length"
-        self.output_tokens = 0
-        self.logprobs: list[dict[str, Any]] = []
+        self._tracker = _TextTracker(
+            lambda token: llama.detokenize([token]),
+            is_eog or _eog_checker(llama),
+            options.stop,
+            max_new_tokens,
+        )
+
+    @property
+    def text(self) -> str:
+        return self._tracker.text
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        return self._tracker.finish_reason
+
+    @property
+    def output_tokens(self) -> int:
+        return self._tracker.output_tokens
+
+    @property
+    def logprobs(self) -> list[dict[str, Any]]:
+        return self._tracker.logprobs
 
     def __iter__(self) -> Iterator[_Delta]:
-        llama, options = self._llama, self._options
+        llama, options, tracker = self._llama, self._options, self._tracker
         want_logprobs = options.logprobs or options.top_logprobs > 0
-        is_eog = self._is_eog or _eog_checker(llama)
-        stops = tuple(s for s in options.stop if s)
-        longest_stop = max((len(s) for s in stops), default=0)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-        text = ""
-        cut: int | None = None  # where a stop string begins, once found
-        emitted = 0  # chars of `text` already yielded
-        pending: list[tuple[int, dict[str, Any]]] = []  # (char offset, logprob entry)
-        end_entry: dict[str, Any] | None = None
-
         llama.set_seed(self.seed)
         tokens = llama.generate(
             self._prompt,
@@ -166,41 +266,16 @@ class _SampleRun:
                 entry = None
                 if want_logprobs:
                     entry = _logprob_entry(llama, token, options.top_logprobs)
-                if is_eog(token):
-                    end_entry = entry
-                    self.finish_reason = "stop"
-                    break
-                self.output_tokens += 1
-                start = len(text)
-                text += decoder.decode(llama.detokenize([token]))
-                if entry is not None:
-                    pending.append((start, entry))
-                if stops:
-                    cut = _find_stop(text, stops, start - longest_stop + 1)
-                    if cut is not None:
-                        text = text[:cut]
-                        self.finish_reason = "stop"
-                        break
-                if self.output_tokens >= self._max_new or (
-                    self._cancel is not None and self._cancel.is_set()
-                ):
-                    break
-                safe = len(text) - _held_back(text, stops)
-                if safe > emitted:
-                    delta = _Delta(text[emitted:safe], _take(pending, safe))
-                    self.logprobs.extend(delta.logprobs)
-                    emitted = safe
+                delta = tracker.push(token, entry)
+                if delta is not None:
                     yield delta
+                if tracker.done or (self._cancel is not None and self._cancel.is_set()):
+                    break
         finally:
             tokens.close()
-
-        self.text = text
-        rest = _take(pending, cut)
-        if end_entry is not None:
-            rest.append(end_entry)
-        self.logprobs.extend(rest)
-        if len(text) > emitted or rest:
-            yield _Delta(text[emitted:], rest)
+        rest = tracker.finish()
+        if rest is not None:
+            yield rest
 
 
 def _eog_checker(llama: llama_cpp.Llama) -> Callable[[int], bool]:
@@ -243,19 +318,28 @@ def _token_bytes(llama: llama_cpp.Llama, token: int) -> bytes:
     return llama.detokenize([int(token)], special=True)
 
 
-def _logprob_entry(llama: llama_cpp.Llama, token: int, top_n: int) -> dict[str, Any]:
-    """OpenAI-style log-probability entry for ``token``, from the last decoded logits.
+def _logprob_entry(
+    llama: llama_cpp.Llama,
+    token: int,
+    top_n: int,
+    *,
+    ctx: llama_cpp.llama_context_p | None = None,
+    index: int = -1,
+) -> dict[str, Any]:
+    """OpenAI-style log-probability entry for ``token``, from a row of decoded logits.
 
-    The model is loaded without ``logits_all``, so llama.cpp keeps only the row
-    of the last evaluated position: exactly the distribution ``token`` was just
-    sampled from. Log-probabilities are the model's raw log-softmax (before
+    By default the row is the last one of the model's own context: it is loaded
+    without ``logits_all``, so llama.cpp keeps only the row of the last
+    evaluated position, exactly the distribution ``token`` was just sampled
+    from. The batched path passes its own context and the row (``index``) of
+    the sequence. Log-probabilities are the model's raw log-softmax (before
     temperature, top-k/p or penalties).
     """
     import llama_cpp
 
-    pointer = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+    pointer = llama_cpp.llama_get_logits_ith(llama.ctx if ctx is None else ctx, index)
     if not pointer:
-        raise ModelError("llama.cpp returned no logits for the last evaluated token.")
+        raise ModelError(f"llama.cpp returned no logits for output row {index}.")
     logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
     shift = float(logits.max())
     logprobs = logits - (shift + float(np.log(np.exp(logits - shift).sum())))
@@ -321,7 +405,8 @@ class ChatLlamaCpp(BaseChatModel):
     ``ChatLlamaCpp`` objects is cheap and LangChain's threaded ``batch`` and
     concurrent ``abatch`` are safe. Prompts use the GGUF's own chat template;
     sampling is llama.cpp's native sampler; repeated samples of one prompt reuse
-    its KV cache. Every message carries ``usage_metadata``.
+    its KV cache, and the ``n`` samples of one call are decoded together in one
+    llama.cpp batch per token step. Every message carries ``usage_metadata``.
 
     Setup:
         Install the ``llamacpp`` extra; it bundles SmolLM2-135M-Instruct, the
@@ -360,12 +445,19 @@ class ChatLlamaCpp(BaseChatModel):
         n_ctx, n_gpu_layers, n_threads, n_batch:
             llama.cpp context settings; together with the file they key the
             shared model cache.
+        batched_samples: bool
+            Decode the ``n`` samples of one call together (default) or one
+            after another.
+        batched_n_ctx: int | None
+            KV cells the batched samples may use together; ``None`` is ``n_ctx``.
 
     Per-call kwargs ``temperature``, ``top_p``, ``top_k``, ``min_p``,
     ``repeat_penalty``, ``max_tokens``, ``seed``, ``stop``, ``logprobs``,
     ``top_logprobs`` and ``n`` override the fields for one call. ``n`` (default
     1) draws that many samples of one prompt in ``generate``/``invoke`` (the
-    prompt is evaluated once); it cannot be streamed.
+    prompt is evaluated once); it cannot be streamed. With ``batched_samples``
+    the samples are decoded together, each with the same sampler and seed as
+    one after another, so the seeds and the text they give are the same.
 
     Instantiate:
         ```python
@@ -498,6 +590,19 @@ class ChatLlamaCpp(BaseChatModel):
 
     top_logprobs: int = Field(default=0, ge=0)
     """How many most likely alternatives to report per token (implies ``logprobs``)."""
+
+    batched_samples: bool = True
+    """Decode the ``n`` samples of one call together, one llama.cpp batch per token
+    step (:mod:`.batched`), in a second context on the same weights; ``False``
+    draws them one after another. Each sample uses the same sampler and seed on
+    both paths, and the bundled model gives the same text on both. Several times
+    faster on a CPU for a handful of samples; costs a second KV cache."""
+
+    batched_n_ctx: int | None = Field(default=None, ge=1)
+    """KV-cache cells the batched samples of one call may use together; ``None`` is
+    ``n_ctx``. Each sample holds the prompt plus ``max_tokens`` (rounded up to 256
+    cells), so more samples than fit are decoded in several batches, and a call
+    where fewer than two fit is drawn sequentially."""
 
     verbose: bool = Field(default=False, exclude=True, repr=False)
     """Let llama.cpp print its load and timing logs."""
@@ -734,7 +839,7 @@ class ChatLlamaCpp(BaseChatModel):
             return _derive_seed(self.seed, next(self._generation_counter))
         return secrets.randbelow(_SEED_SPACE)
 
-    def _metadata(self, run: _SampleRun, options: _CallOptions) -> dict[str, Any]:
+    def _metadata(self, run: _Sample, options: _CallOptions) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "finish_reason": run.finish_reason,
             "model_name": self.model_name,
@@ -755,36 +860,37 @@ class ChatLlamaCpp(BaseChatModel):
     ) -> ChatResult:
         options = self._call_options(stop, kwargs)
         shared = self.shared_llama
-        generations: list[ChatGeneration] = []
         with _exclusive(shared) as llama:
             prompt = self._prompt_tokens(llama, messages)
             max_new = self._room(len(prompt), options.max_tokens)
-            for index in range(options.n):
-                run = _SampleRun(
-                    llama,
-                    prompt,
-                    options,
-                    max_new_tokens=max_new,
-                    seed=self._draw_seed(options.seed, index),
-                )
-                for _ in run:
-                    pass
-                usage = UsageMetadata(
-                    input_tokens=len(prompt),
-                    output_tokens=run.output_tokens,
-                    total_tokens=len(prompt) + run.output_tokens,
-                )
-                message = AIMessage(
-                    content=run.text,
-                    usage_metadata=usage,
-                    response_metadata=self._metadata(run, options),
-                )
-                generations.append(
-                    ChatGeneration(
-                        message=message,
-                        generation_info={"finish_reason": run.finish_reason, "seed": run.seed},
-                    )
-                )
+            seeds = [self._draw_seed(options.seed, index) for index in range(options.n)]
+            samples: Sequence[_Sample] | None = self._sample_batched(
+                shared, prompt, seeds, max_new, options
+            )
+            if samples is None:
+                runs = [
+                    _SampleRun(llama, prompt, options, max_new_tokens=max_new, seed=seed)
+                    for seed in seeds
+                ]
+                for run in runs:
+                    for _ in run:
+                        pass
+                samples = runs
+        generations = [
+            ChatGeneration(
+                message=AIMessage(
+                    content=sample.text,
+                    usage_metadata=UsageMetadata(
+                        input_tokens=len(prompt),
+                        output_tokens=sample.output_tokens,
+                        total_tokens=len(prompt) + sample.output_tokens,
+                    ),
+                    response_metadata=self._metadata(sample, options),
+                ),
+                generation_info={"finish_reason": sample.finish_reason, "seed": sample.seed},
+            )
+            for sample in samples
+        ]
         completion = sum(g.message.usage_metadata["output_tokens"] for g in generations)  # type: ignore[attr-defined]
         return ChatResult(
             generations=generations,
@@ -797,6 +903,56 @@ class ChatLlamaCpp(BaseChatModel):
                 "model_name": self.model_name,
             },
         )
+
+    def _sample_batched(
+        self,
+        shared: SharedLlama,
+        prompt: list[int],
+        seeds: list[int],
+        max_new: int,
+        options: _CallOptions,
+    ) -> list[SequenceResult] | None:
+        """All samples decoded together, or ``None`` where batching gains nothing.
+
+        Samples beyond what ``batched_n_ctx`` holds at once are decoded in
+        further batches; the prompt stays cached between them. The caller holds
+        the model's lock.
+
+        Raises:
+            BatchedDecodeError: If llama.cpp fails; ``finished`` holds every
+                sample already complete, earlier batches included.
+        """
+        if len(seeds) < 2 or not self.batched_samples:
+            return None
+        from .batched import BatchedDecodeError, BatchedSampler, supports_batched_decoding
+
+        if not supports_batched_decoding():
+            return None
+        sampler = BatchedSampler.for_model(shared)
+        per_call = sampler.capacity(len(prompt), max_new, self.batched_n_ctx)
+        if per_call < 2:
+            return None
+        done: list[SequenceResult] = []
+        try:
+            for start in range(0, len(seeds), per_call):
+                done += sampler.sample(
+                    prompt,
+                    seeds[start : start + per_call],
+                    max_new_tokens=max_new,
+                    stop=options.stop,
+                    temperature=options.temperature,
+                    top_k=options.top_k,
+                    top_p=options.top_p,
+                    min_p=options.min_p,
+                    repeat_penalty=options.repeat_penalty,
+                    logprobs=options.logprobs,
+                    top_logprobs=options.top_logprobs,
+                    max_cells=self.batched_n_ctx,
+                )
+        except BatchedDecodeError as exc:
+            exc.finished[:0] = done
+            raise
+        return done
 
     def _iter_chunks(
         self,
