@@ -1,21 +1,28 @@
 """Time N samples of one prompt: decoded together in one llama.cpp batch vs one after another.
 
-Both sides are ``ChatLlamaCpp`` on the bundled SmolLM2-135M-Instruct GGUF with
+All sides are ``ChatLlamaCpp`` on the bundled SmolLM2-135M-Instruct GGUF with
 the same weights (one shared ``Llama``), context settings, sampling settings and
-thread count; one has ``batched_samples=True`` (the default: every live sample
-decoded in one ``llama_decode`` per token step), the other ``False`` (the
-samples drawn sequentially, reusing the prompt's KV cache). Each timed call is
-one ``generate([messages], n=N)``.
+thread count: ``batched_samples=False`` (the samples drawn sequentially, reusing
+the prompt's KV cache), ``batched_samples=True`` (the default: every live sample
+decoded in one ``llama_decode`` per token step, one KV stream per sample), and
+the same with ``batched_kv_layout="shared"`` (one cache holding the prompt once).
+Each timed call is one ``generate([messages], n=N)``.
+
+The decode ceiling. Beside the end-to-end timings, the script times raw
+``llama_decode`` calls on the same weights: one step of N rows (one token of each
+of N sequences) against N one-row steps. Their ratio is the most any batched
+sampler can gain on this machine's matrix kernels, before sampling and text
+handling; it is reported per layout so the end-to-end ratios can be read against it.
 
 Each sample is asked for ``--max-tokens`` tokens (64) with EOS left on: the
 prompt asks for a story of at least 500 words, which keeps SmolLM2 writing, and
 the JSON records every sample's real token count and how many stopped early.
 Throughput is generated tokens (``usage_metadata``) per second of wall time.
 
-Sides and sample counts are interleaved: every repeat times each N on both
-sides, the side that goes first alternating between repeats, after one untimed
+Sides and sample counts are interleaved: every repeat times each N on every
+side, the side that goes first rotating between repeats, after one untimed
 warm-up per side and N (which evaluates the prompt and sizes the batched
-context). At N = 1 both sides draw one sample sequentially (a baseline).
+context). At N = 1 every side draws one sample sequentially (a baseline).
 
 Run::
 
@@ -43,7 +50,10 @@ from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, bundled_model
 MESSAGES: list[BaseMessage] = [
     HumanMessage("Write a long story about a dragon and a knight. Use at least 500 words.")
 ]
-SIDES = ("sequential", "batched")
+SIDES = ("sequential", "batched", "batched_shared")
+"""Sequential; batched with one KV stream per sample (the default, exact); batched with
+one cache sharing the prompt (``batched_kv_layout="shared"``)."""
+BATCHED = SIDES[1:]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,8 +113,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         side: ChatLlamaCpp(
             model=str(path),
             seed=0,
-            batched_samples=side == "batched",
+            batched_samples=side != "sequential",
             batched_n_ctx=args.batched_n_ctx,
+            batched_kv_layout="shared" if side == "batched_shared" else "per_sequence",
             **context,
             **sampling,
         )
@@ -121,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             models[side].generate([MESSAGES], n=n)
     for repeat in range(args.repeats):
         for n in counts:
-            order = SIDES if repeat % 2 == 0 else SIDES[::-1]
+            shift = repeat % len(SIDES)
+            order = SIDES[shift:] + SIDES[:shift]
             for side in order:
                 start = time.perf_counter()
                 result = models[side].generate([MESSAGES], n=n)
@@ -146,11 +158,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "median_seconds": statistics.median(row["seconds"]),
                 "median_tokens_per_s": statistics.median(row["tokens_per_s"]),
             }
-        entry["ratio_batched_over_sequential_tokens_per_s"] = (
-            entry["batched"]["median_tokens_per_s"] / entry["sequential"]["median_tokens_per_s"]
-        )
-        entry["batches_per_call"] = _batches_per_call(models["batched"], n)
+        for side in BATCHED:
+            entry[f"ratio_{side}_over_sequential_tokens_per_s"] = (
+                entry[side]["median_tokens_per_s"] / entry["sequential"]["median_tokens_per_s"]
+            )
+            entry[f"{side}_batches_per_call"] = _batches_per_call(models[side], n)
         summary[str(n)] = entry
+    ceiling = _decode_ceiling(models["batched"], counts, args.repeats)
 
     results: dict[str, Any] = {
         "model": path.name,
@@ -169,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "repeats_detail": rows,
         "summary": summary,
+        "decode_ceiling": ceiling,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
@@ -185,8 +200,80 @@ def _batches_per_call(model: ChatLlamaCpp, n: int) -> int:
 
     sampler = BatchedSampler.for_model(model.shared_llama)
     prompt = model.get_num_tokens_from_messages(MESSAGES)
-    per_call = sampler.capacity(prompt, model.max_tokens, model.batched_n_ctx)
+    per_call = sampler.capacity(
+        prompt, model.max_tokens, model.batched_n_ctx, model.batched_kv_layout
+    )
     return -(-n // per_call) if per_call >= 2 else 0
+
+
+def _decode_ceiling(model: ChatLlamaCpp, counts: list[int], repeats: int) -> dict[str, Any]:
+    """Raw ``llama_decode``: one step of N rows against N one-row steps, per KV layout.
+
+    Each layout gets its own context on the model's weights, sized for the largest
+    N, with the generation thread count; a 32-token prefix is evaluated on sequence
+    0 and copied to the others, then 16 steps are timed per N and repeat (every row
+    asks for logits, as sampling does). The median step time gives the ratio
+    ``N * t(1) / t(N)``.
+    """
+    import llama_cpp
+
+    shared = model.shared_llama
+    largest = max(counts)
+    steps, prefix = 16, 32
+    out: dict[str, Any] = {"steps": steps, "prefix_tokens": prefix}
+    with shared.lock:
+        llama = shared.llama
+        for layout in ("per_sequence", "shared"):
+            params = type(llama.context_params).from_buffer_copy(llama.context_params)
+            params.n_seq_max = largest
+            params.kv_unified = layout == "shared"
+            window = 256 * -(-(prefix + steps * repeats + 1) // 256)
+            params.n_ctx = (
+                window * largest
+                if layout == "per_sequence"
+                else 256 * -(-(prefix + largest * (steps * repeats + 1)) // 256)
+            )
+            params.n_batch = params.n_ubatch = max(params.n_batch, largest)
+            params.n_threads_batch = params.n_threads
+            ctx = llama_cpp.llama_init_from_model(llama.model, params)
+            batch = llama_cpp.llama_batch_init(max(prefix, largest), 0, 1)
+            try:
+                step_ms: dict[str, float] = {}
+                for n in counts:
+                    memory = llama_cpp.llama_get_memory(ctx)
+                    llama_cpp.llama_memory_clear(memory, True)
+                    _fill(batch, [(100 + i, i, 0) for i in range(prefix)], logits=False)
+                    llama_cpp.llama_decode(ctx, batch)
+                    for seq in range(1, n):
+                        llama_cpp.llama_memory_seq_cp(memory, 0, seq, -1, -1)
+                    times = []
+                    for step in range(steps * repeats):
+                        _fill(
+                            batch, [(200 + step, prefix + step, s) for s in range(n)], logits=True
+                        )
+                        start = time.perf_counter()
+                        if llama_cpp.llama_decode(ctx, batch) != 0:
+                            raise RuntimeError(f"llama_decode failed at N={n} ({layout})")
+                        times.append(time.perf_counter() - start)
+                    step_ms[str(n)] = 1000 * statistics.median(times)
+            finally:
+                llama_cpp.llama_batch_free(batch)
+                llama_cpp.llama_free(ctx)
+            out[layout] = {
+                "median_step_ms": step_ms,
+                "ratio_n_single_steps_over_one_batched_step": {
+                    str(n): n * step_ms[str(counts[0])] / step_ms[str(n)] / counts[0]
+                    for n in counts
+                },
+            }
+    return out
+
+
+def _fill(batch: Any, entries: list[tuple[int, int, int]], *, logits: bool) -> None:
+    for i, (token, position, seq) in enumerate(entries):
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, position, 1
+        batch.seq_id[i][0], batch.logits[i] = seq, logits
+    batch.n_tokens = len(entries)
 
 
 def _plot(results: dict[str, Any], path: Path) -> None:
@@ -201,17 +288,18 @@ def _plot(results: dict[str, Any], path: Path) -> None:
         return
     counts = results["samples"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for color, side in zip(("C1", "C0"), SIDES, strict=True):
+    for color, side in zip(("C1", "C0", "C2"), SIDES, strict=True):
         for n in counts:
             per_repeat = results["repeats_detail"][side][str(n)]["tokens_per_s"]
             ax.scatter([n] * len(per_repeat), per_repeat, color=color, s=12, alpha=0.5)
         medians = [results["summary"][str(n)][side]["median_tokens_per_s"] for n in counts]
         ax.plot(counts, medians, marker="o", color=color, label=side)
-    for n in counts:
-        ratio = results["summary"][str(n)]["ratio_batched_over_sequential_tokens_per_s"]
-        top = results["summary"][str(n)]["batched"]["median_tokens_per_s"]
-        ax.annotate(f"{ratio:.2f}x", (n, top), textcoords="offset points", xytext=(0, 6),
-                    ha="center", fontsize=8)  # fmt: skip
+    for side in BATCHED:
+        for n in counts:
+            ratio = results["summary"][str(n)][f"ratio_{side}_over_sequential_tokens_per_s"]
+            top = results["summary"][str(n)][side]["median_tokens_per_s"]
+            ax.annotate(f"{ratio:.2f}x", (n, top), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=8)  # fmt: skip
     ax.set_xticks(counts)
     ax.set_xlabel("samples per call (N)")
     ax.set_ylabel("generated tokens / s")
@@ -237,14 +325,23 @@ def _print_table(results: dict[str, Any]) -> None:
         f"{results['context']['n_threads']} threads, load average "
         f"{machine['load_average_start'][0]:.2f} -> {machine['load_average_end'][0]:.2f}"
     )
-    print(f"{'N':>3}{'sequential tok/s':>18}{'batched tok/s':>15}{'ratio':>7}{'batches':>9}")
+    ceiling = results["decode_ceiling"]
+    print(
+        f"{'N':>3}{'sequential':>12}{'per-seq':>9}{'ratio':>7}{'shared':>8}{'ratio':>7}"
+        f"{'ceiling per-seq':>17}{'ceiling shared':>16}   (tok/s; ceiling: raw llama_decode)"
+    )
     for n in results["samples"]:
         entry = results["summary"][str(n)]
         print(
-            f"{n:>3}{entry['sequential']['median_tokens_per_s']:>18.1f}"
-            f"{entry['batched']['median_tokens_per_s']:>15.1f}"
+            f"{n:>3}{entry['sequential']['median_tokens_per_s']:>12.1f}"
+            f"{entry['batched']['median_tokens_per_s']:>9.1f}"
             f"{entry['ratio_batched_over_sequential_tokens_per_s']:>7.2f}"
-            f"{entry['batches_per_call']:>9}"
+            f"{entry['batched_shared']['median_tokens_per_s']:>8.1f}"
+            f"{entry['ratio_batched_shared_over_sequential_tokens_per_s']:>7.2f}"
+            + "".join(
+                f"{ceiling[layout]['ratio_n_single_steps_over_one_batched_step'][str(n)]:>{w}.2f}"
+                for layout, w in (("per_sequence", 17), ("shared", 16))
+            )
         )
 
 

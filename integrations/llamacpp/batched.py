@@ -11,18 +11,21 @@ samples from its own logits row with its own native sampler chain → the chat
 model's text tracker (stop strings, UTF-8, log-probabilities) → a finished
 sequence leaves the batch and its KV cells are removed.
 
-Context sizing. llama.cpp gives every sequence its own KV stream here
-(``kv_unified=False``) of ``n_ctx_seq`` cells, rounded up to a multiple of 256,
-so n sequences of a ``P``-token prompt need ``n * ceil256(P + max_tokens)``
-cells: the prompt is held once per sequence. A unified cache would hold it once
-(``P + n * max_tokens`` cells), but each sequence's attention then sums over
-cells laid out differently from a one-sequence context, the logits differ in
-the last bits and greedy text drifts away from the sequential path's (measured
-on SmolLM2-135M). Separate streams lay each sequence out as the chat model's own
+Context sizing (:data:`KVLayout`). By default (``"per_sequence"``) llama.cpp
+gives every sequence its own KV stream (``kv_unified=False``) of ``n_ctx_seq``
+cells, rounded up to a multiple of 256, so n sequences of a ``P``-token prompt
+need ``n * ceil256(P + max_tokens)`` cells: the prompt is held once per
+sequence. Separate streams lay each sequence out as the chat model's own
 context does; on the bundled model they give bit-identical logits, so greedy
 decoding and a seeded sample give the same text on both paths (the tests check
-it). The context is created lazily, one per model, recreated (larger) when a
-call needs more sequences or a longer window, and kept until ``close()``.
+it). ``"shared"`` uses one unified cache that holds the prompt once
+(``ceil256(P + n * max_tokens)`` cells) and is cheaper per step on a CPU, but
+each sequence's attention then sums over cells laid out differently from a
+one-sequence context, the logits differ in the last bits and greedy text can
+drift away from the sequential path's (measured on SmolLM2-135M): samples keep
+the same distribution, not the same text. The context is created lazily, one
+per model, recreated (larger) when a call needs more sequences, a longer window
+or the other layout, and kept until ``close()``.
 
 Threads. A sampling step runs on the model's generation thread count
 (``n_threads``), as the sequential path's steps do, even though it decodes
@@ -49,7 +52,7 @@ import llama_cpp
 from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
 
 from ._loading import SharedLlama
-from .chat_models import FinishReason, _eog_checker, _logprob_entry, _TextTracker
+from .chat_models import FinishReason, KVLayout, _eog_checker, _logprob_entry, _TextTracker
 
 WINDOW_ALIGN = 256
 """llama.cpp rounds each sequence's KV stream up to a multiple of this many cells."""
@@ -109,12 +112,16 @@ def supports_batched_decoding() -> bool:
 class _NativeContext:
     """A llama.cpp context of ``n_seq_max`` KV streams, freed on close or with its owner."""
 
-    def __init__(self, llama: llama_cpp.Llama, n_seq_max: int, window: int) -> None:
+    def __init__(
+        self, llama: llama_cpp.Llama, n_seq_max: int, window: int, layout: KVLayout
+    ) -> None:
         source = llama.context_params
         params = type(source).from_buffer_copy(source)  # threads, rope, KV types...
         params.n_seq_max = n_seq_max
-        params.n_ctx = n_seq_max * window
-        params.kv_unified = False
+        # Per-sequence streams have `window` cells each; a shared cache is one window.
+        params.n_ctx = n_seq_max * window if layout == "per_sequence" else window
+        params.kv_unified = layout == "shared"
+        self.layout: KVLayout = layout
         params.embeddings = False
         params.n_batch = max(params.n_batch, n_seq_max)
         params.n_ubatch = max(params.n_ubatch, n_seq_max)
@@ -126,8 +133,8 @@ class _NativeContext:
         ctx = llama_cpp.llama_init_from_model(llama.model, params)
         if not ctx:
             raise ModelError(
-                f"llama.cpp could not create a context for {n_seq_max} sequences of "
-                f"{window} tokens ({n_seq_max * window} KV cells); lower n or max_tokens."
+                f"llama.cpp could not create a {layout} KV cache for {n_seq_max} sequences "
+                f"({params.n_ctx} KV cells); lower n or max_tokens."
             )
         # The finalizer holds `llama`, so the model outlives this context.
         self._finalizer = weakref.finalize(self, _free_context, ctx, llama)
@@ -218,8 +225,21 @@ class BatchedSampler:
         """KV cells one sequence takes: prompt plus new tokens, rounded up as llama.cpp does."""
         return -(-(prompt_tokens + max_new_tokens) // WINDOW_ALIGN) * WINDOW_ALIGN
 
+    @classmethod
+    def cells(
+        cls, n: int, prompt_tokens: int, max_new_tokens: int, layout: KVLayout = "per_sequence"
+    ) -> int:
+        """KV cells n samples take together: n windows, or one shared prompt plus n tails."""
+        if layout == "per_sequence":
+            return n * cls.window(prompt_tokens, max_new_tokens)
+        return cls.window(prompt_tokens, n * max_new_tokens)
+
     def capacity(
-        self, prompt_tokens: int, max_new_tokens: int, max_cells: int | None = None
+        self,
+        prompt_tokens: int,
+        max_new_tokens: int,
+        max_cells: int | None = None,
+        layout: KVLayout = "per_sequence",
     ) -> int:
         """How many sequences of this prompt and ``max_new_tokens`` one call can decode.
 
@@ -229,6 +249,7 @@ class BatchedSampler:
                 to the room left in the model's context window.
             max_cells: KV cells for all sequences together; ``None`` is the
                 model's ``n_ctx``, the KV memory of the chat context itself.
+            layout: How the samples hold the KV cache (see :data:`KVLayout`).
 
         Returns:
             The largest n :meth:`sample` accepts (0 if not even one fits).
@@ -239,10 +260,11 @@ class BatchedSampler:
         with self._shared.lock:
             room = self._room(prompt_tokens, max_new_tokens)
             cells = self._shared.llama.n_ctx() if max_cells is None else max_cells
-        return min(
-            cells // self.window(prompt_tokens, room),
-            int(llama_cpp.llama_max_parallel_sequences()),
-        )
+        if layout == "per_sequence":
+            fits = cells // self.window(prompt_tokens, room)
+        else:
+            fits = max(0, (cells // WINDOW_ALIGN * WINDOW_ALIGN - prompt_tokens) // room)
+        return min(fits, int(llama_cpp.llama_max_parallel_sequences()))
 
     def _room(self, prompt_tokens: int, max_new_tokens: int) -> int:
         """``max_new_tokens`` clamped to the model's window, as the sequential path does."""
@@ -274,6 +296,7 @@ class BatchedSampler:
         logprobs: bool = False,
         top_logprobs: int = 0,
         max_cells: int | None = None,
+        layout: KVLayout = "per_sequence",
     ) -> list[SequenceResult]:
         """Draw ``len(seeds)`` samples of one prompt, decoded together.
 
@@ -294,6 +317,9 @@ class BatchedSampler:
             logprobs: Report each token's log-probability.
             top_logprobs: Also report this many most likely alternatives per token.
             max_cells: KV cells for all samples together (see :meth:`capacity`).
+            layout: How the samples hold the KV cache (see :data:`KVLayout`):
+                ``"per_sequence"`` reproduces the sequential path's text,
+                ``"shared"`` needs fewer cells and decodes faster on a CPU.
 
         Returns:
             One result per seed, in the same order.
@@ -303,7 +329,7 @@ class BatchedSampler:
                 does not have one value per seed, or ``max_new_tokens < 1``.
             ContextLengthExceededError: If the prompt leaves no room in the
                 window, or n samples of prompt plus ``max_new_tokens`` do not fit
-                ``max_cells`` (each takes :meth:`window` cells).
+                ``max_cells`` (see :meth:`cells`).
             BatchedDecodeError: If llama.cpp fails mid-call; ``finished`` holds
                 the samples already complete.
         """
@@ -326,20 +352,30 @@ class BatchedSampler:
         )
         with self._shared.lock:
             limits = [self._room(len(prompt), limit) for limit in limits]
-            window = self.window(len(prompt), max(limits))
+            if layout not in ("per_sequence", "shared"):
+                raise ConfigurationError(
+                    f"layout must be 'per_sequence' or 'shared'; got {layout!r}."
+                )
+            needed = self.cells(n, len(prompt), max(limits), layout)
             cells = self._shared.llama.n_ctx() if max_cells is None else max_cells
             most = int(llama_cpp.llama_max_parallel_sequences())
-            if n * window > cells or n > most:
+            if needed > cells or n > most:
+                how = (
+                    "each sample holds the prompt"
+                    if layout == "per_sequence"
+                    else "the prompt once, then each sample's tokens"
+                )
                 raise ContextLengthExceededError(
                     f"{n} samples of a {len(prompt)}-token prompt plus {max(limits)} new "
-                    f"tokens need {n} x {window} = {n * window} KV cells (each sample holds "
-                    f"the prompt, in windows of {WINDOW_ALIGN}), but the batch may use "
-                    f"{cells} (and at most {most} sequences). Draw fewer samples per call "
-                    "(see BatchedSampler.capacity), lower max_tokens or raise max_cells.",
+                    f"tokens need {needed} KV cells ({how}, in windows of {WINDOW_ALIGN}), "
+                    f"but the batch may use {cells} (and at most {most} sequences). Draw "
+                    "fewer samples per call (see BatchedSampler.capacity), lower max_tokens "
+                    "or raise max_cells.",
                     prompt_tokens=len(prompt),
                     context_size=cells,
                 )
-            context = self._context_for(n, window, cells)
+            window = needed if layout == "shared" else needed // n
+            context = self._context_for(n, window, cells, layout)
             return self._decode(context, prompt, list(seeds), limits, stops, settings)
 
     def close(self) -> None:
@@ -350,17 +386,23 @@ class BatchedSampler:
                 self._context = None
                 self._cached = []
 
-    def _context_for(self, n: int, window: int, cells: int) -> _NativeContext:
-        """The cached context if large enough, else a larger one (the caller holds the lock)."""
+    def _context_for(self, n: int, window: int, cells: int, layout: KVLayout) -> _NativeContext:
+        """The cached context if it fits, else a new one (the caller holds the lock).
+
+        ``window`` is one sequence's stream for ``"per_sequence"`` and the whole
+        cache for ``"shared"``.
+        """
         current = self._context
-        if current is not None and current.n_seq_max >= n and current.window >= window:
-            return current
-        if current is not None:
+        if current is not None and current.layout == layout:
+            if current.n_seq_max >= n and current.window >= window:
+                return current
             grown = (max(n, current.n_seq_max), max(window, current.window))
-            if grown[0] * grown[1] <= cells:
+            total = grown[0] * grown[1] if layout == "per_sequence" else grown[1]
+            if total <= cells:
                 n, window = grown  # keep serving the earlier, smaller calls too
+        if current is not None:
             self.close()
-        self._context = _NativeContext(self._shared.llama, n, window)
+        self._context = _NativeContext(self._shared.llama, n, window, layout)
         return self._context
 
     def _decode(
@@ -536,6 +578,7 @@ __all__ = [
     "WINDOW_ALIGN",
     "BatchedDecodeError",
     "BatchedSampler",
+    "KVLayout",
     "SequenceResult",
     "supports_batched_decoding",
 ]

@@ -48,6 +48,20 @@ if TYPE_CHECKING:
 
 FinishReason = Literal["stop", "length"]
 
+
+KVLayout = Literal["per_sequence", "shared"]
+"""How the samples of one call hold the KV cache.
+
+``"per_sequence"``: one KV stream per sample, each holding its own copy of the
+prompt; logits are bit-identical to the one-sequence context, so greedy and
+seeded samples give the same text as the sequential path. ``"shared"``: one
+unified cache in which the prompt's cells are shared by every sample; it needs
+``P + n * max_tokens`` cells instead of ``n * (P + max_tokens)`` and its
+attention step is cheaper on a CPU, but logits differ from the sequential
+path's in the last bits, so samples follow the same distribution without
+reproducing the sequential text token for token.
+"""
+
 _SEED_SPACE = 0xFFFFFFFF
 """Seeds live in ``[0, 2**32 - 2]``: llama.cpp reads ``0xFFFFFFFF`` as "pick at random"."""
 
@@ -450,6 +464,9 @@ class ChatLlamaCpp(BaseChatModel):
             after another.
         batched_n_ctx: int | None
             KV cells the batched samples may use together; ``None`` is ``n_ctx``.
+        batched_kv_layout: "per_sequence" | "shared"
+            One KV stream per sample (exact: the sequential path's text) or one
+            cache sharing the prompt (fewer cells, faster on a CPU).
 
     Per-call kwargs ``temperature``, ``top_p``, ``top_k``, ``min_p``,
     ``repeat_penalty``, ``max_tokens``, ``seed``, ``stop``, ``logprobs``,
@@ -603,6 +620,14 @@ class ChatLlamaCpp(BaseChatModel):
     ``n_ctx``. Each sample holds the prompt plus ``max_tokens`` (rounded up to 256
     cells), so more samples than fit are decoded in several batches, and a call
     where fewer than two fit is drawn sequentially."""
+
+    batched_kv_layout: KVLayout = "per_sequence"
+    """How batched samples hold the KV cache. ``"per_sequence"``: each sample has its
+    own stream and copy of the prompt; samples reproduce the sequential path's text
+    for a seed. ``"shared"``: one cache holds the prompt once (``P + n * max_tokens``
+    cells instead of ``n * (P + max_tokens)``) and a step is cheaper on a CPU;
+    samples follow the same distribution but floating-point sums differ in the
+    last bits, so a seed need not give the sequential path's text."""
 
     verbose: bool = Field(default=False, exclude=True, repr=False)
     """Let llama.cpp print its load and timing logs."""
@@ -929,7 +954,9 @@ class ChatLlamaCpp(BaseChatModel):
         if not supports_batched_decoding():
             return None
         sampler = BatchedSampler.for_model(shared)
-        per_call = sampler.capacity(len(prompt), max_new, self.batched_n_ctx)
+        per_call = sampler.capacity(
+            len(prompt), max_new, self.batched_n_ctx, self.batched_kv_layout
+        )
         if per_call < 2:
             return None
         done: list[SequenceResult] = []
@@ -948,6 +975,7 @@ class ChatLlamaCpp(BaseChatModel):
                     logprobs=options.logprobs,
                     top_logprobs=options.top_logprobs,
                     max_cells=self.batched_n_ctx,
+                    layout=self.batched_kv_layout,
                 )
         except BatchedDecodeError as exc:
             exc.finished[:0] = done

@@ -352,7 +352,64 @@ def test_benchmark_script_runs(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(script), *args], check=True, timeout=600, cwd=ROOT)
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"1", "2"}
-    assert report["summary"]["2"]["ratio_batched_over_sequential_tokens_per_s"] > 0
-    assert report["summary"]["2"]["batches_per_call"] == 1
-    assert report["repeats_detail"]["batched"]["2"]["tokens"][0] > 0
+    for side in ("batched", "batched_shared"):
+        assert report["summary"]["2"][f"ratio_{side}_over_sequential_tokens_per_s"] > 0
+        assert report["summary"]["2"][f"{side}_batches_per_call"] == 1
+        assert report["repeats_detail"][side]["2"]["tokens"][0] > 0
+    for layout in ("per_sequence", "shared"):
+        ceiling = report["decode_ceiling"][layout]
+        assert ceiling["ratio_n_single_steps_over_one_batched_step"]["1"] == 1.0
+        assert ceiling["median_step_ms"]["2"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+# -- the shared KV layout ----------------------------------------------------------------
+
+
+def test_shared_layout_follows_the_sequential_distribution() -> None:
+    """One cache sharing the prompt: other floating-point sums, the same answer frequencies."""
+    draws = 120
+    shared = ChatLlamaCpp(
+        temperature=1.0, max_tokens=2, seed=3, batched_kv_layout="shared", batched_n_ctx=512
+    )
+    slow = ChatLlamaCpp(temperature=1.0, max_tokens=2, seed=4, batched_samples=False)
+    together = [_first_word(t) for t in _texts(shared, ANIMAL, n=draws)]
+    apart = [_first_word(t) for t in _texts(slow, ANIMAL, n=draws)]
+
+    assert len(set(together)) >= 3, "the prompt should give several answers"
+    assert _permutation_chi_square(together, apart)[1] > 0.001
+
+
+def test_shared_layout_holds_the_prompt_once(
+    greedy: tuple[ChatLlamaCpp, ChatLlamaCpp], sampler: BatchedSampler, decode_sizes: list[int]
+) -> None:
+    prompt = _prompt(greedy[0], STORY)
+    per_sequence = sampler.capacity(len(prompt), 16, 512)
+    shared = sampler.capacity(len(prompt), 16, 512, layout="shared")
+    assert per_sequence == 512 // 256
+    assert shared == (512 - len(prompt)) // 16
+    assert BatchedSampler.cells(shared, len(prompt), 16, "shared") <= 512
+
+    samples = sampler.sample(
+        prompt, list(range(shared)), max_new_tokens=16, max_cells=512, layout="shared"
+    )
+
+    assert len(samples) == shared > per_sequence
+    assert all(s.output_tokens >= 1 and s.text for s in samples)
+    assert max(decode_sizes) == shared  # every sample in one batch
+    with pytest.raises(ContextLengthExceededError, match="the prompt once"):
+        sampler.sample(
+            prompt, list(range(shared + 1)), max_new_tokens=16, max_cells=512, layout="shared"
+        )
+
+
+def test_switching_layouts_keeps_the_exact_path_exact(
+    greedy: tuple[ChatLlamaCpp, ChatLlamaCpp], sampler: BatchedSampler
+) -> None:
+    fast, slow = greedy
+    prompt = _prompt(fast, STORY)
+    sampler.sample(prompt, [1, 2], max_new_tokens=4, layout="shared")
+
+    assert _texts(fast, STORY, n=3) == _texts(slow, STORY, n=3)
+    with pytest.raises(ConfigurationError, match="layout"):
+        sampler.sample(prompt, [1, 2], max_new_tokens=4, layout="unified")  # type: ignore[arg-type]
