@@ -3,8 +3,9 @@
 Fixed best-of-N at every power of two the pools allow (PRM-selected and
 weighted vote when a scorer is recorded, majority vote always),
 Adaptive-Consistency, Early-Stopping Self-Consistency, IAS with each
-estimator at several target confidences, and the oracle: IAS that knows each
-question's true success rate.
+estimator at several target confidences, sequential IAS beside it when step
+scores are recorded, and the oracle: IAS that knows each question's true
+success rate.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from langchain_adaptive.strategies import (
     EstimateQuestion,
     Plan,
     RunState,
+    SequentialAdaptiveBestOfN,
     Strategy,
 )
 
@@ -71,6 +73,7 @@ def standard_policies(
     selection: SelectionRule = "majority_vote",
     quantile: float = 0.1,
     oracle: bool = True,
+    round_size: int = 2,
 ) -> list[Policy]:
     """Every policy of the comparison that ``pool_size`` recorded samples per question allow.
 
@@ -84,6 +87,9 @@ def standard_policies(
             compares like with like against the fixed majority baseline).
         quantile: The quantile of the estimate IAS budgets on (the calibrated
             lower bound).
+        round_size: Samples per round of sequential IAS, which runs beside
+            one-shot IAS for every estimator when a ``scorer`` is recorded (it
+            stops on the scorer's step estimates of the samples drawn).
     """
     if pool_size < 1:
         raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
@@ -146,6 +152,22 @@ def standard_policies(
                     max_samples=pool_size,
                 )
             )
+        if scorer is not None and not is_oracle:
+            sequential = SequentialAdaptiveBestOfN(
+                selection=selection, quantile=quantile, round_size=round_size
+            )
+            for confidence in confidences:
+                policies.append(
+                    Policy(
+                        name=f"sequential-ias[{estimator}]@{confidence:g}",
+                        family=f"sequential-ias[{estimator}]",
+                        strategy=sequential,
+                        estimator=estimator,
+                        scorer=scorer,
+                        target_confidence=confidence,
+                        max_samples=pool_size,
+                    )
+                )
     return policies
 
 
