@@ -68,6 +68,16 @@ def add_bench_commands(commands: Any) -> None:
     replay.add_argument(
         "--cost", choices=["tokens", "samples"], default="tokens", help="compute measure"
     )
+    replay.add_argument(
+        "--no-batch",
+        dest="batch",
+        action="store_false",
+        help="leave out batch allocation (batch[EST]@C: IAS@C's total samples, split by "
+        "greedy coverage gain across the questions)",
+    )
+    replay.add_argument(
+        "--round-size", type=int, default=2, help="samples per round of sequential IAS"
+    )
     replay.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     replay.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
 
@@ -215,7 +225,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.policies import batch_policies, standard_policies
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
     from langchain_adaptive.evaluation.replay import prepare_pools, replay
     from langchain_adaptive.evaluation.report import summarize
@@ -237,7 +247,16 @@ def _replay(args: argparse.Namespace) -> int:
         scorer=args.scorer,
         confidences=[float(c) for c in _names(args.confidences)],
         quantile=args.quantile,
+        round_size=args.round_size,
     )
+    if args.batch:
+        policies += batch_policies(
+            pools,
+            [e for e in estimators if e != ORACLE],
+            max_samples=size,
+            confidences=[float(c) for c in _names(args.confidences)],
+            quantile=args.quantile,
+        )
     equivalence = pool_file.header.equivalence
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
     run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
