@@ -1,11 +1,12 @@
-"""``langchain-adaptive bench record|replay|live|import-game24``: the benchmark from the shell.
+"""``langchain-adaptive bench record|replay|live|choose-policy|import-game24``: the benchmark.
 
 ``record`` draws a pool of samples per question from a local GGUF model (the
 bundled SmolLM2 by default) with the on-device PRMs; ``replay`` compares every
 policy on a pool file without calling a model and writes a JSON report, a
 Markdown table and PNG plots; ``live`` runs chosen policies against the model
-and measures wall time too; ``import-game24`` turns the recorded GPT-4
-Game-of-24 samples into a pool file.
+and measures wall time too; ``choose-policy`` replays a validation pool and
+saves the compute-optimal choice of policy per difficulty bin and budget;
+``import-game24`` turns the recorded GPT-4 Game-of-24 samples into a pool file.
 """
 
 from __future__ import annotations
@@ -93,6 +94,41 @@ def add_bench_commands(commands: Any) -> None:
     live.add_argument("--target-confidence", type=float, default=0.9)
     live.add_argument("--out", type=Path, required=True, help="report JSON (.md beside)")
 
+    choose = sub.add_parser(
+        "choose-policy",
+        help="compute-optimal choice: the best policy per difficulty bin and budget, as JSON",
+    )
+    choose.add_argument("pools", type=Path, help="validation pool file")
+    choose.add_argument("--estimator", required=True, help="estimator whose estimates bin")
+    choose.add_argument("--scorer", default=None, help="estimator whose step scores select")
+    choose.add_argument(
+        "--calibrator",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE:DIR",
+        help="add estimator NAME: a saved calibrator DIR applied to SOURCE's raw scores",
+    )
+    choose.add_argument("--budgets", default="1,2,4,8,16", help="mean samples per question")
+    choose.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
+    choose.add_argument(
+        "--quantile", type=float, default=0.1, help="the estimate level IAS budgets on"
+    )
+    choose.add_argument(
+        "--bin-quantile",
+        type=float,
+        default=0.5,
+        help="the estimate level binned (the median: a low bound ties at 0 on hard questions)",
+    )
+    choose.add_argument(
+        "--selection",
+        choices=["majority_vote", "weighted_vote", "prm"],
+        default="majority_vote",
+        help="the selection rule every chosen strategy uses (prm rules need --scorer)",
+    )
+    choose.add_argument("--limit", type=int, default=None, help="first N questions only")
+    choose.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
+    choose.add_argument("--out", type=Path, required=True, help="policy file (JSON)")
+
     game24 = sub.add_parser("import-game24", help="pool file from recorded Game-of-24 samples")
     game24.add_argument("--samples", type=Path, required=True, help="the recorded samples JSON")
     game24.add_argument("--puzzles", type=Path, required=True, help="24.csv")
@@ -163,6 +199,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return _replay(args)
     if command == "live":
         return _live(args)
+    if command == "choose-policy":
+        return _choose_policy(args)
     if command == "import-game24":
         return _import_game24(args)
     return 2  # pragma: no cover - argparse enforces the choices
@@ -267,6 +305,52 @@ def _replay(args: argparse.Namespace) -> int:
         costs=(args.cost,),
     )
     _write_report(report, args.out, plots=True)
+    return 0
+
+
+def _choose_policy(args: argparse.Namespace) -> int:
+    from langchain_adaptive.compute_optimal import choose_policy
+    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.pools import add_calibrated_estimates
+    from langchain_adaptive.evaluation.replay import prepare_pools, replay
+
+    pool_file = read_pools(args.pools, model=args.expect_model)
+    pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
+    for spec in args.calibrator:
+        name, source, directory = _calibrator_spec(spec)
+        from langchain_adaptive.calibration import Calibrator
+
+        pools = add_calibrated_estimates(pools, source, Calibrator.load(directory), name)
+    size = min(len(pool.samples) for pool in pools)
+    policies = standard_policies(
+        size,
+        estimators=[args.estimator],
+        scorer=args.scorer,
+        confidences=[float(c) for c in _names(args.confidences)],
+        selection=args.selection,
+        quantile=args.quantile,
+        oracle=False,
+    )
+    prepared = prepare_pools(pools, answer_equivalence(pool_file.header.equivalence))
+    run = replay(prepared, policies, replicates=0)
+    policy = choose_policy(
+        run,
+        pools,
+        estimator=args.estimator,
+        budgets=[float(b) for b in _names(args.budgets)],
+        quantile=args.bin_quantile,
+        selection=args.selection,
+        source=f"{args.pools.name} ({pool_file.header.model})",
+    )
+    policy.save(args.out)
+    edges = ", ".join(f"{e:.3f}" for e in policy.bin_edges)
+    print(f"bin edges ({args.estimator} at q={args.bin_quantile:g}): {edges}")
+    for level in policy.levels:
+        picks = " | ".join(
+            f"{c.policy} (acc {c.accuracy:.2f}, {c.mean_samples:.1f} s/q)" for c in level.choices
+        )
+        print(f"budget {level.budget:g}: {picks}")
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
