@@ -88,7 +88,8 @@ def add_bench_commands(commands: Any) -> None:
     live.add_argument(
         "--policies",
         default="majority_vote:16,ias:probe",
-        help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, adaptive_consistency, esc",
+        help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, sequential_ias:PRM, "
+        "adaptive_consistency, esc",
     )
     live.add_argument("--max-samples", type=int, default=16)
     live.add_argument("--target-confidence", type=float, default=0.9)
@@ -372,7 +373,13 @@ def _live(args: argparse.Namespace) -> int:
     problems = load_problems(args)
     chat = _chat_model(args)
     specs = _names(args.policies)
-    prm_names = sorted({spec.split(":", 1)[1] for spec in specs if spec.startswith("ias:")})
+    prm_names = sorted(
+        {
+            argument
+            for name, _, argument in (spec.partition(":") for spec in specs)
+            if argument and name not in ("best_of_n", "majority_vote")
+        }
+    )
     prms = _on_device_prms(prm_names, chat, args)
     policies = [
         live_policy(

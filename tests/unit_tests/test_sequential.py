@@ -67,6 +67,20 @@ def test_doubtful_rounds_draw_more_until_the_cap() -> None:
     assert result.confidence == pytest.approx(1 - 0.9**12)
 
 
+def test_the_token_cap_stops_it_with_low_confidence() -> None:
+    result = AdaptiveReasoningRunnable(
+        model=ScriptedChatModel(responses=[WRONG]),
+        prm=ScriptedPRM(question_p={QUESTION: 0.5}),
+        strategy=SequentialAdaptiveBestOfN(round_size=1),
+        target_confidence=0.9,
+        max_samples=12,
+        max_tokens_per_sample=16,
+        max_total_tokens=32,
+    ).invoke(QUESTION, SERIAL)
+    assert result.stop_reason == "token_budget" and result.low_confidence
+    assert result.budget.generated_tokens <= 32 and result.budget.samples_used < 12
+
+
 def test_each_round_draws_no_more_than_the_prior_still_asks_for() -> None:
     # Prior 0.5 at C = 0.9: one-shot IAS asks for 4, so the first round is 4, not round_size 5.
     result = _run([WRONG, WRONG, RIGHT], 0.5, round_size=5)
