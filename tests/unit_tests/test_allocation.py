@@ -27,6 +27,7 @@ from langchain_adaptive.evaluation import (
     summarize,
 )
 from langchain_adaptive.results import SuccessEstimate
+from tests.tracing import RunCollector, walk
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 RIGHT = "7 + 8 = 15\n\nThe answer is 15."
@@ -109,6 +110,18 @@ def test_batch_with_budget_draws_each_question_its_share() -> None:
         assert result.answer == "15"
     # One question estimate each, then one scoring call per question (weighted vote).
     assert len(runnable.prm.calls) == 6  # type: ignore[union-attr]
+
+
+def test_every_estimate_and_answer_is_a_traced_run() -> None:
+    tracer = RunCollector()
+    config = {"callbacks": [tracer], "tags": ["batch"], "max_concurrency": 1}
+    results = _runnable().batch_with_budget(list(QUESTIONS), total_samples=8, config=config)
+    roots = [r for r in tracer.runs if r.parent_run_id is None]
+    chains = [r for r in roots if r.name == "AdaptiveReasoningRunnable"]
+    assert sum(r.run_type == "prm" for r in roots) == 3  # the estimates, before allocating
+    assert len(chains) == 3 and all("batch" in r.tags for r in roots)
+    drawn = sorted(sum(c.run_type == "llm" for c in walk(chain)) for chain in chains)
+    assert drawn == sorted(r.budget.samples_used for r in results)  # type: ignore[union-attr]
 
 
 async def test_abatch_with_budget_allocates_the_same() -> None:
