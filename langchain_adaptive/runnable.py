@@ -22,9 +22,15 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from langchain_core.runnables.config import patch_config
+from langchain_core.runnables.config import (
+    get_config_list,
+    get_executor_for_config,
+    patch_config,
+)
+from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import ConfigDict, Field
 
+from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.answers import (
     DEFAULT_STEP_DELIMITER,
     AnswerEquivalence,
@@ -210,6 +216,191 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             return await episode.afinish(stop.value)
         except BaseException as error:
             raise episode.attach(error)  # noqa: B904 - attach() sets the cause
+
+    # -- a batch under one total budget ----------------------------------------------
+
+    def batch_with_budget(
+        self,
+        inputs: Sequence[AdaptiveInput],
+        total_samples: int,
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        quantile: float | None = None,
+        return_exceptions: bool = False,
+    ) -> list[AdaptiveResult | Exception]:
+        """Answer ``inputs`` drawing at most ``total_samples`` samples across all of them.
+
+        Unlike :meth:`batch` (per-question budgets), this first asks the PRM for
+        every question's success estimate, then splits the total by greedy
+        marginal coverage gain (:func:`~langchain_adaptive.allocation.allocate_budget`,
+        at least one sample and at most ``max_samples`` per question), then
+        answers each question with exactly its share (a
+        :class:`~langchain_adaptive.allocation.FixedAllocation`), selecting with
+        this runnable's strategy's rule. The total is a hard limit: the sum of
+        ``samples_used`` never exceeds it. Questions run in parallel like
+        :meth:`batch` (``max_concurrency`` in ``config`` applies).
+
+        Args:
+            inputs: Questions, in any form :meth:`invoke` takes.
+            total_samples: Samples for the whole batch.
+            config: One config for all questions or one per question.
+            quantile: The estimate level the allocation uses (``None``: the
+                expected value, which is what expected coverage needs).
+            return_exceptions: Return a question's error in its place instead of
+                raising; a question whose input or estimate failed gets no samples.
+
+        Raises:
+            ConfigurationError: No PRM, or ``total_samples`` is below one sample
+                per question (raised before any PRM or model call).
+
+        Example:
+            .. code-block:: python
+
+                results = reasoner.batch_with_budget(questions, total_samples=4 * len(questions))
+                sum(r.budget.samples_used for r in results) <= 4 * len(questions)
+        """
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        texts = self._budget_questions(inputs, total_samples, return_exceptions)
+        prm = self._batch_prm()
+
+        def estimate(text: str | Exception, cfg: RunnableConfig) -> SuccessEstimate | Exception:
+            if isinstance(text, Exception):
+                return text
+            try:
+                return prm.estimate_question(text, cfg)
+            except Exception as error:
+                if not return_exceptions:
+                    raise
+                return error
+
+        with get_executor_for_config(configs[0]) as executor:
+            estimates = list(executor.map(estimate, texts, configs))
+        runners = self._allocated(texts, estimates, total_samples, quantile)
+
+        def answer(i: int) -> AdaptiveResult | Exception:
+            runner = runners[i]
+            if isinstance(runner, Exception):
+                return runner
+            try:
+                return runner.invoke(inputs[i], configs[i])
+            except Exception as error:
+                if not return_exceptions:
+                    raise
+                return error
+
+        with get_executor_for_config(configs[0]) as executor:
+            return list(executor.map(answer, range(len(inputs))))
+
+    async def abatch_with_budget(
+        self,
+        inputs: Sequence[AdaptiveInput],
+        total_samples: int,
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        quantile: float | None = None,
+        return_exceptions: bool = False,
+    ) -> list[AdaptiveResult | Exception]:
+        """Async twin of :meth:`batch_with_budget`."""
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        texts = self._budget_questions(inputs, total_samples, return_exceptions)
+        prm = self._batch_prm()
+        limit = configs[0].get("max_concurrency")
+
+        async def estimate(
+            text: str | Exception, cfg: RunnableConfig
+        ) -> SuccessEstimate | Exception:
+            if isinstance(text, Exception):
+                return text
+            try:
+                return await prm.aestimate_question(text, cfg)
+            except Exception as error:
+                if not return_exceptions:
+                    raise
+                return error
+
+        estimates = await gather_with_concurrency(
+            limit, *(estimate(t, c) for t, c in zip(texts, configs, strict=True))
+        )
+        runners = self._allocated(texts, estimates, total_samples, quantile)
+
+        async def answer(i: int) -> AdaptiveResult | Exception:
+            runner = runners[i]
+            if isinstance(runner, Exception):
+                return runner
+            try:
+                return await runner.ainvoke(inputs[i], configs[i])
+            except Exception as error:
+                if not return_exceptions:
+                    raise
+                return error
+
+        return await gather_with_concurrency(limit, *(answer(i) for i in range(len(inputs))))
+
+    def _batch_prm(self) -> ProcessRewardModel:
+        if self.prm is None:
+            raise ConfigurationError("batch_with_budget needs a PRM to estimate every question")
+        return self.prm
+
+    def _budget_questions(
+        self, inputs: Sequence[AdaptiveInput], total_samples: int, return_exceptions: bool
+    ) -> list[str | Exception]:
+        """Every input's question text (or its input error), checked before any call."""
+        self._batch_prm()
+        self.resolved_strategy()
+        texts: list[str | Exception] = []
+        for value in inputs:
+            try:
+                texts.append(
+                    parse_input(
+                        value, system_prompt=self.system_prompt, instruction=self.instruction
+                    ).text
+                )
+            except AdaptiveError as error:
+                if not return_exceptions:
+                    raise
+                texts.append(error)
+        answerable = sum(not isinstance(t, Exception) for t in texts)
+        if total_samples < answerable:
+            raise ConfigurationError(
+                f"total_samples={total_samples} is less than one sample for each of the "
+                f"{answerable} question(s)"
+            )
+        return texts
+
+    def _allocated(
+        self,
+        texts: Sequence[str | Exception],
+        estimates: Sequence[SuccessEstimate | Exception],
+        total_samples: int,
+        quantile: float | None,
+    ) -> list[AdaptiveReasoningRunnable | Exception]:
+        """One runner per question, drawing exactly the samples the allocation gave it."""
+        ready = [i for i, e in enumerate(estimates) if not isinstance(e, Exception)]
+        shares = allocate_budget(
+            [estimate_value(estimates[i], quantile) for i in ready],  # type: ignore[arg-type]
+            total_samples,
+            self.max_samples,
+        )
+        base = self.resolved_strategy()
+        runners: list[AdaptiveReasoningRunnable | Exception] = [
+            e if isinstance(e, Exception) else ConfigurationError("not allocated")
+            for e in estimates
+        ]
+        for i, share in zip(ready, shares, strict=True):
+            text = str(texts[i])  # an input error never has an estimate
+            strategy = FixedAllocation(
+                samples={text: share},
+                estimates={text: estimates[i]},  # type: ignore[dict-item]
+                quantile=quantile,
+                selection=base.selection,
+                aggregation=base.aggregation,
+            )
+            runners[i] = self.model_copy(update={"strategy": strategy})
+        return runners
 
 
 def _reject_kwargs(kwargs: dict[str, Any]) -> None:

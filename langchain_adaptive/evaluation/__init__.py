@@ -24,7 +24,13 @@ from langchain_adaptive.evaluation.game24 import (
     load_game24_recorded,
 )
 from langchain_adaptive.evaluation.live import LivePolicy, live_policy, run_live
-from langchain_adaptive.evaluation.policies import OracleBestOfN, standard_policies
+from langchain_adaptive.evaluation.policies import (
+    OracleBestOfN,
+    batch_allocation_policy,
+    batch_policies,
+    ias_total_samples,
+    standard_policies,
+)
 from langchain_adaptive.evaluation.pools import (
     ORACLE,
     PoolFile,
@@ -78,6 +84,8 @@ __all__ = [
     "add_calibrated_estimates",
     "answer_equivalence",
     "arecord_pools",
+    "batch_allocation_policy",
+    "batch_policies",
     "check_game24",
     "evaluate_expression",
     "exact_match",
@@ -85,6 +93,7 @@ __all__ = [
     "game24_completion_tokens",
     "game24_matches",
     "game24_pools",
+    "ias_total_samples",
     "live_policy",
     "load_game24_puzzles",
     "load_game24_recorded",

@@ -1,11 +1,12 @@
-"""``langchain-adaptive bench record|replay|live|import-game24``: the benchmark from the shell.
+"""``langchain-adaptive bench record|replay|live|choose-policy|import-game24``: the benchmark.
 
 ``record`` draws a pool of samples per question from a local GGUF model (the
 bundled SmolLM2 by default) with the on-device PRMs; ``replay`` compares every
 policy on a pool file without calling a model and writes a JSON report, a
 Markdown table and PNG plots; ``live`` runs chosen policies against the model
-and measures wall time too; ``import-game24`` turns the recorded GPT-4
-Game-of-24 samples into a pool file.
+and measures wall time too; ``choose-policy`` replays a validation pool and
+saves the compute-optimal choice of policy per difficulty bin and budget;
+``import-game24`` turns the recorded GPT-4 Game-of-24 samples into a pool file.
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def add_bench_commands(commands: Any) -> None:
     replay.add_argument(
         "--cost", choices=["tokens", "samples"], default="tokens", help="compute measure"
     )
+    replay.add_argument(
+        "--no-batch",
+        dest="batch",
+        action="store_false",
+        help="leave out batch allocation (batch[EST]@C: IAS@C's total samples, split by "
+        "greedy coverage gain across the questions)",
+    )
+    replay.add_argument(
+        "--round-size", type=int, default=2, help="samples per round of sequential IAS"
+    )
     replay.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     replay.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
 
@@ -77,11 +88,47 @@ def add_bench_commands(commands: Any) -> None:
     live.add_argument(
         "--policies",
         default="majority_vote:16,ias:probe",
-        help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, adaptive_consistency, esc",
+        help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, sequential_ias:PRM, "
+        "adaptive_consistency, esc",
     )
     live.add_argument("--max-samples", type=int, default=16)
     live.add_argument("--target-confidence", type=float, default=0.9)
     live.add_argument("--out", type=Path, required=True, help="report JSON (.md beside)")
+
+    choose = sub.add_parser(
+        "choose-policy",
+        help="compute-optimal choice: the best policy per difficulty bin and budget, as JSON",
+    )
+    choose.add_argument("pools", type=Path, help="validation pool file")
+    choose.add_argument("--estimator", required=True, help="estimator whose estimates bin")
+    choose.add_argument("--scorer", default=None, help="estimator whose step scores select")
+    choose.add_argument(
+        "--calibrator",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE:DIR",
+        help="add estimator NAME: a saved calibrator DIR applied to SOURCE's raw scores",
+    )
+    choose.add_argument("--budgets", default="1,2,4,8,16", help="mean samples per question")
+    choose.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
+    choose.add_argument(
+        "--quantile", type=float, default=0.1, help="the estimate level IAS budgets on"
+    )
+    choose.add_argument(
+        "--bin-quantile",
+        type=float,
+        default=0.5,
+        help="the estimate level binned (the median: a low bound ties at 0 on hard questions)",
+    )
+    choose.add_argument(
+        "--selection",
+        choices=["majority_vote", "weighted_vote", "prm"],
+        default="majority_vote",
+        help="the selection rule every chosen strategy uses (prm rules need --scorer)",
+    )
+    choose.add_argument("--limit", type=int, default=None, help="first N questions only")
+    choose.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
+    choose.add_argument("--out", type=Path, required=True, help="policy file (JSON)")
 
     game24 = sub.add_parser("import-game24", help="pool file from recorded Game-of-24 samples")
     game24.add_argument("--samples", type=Path, required=True, help="the recorded samples JSON")
@@ -153,6 +200,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return _replay(args)
     if command == "live":
         return _live(args)
+    if command == "choose-policy":
+        return _choose_policy(args)
     if command == "import-game24":
         return _import_game24(args)
     return 2  # pragma: no cover - argparse enforces the choices
@@ -215,7 +264,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.policies import batch_policies, standard_policies
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
     from langchain_adaptive.evaluation.replay import prepare_pools, replay
     from langchain_adaptive.evaluation.report import summarize
@@ -237,7 +286,16 @@ def _replay(args: argparse.Namespace) -> int:
         scorer=args.scorer,
         confidences=[float(c) for c in _names(args.confidences)],
         quantile=args.quantile,
+        round_size=args.round_size,
     )
+    if args.batch:
+        policies += batch_policies(
+            pools,
+            [e for e in estimators if e != ORACLE],
+            max_samples=size,
+            confidences=[float(c) for c in _names(args.confidences)],
+            quantile=args.quantile,
+        )
     equivalence = pool_file.header.equivalence
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
     run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
@@ -248,6 +306,52 @@ def _replay(args: argparse.Namespace) -> int:
         costs=(args.cost,),
     )
     _write_report(report, args.out, plots=True)
+    return 0
+
+
+def _choose_policy(args: argparse.Namespace) -> int:
+    from langchain_adaptive.compute_optimal import choose_policy
+    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.pools import add_calibrated_estimates
+    from langchain_adaptive.evaluation.replay import prepare_pools, replay
+
+    pool_file = read_pools(args.pools, model=args.expect_model)
+    pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
+    for spec in args.calibrator:
+        name, source, directory = _calibrator_spec(spec)
+        from langchain_adaptive.calibration import Calibrator
+
+        pools = add_calibrated_estimates(pools, source, Calibrator.load(directory), name)
+    size = min(len(pool.samples) for pool in pools)
+    policies = standard_policies(
+        size,
+        estimators=[args.estimator],
+        scorer=args.scorer,
+        confidences=[float(c) for c in _names(args.confidences)],
+        selection=args.selection,
+        quantile=args.quantile,
+        oracle=False,
+    )
+    prepared = prepare_pools(pools, answer_equivalence(pool_file.header.equivalence))
+    run = replay(prepared, policies, replicates=0)
+    policy = choose_policy(
+        run,
+        pools,
+        estimator=args.estimator,
+        budgets=[float(b) for b in _names(args.budgets)],
+        quantile=args.bin_quantile,
+        selection=args.selection,
+        source=f"{args.pools.name} ({pool_file.header.model})",
+    )
+    policy.save(args.out)
+    edges = ", ".join(f"{e:.3f}" for e in policy.bin_edges)
+    print(f"bin edges ({args.estimator} at q={args.bin_quantile:g}): {edges}")
+    for level in policy.levels:
+        picks = " | ".join(
+            f"{c.policy} (acc {c.accuracy:.2f}, {c.mean_samples:.1f} s/q)" for c in level.choices
+        )
+        print(f"budget {level.budget:g}: {picks}")
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -269,7 +373,13 @@ def _live(args: argparse.Namespace) -> int:
     problems = load_problems(args)
     chat = _chat_model(args)
     specs = _names(args.policies)
-    prm_names = sorted({spec.split(":", 1)[1] for spec in specs if spec.startswith("ias:")})
+    prm_names = sorted(
+        {
+            argument
+            for name, _, argument in (spec.partition(":") for spec in specs)
+            if argument and name not in ("best_of_n", "majority_vote")
+        }
+    )
     prms = _on_device_prms(prm_names, chat, args)
     policies = [
         live_policy(

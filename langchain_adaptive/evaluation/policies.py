@@ -3,8 +3,9 @@
 Fixed best-of-N at every power of two the pools allow (PRM-selected and
 weighted vote when a scorer is recorded, majority vote always),
 Adaptive-Consistency, Early-Stopping Self-Consistency, IAS with each
-estimator at several target confidences, and the oracle: IAS that knows each
-question's true success rate.
+estimator at several target confidences, sequential IAS beside it when step
+scores are recorded, and the oracle: IAS that knows each question's true
+success rate.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.budget import coverage_probability, ias_sample_count
 from langchain_adaptive.errors import ConfigurationError
-from langchain_adaptive.evaluation.pools import ORACLE
+from langchain_adaptive.evaluation.pools import ORACLE, QuestionPool
 from langchain_adaptive.evaluation.replay import Policy
 from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import (
@@ -26,6 +28,7 @@ from langchain_adaptive.strategies import (
     EstimateQuestion,
     Plan,
     RunState,
+    SequentialAdaptiveBestOfN,
     Strategy,
 )
 
@@ -71,6 +74,7 @@ def standard_policies(
     selection: SelectionRule = "majority_vote",
     quantile: float = 0.1,
     oracle: bool = True,
+    round_size: int = 2,
 ) -> list[Policy]:
     """Every policy of the comparison that ``pool_size`` recorded samples per question allow.
 
@@ -84,6 +88,9 @@ def standard_policies(
             compares like with like against the fixed majority baseline).
         quantile: The quantile of the estimate IAS budgets on (the calibrated
             lower bound).
+        round_size: Samples per round of sequential IAS, which runs beside
+            one-shot IAS for every estimator when a ``scorer`` is recorded (it
+            stops on the scorer's step estimates of the samples drawn).
     """
     if pool_size < 1:
         raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
@@ -146,6 +153,122 @@ def standard_policies(
                     max_samples=pool_size,
                 )
             )
+        if scorer is not None and not is_oracle:
+            sequential = SequentialAdaptiveBestOfN(
+                selection=selection, quantile=quantile, round_size=round_size
+            )
+            for confidence in confidences:
+                policies.append(
+                    Policy(
+                        name=f"sequential-ias[{estimator}]@{confidence:g}",
+                        family=f"sequential-ias[{estimator}]",
+                        strategy=sequential,
+                        estimator=estimator,
+                        scorer=scorer,
+                        target_confidence=confidence,
+                        max_samples=pool_size,
+                    )
+                )
+    return policies
+
+
+def ias_total_samples(
+    pools: Sequence[QuestionPool],
+    estimator: str,
+    target_confidence: float,
+    *,
+    max_samples: int,
+    quantile: float = 0.1,
+) -> int:
+    """The samples one-shot IAS spends on ``pools`` in all (its N depends on the estimate only)."""
+    return sum(
+        min(
+            ias_sample_count(pool.question_estimates[estimator].at(quantile), target_confidence),
+            max_samples,
+        )
+        for pool in pools
+    )
+
+
+def batch_allocation_policy(
+    pools: Sequence[QuestionPool],
+    estimator: str,
+    total_samples: int,
+    *,
+    max_samples: int,
+    quantile: float | None = None,
+    selection: SelectionRule = "majority_vote",
+    name: str | None = None,
+) -> Policy:
+    """The batch allocation of ``total_samples`` over ``pools`` as one replayable policy.
+
+    The allocation (:func:`~langchain_adaptive.allocation.allocate_budget` on
+    the recorded question estimates) is made once, over the questions of the
+    run, exactly as :meth:`AdaptiveReasoningRunnable.batch_with_budget` makes it
+    live; the policy then draws each question's share.
+
+    Raises:
+        ConfigurationError: Two pools share a question text (the allocation is
+            looked up by text), a pool lacks ``estimator``, or the total is
+            below one sample a question.
+    """
+    texts = [pool.question for pool in pools]
+    if len(set(texts)) < len(texts):
+        raise ConfigurationError("batch allocation needs distinct question texts in the pools")
+    missing = [pool.id for pool in pools if estimator not in pool.question_estimates]
+    if missing:
+        raise ConfigurationError(
+            f"batch allocation needs estimator {estimator!r}; {len(missing)} question(s) "
+            f"lack it (e.g. {missing[0]!r})"
+        )
+    estimates = [pool.question_estimates[estimator] for pool in pools]
+    shares = allocate_budget(
+        [estimate_value(e, quantile) for e in estimates], total_samples, max_samples
+    )
+    return Policy(
+        name=name or f"batch[{estimator}]@{total_samples}",
+        family=f"batch[{estimator}]",
+        strategy=FixedAllocation(
+            samples=dict(zip(texts, shares, strict=True)),
+            estimates=dict(zip(texts, estimates, strict=True)),
+            quantile=quantile,
+            selection=selection,
+        ),
+        estimator=estimator,
+        max_samples=max_samples,
+    )
+
+
+def batch_policies(
+    pools: Sequence[QuestionPool],
+    estimators: Sequence[str],
+    *,
+    max_samples: int,
+    confidences: Sequence[float] = CONFIDENCES,
+    quantile: float = 0.1,
+    selection: SelectionRule = "majority_vote",
+) -> list[Policy]:
+    """Batch allocation at the total one-shot IAS spends at each confidence, per estimator.
+
+    Named ``batch[EST]@C`` beside ``ias[EST]@C``: the two spend the same
+    samples in all, so the report compares their accuracy at equal compute.
+    """
+    policies = []
+    for estimator in (e for e in estimators if e != ORACLE):
+        for confidence in confidences:
+            total = ias_total_samples(
+                pools, estimator, confidence, max_samples=max_samples, quantile=quantile
+            )
+            policies.append(
+                batch_allocation_policy(
+                    pools,
+                    estimator,
+                    total,
+                    max_samples=max_samples,
+                    selection=selection,
+                    name=f"batch[{estimator}]@{confidence:g}",
+                )
+            )
     return policies
 
 
@@ -154,5 +277,8 @@ __all__ = [
     "ESC_MAX_SAMPLES",
     "FIXED_SIZES",
     "OracleBestOfN",
+    "batch_allocation_policy",
+    "batch_policies",
+    "ias_total_samples",
     "standard_policies",
 ]

@@ -214,8 +214,10 @@ def replay_question(
                 source = policy.score_source
                 if source is not None:
                     scores = prepared.scores(source, strategy.aggregation)
+                    recorded = prepared.pool.samples
                     for candidate, position in zip(candidates, drawn, strict=True):
                         candidate.score = scores[position]
+                        candidate.step_estimates = recorded[position].step_estimates[source]
                 outcome = None
             else:  # pragma: no cover - the protocol has three actions
                 raise TypeError(f"unknown strategy action {action!r}")

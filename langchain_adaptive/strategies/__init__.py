@@ -8,6 +8,7 @@ name                        what it does                                  needs 
 ``adaptive_best_of_n``      IAS: N from the calibrated success estimate   yes
 ``adaptive_consistency``    sample until the majority answer is settled   no
 ``esc``                     windows of 5 votes until one is unanimous     no
+``sequential_ias``          IAS in rounds, stopping on the PRM's scores   yes
 ==========================  ============================================  ============
 """
 
@@ -30,6 +31,7 @@ from langchain_adaptive.strategies.base import (
 from langchain_adaptive.strategies.best_of_n import BestOfN
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
 from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
+from langchain_adaptive.strategies.sequential import SequentialAdaptiveBestOfN
 
 STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "best_of_n": (BestOfN, {}),
@@ -39,6 +41,7 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "adaptive_consistency": (AdaptiveConsistency, {}),
     "early_stopping_consistency": (EarlyStoppingConsistency, {}),
     "esc": (EarlyStoppingConsistency, {}),
+    "sequential_ias": (SequentialAdaptiveBestOfN, {}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -77,6 +80,7 @@ __all__ = [
     "Plan",
     "RunState",
     "ScoreCandidates",
+    "SequentialAdaptiveBestOfN",
     "Strategy",
     "build_strategy",
     "leader_probability",
