@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from uuid import UUID
 
+from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
-from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.evaluation.cli import add_bench_commands, run_bench
 from langchain_adaptive.results import AdaptiveResult

@@ -43,6 +43,12 @@ from langchain_adaptive.callbacks.events import (
     EarlyStop,
     EstimateSummary,
 )
+from langchain_adaptive.callbacks.metadata import (
+    QUESTION_ID_KEY,
+    ROLE_KEY,
+    STRATEGY_KEY,
+    TAG_PREFIX,
+)
 from langchain_adaptive.errors import (
     AdaptiveError,
     ConfigurationError,
@@ -276,12 +282,13 @@ class _Episode:
             input, system_prompt=runnable.system_prompt, instruction=runnable.instruction
         )
         group = {
-            "adaptive_strategy": self.strategy.name,
-            "adaptive_question_id": question_id(input, self.question),
+            STRATEGY_KEY: self.strategy.name,
+            QUESTION_ID_KEY: question_id(input, self.question),
         }
-        tags = [f"adaptive:{self.strategy.name}"]
-        self.config = patch_config(config, callbacks=_grouped(child_callbacks(), group, tags))
-        prm_callbacks = _grouped(child_callbacks(), group, tags)
+        tags = [f"{TAG_PREFIX}{self.strategy.name}"]
+        policy_callbacks = _grouped(child_callbacks(), {**group, ROLE_KEY: "policy"}, tags)
+        self.config = patch_config(config, callbacks=policy_callbacks)
+        prm_callbacks = _grouped(child_callbacks(), {**group, ROLE_KEY: "prm"}, tags)
         prm_callbacks.add_handler(self.prm_usage, inherit=True)
         self.prm_config = patch_config(config, callbacks=prm_callbacks)
         self.events = EventEmitter(self.config, redact=runnable.redact_events)
@@ -588,4 +595,9 @@ def question_id(input: AdaptiveInput, question: Question) -> str:
     return hashlib.sha256(question.text.encode()).hexdigest()[:16]
 
 
-__all__ = ["EARLY_STOP_REASONS", "AdaptiveInput", "AdaptiveReasoningRunnable", "question_id"]
+__all__ = [
+    "EARLY_STOP_REASONS",
+    "AdaptiveInput",
+    "AdaptiveReasoningRunnable",
+    "question_id",
+]
