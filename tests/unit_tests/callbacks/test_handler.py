@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from typing import Any
 
@@ -25,6 +26,7 @@ from langchain_adaptive import (
     parse_event,
 )
 from langchain_adaptive.callbacks import is_adaptive_event
+from langchain_adaptive.cli import ProgressPrinter
 from tests.tracing import RunCollector, walk
 from tests.unit_tests.callbacks.conftest import RIGHT, Recorder, reasoner
 from tests.unit_tests.fakes import ScriptedChatModel
@@ -240,3 +242,14 @@ def test_a_handler_that_asks_to_raise_stops_the_run_keeping_its_samples() -> Non
         reasoner().invoke("easy", config={"callbacks": [Strict()]})
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert raised.value.partial is not None and len(raised.value.partial.candidates) == 2
+
+
+def test_the_cli_progress_printer_reads_the_typed_events() -> None:
+    stream = io.StringIO()
+    reasoner().invoke("easy", config={"callbacks": [ProgressPrinter(stream)]})
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "question success estimate p = 0.900",
+        "adaptive_best_of_n: drawing 2 sample(s)",
+        "stopped (adaptive_budget) after 2 sample(s)",
+    ]
