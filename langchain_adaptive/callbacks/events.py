@@ -21,7 +21,8 @@ from langchain_adaptive.results import SuccessEstimate
 class AdaptiveEvent(BaseModel):
     """Base class of adaptive events; ``event_name`` is the custom event's name."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+    """Validation errors (which LangChain logs) never quote a payload's text."""
 
     event_name: ClassVar[str]
     """The LangChain custom event name, e.g. ``"adaptive_budget_decided"``."""

@@ -83,6 +83,12 @@ def test_parse_event_rejects_foreign_names_and_bad_payloads() -> None:
         parse_event("adaptive_early_stop", {"reason": "consensus"})
 
 
+def test_validation_errors_do_not_quote_payload_text() -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_event("adaptive_candidate_generated", {"index": 0, "answer": "secret-42"})
+    assert "output_tokens" in str(raised.value) and "secret-42" not in str(raised.value)
+
+
 def test_unknown_keys_are_ignored_so_newer_emitters_do_not_break_handlers() -> None:
     data = {**EXAMPLES[5].payload(), "added_later": 1}
     assert parse_event("adaptive_early_stop", data) == EXAMPLES[5]
