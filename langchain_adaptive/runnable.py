@@ -291,7 +291,8 @@ class _Episode:
         prm_callbacks = _grouped(child_callbacks(), {**group, ROLE_KEY: "prm"}, tags)
         prm_callbacks.add_handler(self.prm_usage, inherit=True)
         self.prm_config = patch_config(config, callbacks=prm_callbacks)
-        self.events = EventEmitter(self.config, redact=runnable.redact_events)
+        events_config = patch_config(config, callbacks=_grouped(child_callbacks(), group, tags))
+        self.events = EventEmitter(events_config, redact=runnable.redact_events)
         self.kwargs = call_kwargs(
             runnable.temperature, runnable.max_tokens_per_sample, runnable.max_tokens_kwarg
         )
@@ -531,14 +532,27 @@ class _Episode:
     def finish(self, decision: Decision) -> AdaptiveResult:
         result = self._checked(decision)
         self._note_finish(result)
-        self.events.flush()
+        try:
+            self.events.flush()
+        except Exception as error:  # a handler with raise_error=True
+            raise self._with_result(error, result)  # noqa: B904 - attach() sets the cause
         return result
 
     async def afinish(self, decision: Decision) -> AdaptiveResult:
         result = self._checked(decision)
         self._note_finish(result)
-        await self.events.aflush()
+        try:
+            await self.events.aflush()
+        except Exception as error:  # a handler with raise_error=True
+            raise self._with_result(error, result)  # noqa: B904 - attach() sets the cause
         return result
+
+    def _with_result(self, error: Exception, result: AdaptiveResult) -> BaseException:
+        """A handler failed after the result was complete: keep the whole result."""
+        wrapped = self.attach(error)
+        if isinstance(wrapped, AdaptiveError):
+            wrapped.partial = result
+        return wrapped
 
     def _note_finish(self, result: AdaptiveResult) -> None:
         budget = result.budget

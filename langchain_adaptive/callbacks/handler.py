@@ -66,7 +66,9 @@ class AdaptiveCallbackHandler(BaseCallbackHandler):
     Every typed method receives the event model and the run's ``run_id``,
     ``parent_run_id``, ``tags`` and ``metadata`` (which carry
     ``adaptive_strategy`` and ``adaptive_question_id``). Override
-    :meth:`on_adaptive_event` to see every adaptive event in one place.
+    :meth:`on_adaptive_event` to see every adaptive event in one place. A
+    subclass that overrides ``on_chain_start``/``on_chain_end``/``on_chain_error``
+    calls ``super()`` so ``parent_run_id`` stays known.
 
     Example:
         .. code-block:: python

@@ -244,6 +244,28 @@ def test_a_handler_that_asks_to_raise_stops_the_run_keeping_its_samples() -> Non
     assert raised.value.partial is not None and len(raised.value.partial.candidates) == 2
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_strict_handler_failing_at_the_finish_keeps_the_whole_result(
+    use_async: bool,
+) -> None:
+    class StrictAtFinish(AdaptiveCallbackHandler):
+        raise_error = True
+
+        def on_adaptive_finished(self, event, *, run_id, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("finish bug")
+
+    config: Any = {"callbacks": [StrictAtFinish()]}
+    with pytest.raises(ModelError) as raised:
+        if use_async:
+            await reasoner().ainvoke("easy", config=config)
+        else:
+            reasoner().invoke("easy", config=config)
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    partial = raised.value.partial
+    assert partial is not None and partial.answer == "15" and partial.confidence is not None
+    assert partial.stop_reason == "adaptive_budget" and len(partial.candidates) == 2
+
+
 def test_the_cli_progress_printer_reads_the_typed_events() -> None:
     stream = io.StringIO()
     reasoner().invoke("easy", config={"callbacks": [ProgressPrinter(stream)]})
