@@ -28,7 +28,7 @@ from langchain_adaptive import (
 from langchain_adaptive.callbacks import is_adaptive_event
 from langchain_adaptive.cli import ProgressPrinter
 from tests.tracing import RunCollector, walk
-from tests.unit_tests.callbacks.conftest import RIGHT, Recorder, reasoner
+from tests.unit_tests.callbacks.recording import RIGHT, Recorder, reasoner
 from tests.unit_tests.fakes import ScriptedChatModel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from langchain_adaptive import AdaptiveProgressHandler
-from tests.unit_tests.callbacks.conftest import reasoner
+from tests.unit_tests.callbacks.recording import reasoner
 
 
 def test_the_bar_counts_questions_samples_and_tokens_of_a_batch() -> None:

@@ -12,7 +12,7 @@ import pytest
 from langchain_adaptive import AdaptiveFinished, JsonlTraceWriter
 from langchain_adaptive.callbacks import read_trace
 from tests.tracing import RunCollector
-from tests.unit_tests.callbacks.conftest import reasoner
+from tests.unit_tests.callbacks.recording import reasoner
 from tests.unit_tests.fakes import ScriptedChatModel
 
 

@@ -16,7 +16,7 @@ from langchain_adaptive import (
     ModelPrice,
     UsageSnapshot,
 )
-from tests.unit_tests.callbacks.conftest import RIGHT, WRONG, reasoner
+from tests.unit_tests.callbacks.recording import RIGHT, WRONG, reasoner
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedLLM
 from tests.unit_tests.prm.test_judge import ScriptedJudge
 
