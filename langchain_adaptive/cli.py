@@ -9,43 +9,37 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
-
 from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
+from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
+from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
 from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.evaluation.cli import add_bench_commands, run_bench
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
 
-class ProgressPrinter(BaseCallbackHandler):
+class ProgressPrinter(AdaptiveCallbackHandler):
     """Prints what the reasoner is doing to stderr, one line per phase."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
+        super().__init__()
         self.stream = stream
         self.started = time.perf_counter()
+        self._estimated: set[UUID] = set()
 
     def _say(self, text: str) -> None:
         elapsed = time.perf_counter() - self.started
         print(f"[{elapsed:6.1f}s] {text}", file=self.stream, flush=True)
 
-    def on_custom_event(
-        self,
-        name: str,
-        data: Any,
-        *,
-        run_id: UUID,
-        tags: Any = None,
-        metadata: Any = None,
-        **kw: Any,
-    ) -> None:
-        if name == "adaptive_estimate":
-            low = min(data["quantiles"].values())
-            self._say(f"question success estimate p = {low:.3f}")
-        elif name == "adaptive_draw":
-            self._say(f"{data['strategy']}: drawing {data['n']} sample(s)")
-        elif name == "adaptive_decision":
-            self._say(f"stopped ({data['stop_reason']}) after {data['samples_used']} sample(s)")
+    def on_budget_decided(self, event: BudgetDecided, *, run_id: UUID, **kwargs: Any) -> None:
+        if event.estimate is not None and run_id not in self._estimated:
+            self._estimated.add(run_id)
+            self._say(f"question success estimate p = {event.estimate.lower:.3f}")
+        self._say(f"{event.strategy}: drawing {event.n} sample(s)")
+
+    def on_adaptive_finished(self, event: AdaptiveFinished, *, run_id: UUID, **kwargs: Any) -> None:
+        self._estimated.discard(run_id)
+        self._say(f"stopped ({event.stop_reason}) after {event.samples_used} sample(s)")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,15 @@ question (``inputs``) -> success estimate (``prm``) -> budget (``strategies`` an
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
 )
-from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
@@ -40,6 +40,21 @@ from langchain_adaptive.answers import (
     split_steps,
 )
 from langchain_adaptive.budget import BudgetLimits, BudgetTracker, UsageCounter
+from langchain_adaptive.callbacks.emitter import EventEmitter
+from langchain_adaptive.callbacks.events import (
+    AdaptiveFinished,
+    BudgetDecided,
+    CandidateGenerated,
+    CandidateScored,
+    EarlyStop,
+    EstimateSummary,
+)
+from langchain_adaptive.callbacks.metadata import (
+    QUESTION_ID_KEY,
+    ROLE_KEY,
+    STRATEGY_KEY,
+    TAG_PREFIX,
+)
 from langchain_adaptive.errors import (
     AdaptiveError,
     ConfigurationError,
@@ -83,6 +98,13 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     ``stream``, ``astream``, ``astream_events``); model and PRM calls are child
     runs, and ``target_confidence``, ``max_samples`` and ``strategy`` can be made
     configurable with ``configurable_fields``.
+
+    Each decision is a LangChain custom event (``adaptive_budget_decided``,
+    ``adaptive_candidate_generated``, ``adaptive_candidate_scored``,
+    ``adaptive_early_stop``, ``adaptive_finished``; models in
+    :mod:`langchain_adaptive.callbacks.events`), and child runs carry the
+    metadata ``adaptive_strategy`` and ``adaptive_question_id`` and the tag
+    ``adaptive:<strategy>``, so traces group by question and strategy.
 
     Example:
         .. code-block:: python
@@ -129,6 +151,8 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     on_prm_error: Literal["raise", "vote"] = "raise"
     """``"raise"``: a failing PRM raises :class:`PRMError`. ``"vote"``: fall back to
     adaptive-consistency voting (and majority selection), with a warning in the result."""
+    redact_events: bool = False
+    """Leave answer text out of event payloads, so traces and event logs carry none."""
 
     # -- configuration ----------------------------------------------------------------
 
@@ -412,8 +436,18 @@ def _reject_kwargs(kwargs: dict[str, Any]) -> None:
         )
 
 
+EARLY_STOP_REASONS = frozenset({"consensus"})
+"""Stop reasons that mean a strategy stopped before its cap because it was confident."""
+
 _RESTART = object()
 """Sentinel: the PRM failed before any budget was set; the fallback plan starts afresh."""
+
+
+def _grouped(callbacks: Any, metadata: dict[str, Any], tags: list[str]) -> Any:
+    """A child callback manager whose runs carry the question and strategy."""
+    callbacks.add_metadata(metadata, inherit=True)
+    callbacks.add_tags(tags, inherit=True)
+    return callbacks
 
 
 class _Episode:
@@ -438,10 +472,18 @@ class _Episode:
         self.question = parse_input(
             input, system_prompt=runnable.system_prompt, instruction=runnable.instruction
         )
-        self.config = patch_config(config, callbacks=child_callbacks())
-        prm_callbacks = child_callbacks()
+        group = {
+            STRATEGY_KEY: self.strategy.name,
+            QUESTION_ID_KEY: question_id(input, self.question),
+        }
+        tags = [f"{TAG_PREFIX}{self.strategy.name}"]
+        policy_callbacks = _grouped(child_callbacks(), {**group, ROLE_KEY: "policy"}, tags)
+        self.config = patch_config(config, callbacks=policy_callbacks)
+        prm_callbacks = _grouped(child_callbacks(), {**group, ROLE_KEY: "prm"}, tags)
         prm_callbacks.add_handler(self.prm_usage, inherit=True)
         self.prm_config = patch_config(config, callbacks=prm_callbacks)
+        events_config = patch_config(config, callbacks=_grouped(child_callbacks(), group, tags))
+        self.events = EventEmitter(events_config, redact=runnable.redact_events)
         self.kwargs = call_kwargs(
             runnable.temperature, runnable.max_tokens_per_sample, runnable.max_tokens_kwarg
         )
@@ -456,17 +498,27 @@ class _Episode:
     # -- actions ----------------------------------------------------------------------
 
     def execute(self, action: Action) -> Any:
+        """Run one action; its events are dispatched even when it fails part-way."""
+        try:
+            return self._execute(action)
+        finally:
+            self.events.flush()
+
+    async def aexecute(self, action: Action) -> Any:
+        """Async twin of :meth:`execute`."""
+        try:
+            return await self._aexecute(action)
+        finally:
+            await self.events.aflush()
+
+    def _execute(self, action: Action) -> Any:
         prm = self.runnable.prm
         if isinstance(action, EstimateQuestion):
             estimate = self._prm().estimate_question(self.state.question, self.prm_config)
             self._note_estimate(estimate)
-            dispatch_custom_event(
-                "adaptive_estimate", _estimate_event(estimate), config=self.config
-            )
             return estimate
         if isinstance(action, Draw):
-            n = self.state.allowance(action.n)
-            dispatch_custom_event("adaptive_draw", self._draw_event(n), config=self.config)
+            n = self._decide(action)
             try:
                 samples = (
                     draw(
@@ -490,18 +542,14 @@ class _Episode:
             return None
         raise TypeError(f"unknown strategy action {action!r}")  # pragma: no cover
 
-    async def aexecute(self, action: Action) -> Any:
+    async def _aexecute(self, action: Action) -> Any:
         prm = self.runnable.prm
         if isinstance(action, EstimateQuestion):
             estimate = await self._prm().aestimate_question(self.state.question, self.prm_config)
             self._note_estimate(estimate)
-            await adispatch_custom_event(
-                "adaptive_estimate", _estimate_event(estimate), config=self.config
-            )
             return estimate
         if isinstance(action, Draw):
-            n = self.state.allowance(action.n)
-            await adispatch_custom_event("adaptive_draw", self._draw_event(n), config=self.config)
+            n = self._decide(action)
             try:
                 samples = (
                     await adraw(
@@ -540,8 +588,19 @@ class _Episode:
             return fallback.plan(self.state), _RESTART
         return plan, None
 
-    def _draw_event(self, n: int) -> dict[str, Any]:
-        return {"n": n, "drawn_before": len(self.state.candidates), "strategy": self.strategy.name}
+    def _decide(self, draw: Draw) -> int:
+        """Report the strategy's budget decision; the samples the limits allow of it."""
+        estimate = self.state.question_estimate
+        self.events.queue(
+            BudgetDecided(
+                strategy=self.strategy.name,
+                n=draw.n if draw.planned is None else draw.planned,
+                estimate=EstimateSummary.of(estimate) if estimate is not None else None,
+                target_confidence=self.state.target_confidence,
+                reason=draw.reason,
+            )
+        )
+        return self.state.allowance(draw.n)
 
     def _prm(self) -> ProcessRewardModel:
         if self.runnable.prm is None:
@@ -572,6 +631,15 @@ class _Episode:
             for offset, sample in enumerate(samples)
         ]
         self.state.candidates.extend(new)
+        for candidate in new:
+            self.events.queue(
+                CandidateGenerated(
+                    index=candidate.index,
+                    output_tokens=candidate.usage.output_tokens,
+                    finish_reason=candidate.finish_reason,
+                    answer=candidate.answer,
+                )
+            )
         return new
 
     def _pending_scores(self) -> list[Candidate]:
@@ -581,6 +649,7 @@ class _Episode:
                 continue
             if not candidate.steps:  # an empty sample cannot be judged; it never wins
                 candidate.step_estimates, candidate.score = [], 0.0
+                self._scored(candidate)
                 continue
             pending.append(candidate)
         return pending
@@ -590,6 +659,16 @@ class _Episode:
         for candidate, estimates in zip(pending, scores, strict=True):
             candidate.step_estimates = estimates
             candidate.score = aggregate(estimates, self.strategy.aggregation)
+            self._scored(candidate)
+
+    def _scored(self, candidate: Candidate) -> None:
+        self.events.queue(
+            CandidateScored(
+                index=candidate.index,
+                score=candidate.score,
+                step_estimates=[e.median for e in candidate.step_estimates or []],
+            )
+        )
 
     # -- result -------------------------------------------------------------------------
 
@@ -643,15 +722,51 @@ class _Episode:
 
     def finish(self, decision: Decision) -> AdaptiveResult:
         result = self._checked(decision)
-        dispatch_custom_event("adaptive_decision", _decision_event(result), config=self.config)
+        self._note_finish(result)
+        try:
+            self.events.flush()
+        except Exception as error:  # a handler with raise_error=True
+            raise self._with_result(error, result)  # noqa: B904 - attach() sets the cause
         return result
 
     async def afinish(self, decision: Decision) -> AdaptiveResult:
         result = self._checked(decision)
-        await adispatch_custom_event(
-            "adaptive_decision", _decision_event(result), config=self.config
-        )
+        self._note_finish(result)
+        try:
+            await self.events.aflush()
+        except Exception as error:  # a handler with raise_error=True
+            raise self._with_result(error, result)  # noqa: B904 - attach() sets the cause
         return result
+
+    def _with_result(self, error: Exception, result: AdaptiveResult) -> BaseException:
+        """A handler failed after the result was complete: keep the whole result."""
+        wrapped = self.attach(error)
+        if isinstance(wrapped, AdaptiveError):
+            wrapped.partial = result
+        return wrapped
+
+    def _note_finish(self, result: AdaptiveResult) -> None:
+        budget = result.budget
+        if result.stop_reason in EARLY_STOP_REASONS:
+            self.events.queue(
+                EarlyStop(
+                    reason=result.stop_reason,
+                    samples_used=budget.samples_used,
+                    confidence=result.confidence,
+                )
+            )
+        self.events.queue(
+            AdaptiveFinished(
+                strategy=result.strategy,
+                stop_reason=result.stop_reason,
+                decided_samples=budget.decided_samples,
+                samples_used=budget.samples_used,
+                generated_tokens=budget.generated_tokens,
+                max_samples=budget.max_samples,
+                confidence=result.confidence,
+                low_confidence=result.low_confidence,
+            )
+        )
 
     def _checked(self, decision: Decision) -> AdaptiveResult:
         result = self.result(decision)
@@ -674,20 +789,20 @@ class _Episode:
         return wrapped
 
 
-def _estimate_event(estimate: SuccessEstimate) -> dict[str, Any]:
-    return {"quantiles": estimate.quantiles, "raw_score": estimate.raw_score}
+def question_id(input: AdaptiveInput, question: Question) -> str:
+    """The id traces group a question's runs by: a dict input's ``id``, else a text hash.
+
+    The hash (16 hex digits of SHA-256 over the question text) is stable across
+    runs and processes, so repeated runs of one question group together.
+    """
+    if isinstance(input, Mapping) and input.get("id") is not None:
+        return str(input["id"])
+    return hashlib.sha256(question.text.encode()).hexdigest()[:16]
 
 
-def _decision_event(result: AdaptiveResult) -> dict[str, Any]:
-    return {
-        "strategy": result.strategy,
-        "stop_reason": result.stop_reason,
-        "decided_samples": result.budget.decided_samples,
-        "samples_used": result.budget.samples_used,
-        "generated_tokens": result.budget.generated_tokens,
-        "confidence": result.confidence,
-        "low_confidence": result.low_confidence,
-    }
-
-
-__all__ = ["AdaptiveInput", "AdaptiveReasoningRunnable"]
+__all__ = [
+    "EARLY_STOP_REASONS",
+    "AdaptiveInput",
+    "AdaptiveReasoningRunnable",
+    "question_id",
+]

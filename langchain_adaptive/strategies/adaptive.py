@@ -47,12 +47,13 @@ class AdaptiveBestOfN(Strategy):
         needed = ias_sample_count(p, state.target_confidence)
         low_confidence = needed > state.max_samples
         if not low_confidence:
-            decided, reason = needed, "adaptive_budget"
+            decided, reason, why = needed, "adaptive_budget", "ias"
         elif self.unreachable == "floor":
-            decided, reason = min(self.floor_samples, state.max_samples), "low_confidence_floor"
+            decided = min(self.floor_samples, state.max_samples)
+            reason, why = "low_confidence_floor", "floor"
         else:
-            decided, reason = state.max_samples, "max_samples"
-        drawn = yield from self._draw_and_score(state, decided)
+            decided, reason, why = state.max_samples, "max_samples", "capped"
+        drawn = yield from self._draw_and_score(state, decided, why)
         if drawn < decided:
             reason = "token_budget"
         return Decision(

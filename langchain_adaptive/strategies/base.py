@@ -30,9 +30,19 @@ class EstimateQuestion:
 
 @dataclass(frozen=True)
 class Draw:
-    """Draw ``n`` more samples; the driver sends back the new :class:`Candidate` s."""
+    """Draw ``n`` more samples; the driver sends back the new :class:`Candidate` s.
+
+    ``reason`` and ``planned`` say why and how many the strategy decided on
+    (``n`` is what the limits allow of it); drivers report them as the
+    ``adaptive_budget_decided`` event. They take no part in equality, so plans
+    compare by what they draw.
+    """
 
     n: int
+    reason: str = field(default="draw", compare=False)
+    """Why the strategy drew: ``"ias"``, ``"fixed"``, ``"capped"``, ``"sequential_round"``..."""
+    planned: int | None = field(default=None, compare=False)
+    """Samples the strategy decided on before the limits; ``None``: the same as ``n``."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +112,16 @@ class Strategy(BaseModel, ABC):
     def plan(self, state: RunState) -> Plan:
         """Yield actions until done; return the :class:`Decision`."""
 
-    def _draw_and_score(self, state: RunState, n: int) -> Generator[Action, Any, int]:
-        """Draw up to ``n`` samples within the limits and score them if selection needs it."""
+    def _draw_and_score(
+        self, state: RunState, n: int, reason: str = "draw"
+    ) -> Generator[Action, Any, int]:
+        """Draw up to ``n`` samples within the limits and score them if selection needs it.
+
+        ``reason`` tags the budget decision behind ``n`` (see :class:`Draw`).
+        """
         allowed = state.allowance(n)
         if allowed > 0:
-            yield Draw(allowed)
+            yield Draw(allowed, reason=reason, planned=n)
         if self.needs_scores and state.has_prm and state.candidates:
             yield ScoreCandidates()
         return allowed

@@ -28,7 +28,8 @@ class BestOfN(Strategy):
 
     def plan(self, state: RunState) -> Plan:
         wanted = min(self.n or state.max_samples, state.max_samples)
-        drawn = yield from self._draw_and_score(state, wanted)
+        why = "capped" if self.n is not None and self.n > state.max_samples else "fixed"
+        drawn = yield from self._draw_and_score(state, wanted, why)
         reason = "fixed_budget" if drawn == wanted else "token_budget"
         return Decision(stop_reason=reason, decided_samples=wanted)
 

@@ -65,7 +65,7 @@ class AdaptiveConsistency(Strategy):
                     "max_samples" if len(state.candidates) >= state.max_samples else "token_budget"
                 )
                 break
-            yield Draw(allowed)
+            yield Draw(allowed, reason="sequential_round")
             leader, runner_up = self._top_counts(state)
             if leader and leader_probability(leader, runner_up) >= self.threshold:
                 reason = "consensus"

@@ -47,7 +47,7 @@ class EarlyStoppingConsistency(Strategy):
                 if len(state.candidates) < state.max_samples:
                     reason = "token_budget"
                 break
-            new = yield Draw(allowed)
+            new = yield Draw(allowed, reason="sequential_round")
             if allowed == self.window and _unanimous([c.answer for c in new], state):
                 reason = "consensus"
                 break

@@ -78,7 +78,7 @@ async def test_ainvoke_and_astream_events_show_child_runs(
     assert ("on_chain_start", "AdaptiveReasoningRunnable") in seen
     assert ("on_prm_start", "LLMJudgePRM") in seen
     assert ("on_chat_model_end", "ChatLlamaCpp") in seen
-    assert ("on_custom_event", "adaptive_estimate") in seen
+    assert ("on_custom_event", "adaptive_budget_decided") in seen
     root = next(e["run_id"] for e in events if e["event"] == "on_chain_start")
     model_starts = [e for e in events if e["event"] == "on_chat_model_start"]
     assert all(root in e["parent_ids"] for e in model_starts)

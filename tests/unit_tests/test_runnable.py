@@ -320,8 +320,8 @@ async def test_async_verbs_and_events() -> None:
     assert [r.budget.samples_used for r in results] == [2, 44]
     events = [e async for e in runnable.astream_events("easy", version="v2")]
     names = {(e["event"], e["name"]) for e in events}
-    assert ("on_custom_event", "adaptive_estimate") in names
-    assert ("on_custom_event", "adaptive_decision") in names
+    assert ("on_custom_event", "adaptive_budget_decided") in names
+    assert ("on_custom_event", "adaptive_finished") in names
     assert ("on_chat_model_start", "ScriptedChatModel") in names
     assert ("on_prm_start", "ScriptedPRM") in names
     chunks = [c async for c in runnable.astream("easy")]

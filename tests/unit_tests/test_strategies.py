@@ -18,6 +18,7 @@ from langchain_adaptive.strategies import (
     EstimateQuestion,
     RunState,
     ScoreCandidates,
+    Strategy,
     build_strategy,
     leader_probability,
 )
@@ -145,3 +146,31 @@ def test_registry() -> None:
     assert isinstance(caught.value, KeyError) and "adaptive_best_of_n" in str(caught.value)
     with pytest.raises(ConfigurationError, match="invalid settings"):
         build_strategy("best_of_n", n=0)
+
+
+def _draw_tags(actions: list[object]) -> list[tuple[int, int | None, str]]:
+    return [(a.n, a.planned, a.reason) for a in actions if isinstance(a, Draw)]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "p", "max_samples", "expected"),
+    [
+        (AdaptiveBestOfN(), 0.5, 32, [(7, 7, "ias")]),
+        (AdaptiveBestOfN(), 0.1, 8, [(8, 8, "capped")]),
+        (AdaptiveBestOfN(unreachable="floor", floor_samples=3), 0.1, 8, [(3, 3, "floor")]),
+        (BestOfN(n=4), 0.5, 32, [(4, 4, "fixed")]),
+        (BestOfN(n=40), 0.5, 6, [(6, 6, "capped")]),
+        (EarlyStoppingConsistency(window=2), 0.5, 5, [(2, None, "sequential_round")] * 2),
+        (AdaptiveConsistency(round_size=2), 0.5, 4, [(2, None, "sequential_round")] * 2),
+    ],
+)
+def test_draws_say_how_many_were_planned_and_why(
+    strategy: Strategy, p: float, max_samples: int, expected: list[tuple[int, int | None, str]]
+) -> None:
+    _, actions, _ = drive(strategy, ["1", "2"], p=p, max_samples=max_samples)
+    assert _draw_tags(actions)[: len(expected)] == expected
+
+
+def test_draw_tags_take_no_part_in_equality() -> None:
+    assert Draw(3, reason="ias", planned=5) == Draw(3)
+    assert Draw(3, reason="ias") != Draw(4, reason="ias")

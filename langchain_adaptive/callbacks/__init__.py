@@ -1,0 +1,126 @@
+"""Callbacks for adaptive runs: typed events, handlers, and built-in trackers.
+
+An adaptive run reports each decision as a LangChain custom event
+(``adaptive_budget_decided``, ``adaptive_candidate_generated``,
+``adaptive_candidate_scored``, ``adaptive_step_scored``,
+``adaptive_beams_pruned``, ``adaptive_early_stop``, ``adaptive_finished``), so
+they show in ``astream_events`` and every tracer. :mod:`.events` holds one
+pydantic model per event; :class:`AdaptiveCallbackHandler` hands them to typed
+methods; :class:`AdaptiveUsageTracker`, :class:`AdaptiveProgressHandler` and
+:class:`JsonlTraceWriter` are ready-made handlers.
+
+Names are imported lazily, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_adaptive.callbacks.emitter import EventEmitter
+    from langchain_adaptive.callbacks.events import (
+        EVENT_MODELS,
+        AdaptiveEvent,
+        AdaptiveFinished,
+        BeamsPruned,
+        BudgetDecided,
+        CandidateGenerated,
+        CandidateScored,
+        EarlyStop,
+        EstimateSummary,
+        StepScored,
+        is_adaptive_event,
+        parse_event,
+    )
+    from langchain_adaptive.callbacks.handler import (
+        AdaptiveCallbackHandler,
+        AsyncAdaptiveCallbackHandler,
+    )
+    from langchain_adaptive.callbacks.metadata import (
+        QUESTION_ID_KEY,
+        ROLE_KEY,
+        STRATEGY_KEY,
+        TAG_PREFIX,
+    )
+    from langchain_adaptive.callbacks.progress import AdaptiveProgressHandler
+    from langchain_adaptive.callbacks.trace import JsonlTraceWriter, TraceRecord, read_trace
+    from langchain_adaptive.callbacks.usage import (
+        AdaptiveUsageTracker,
+        ModelPrice,
+        ModelUsage,
+        UsageSnapshot,
+    )
+
+_MODULE_OF: dict[str, str] = {
+    "EVENT_MODELS": "events",
+    "QUESTION_ID_KEY": "metadata",
+    "ROLE_KEY": "metadata",
+    "STRATEGY_KEY": "metadata",
+    "TAG_PREFIX": "metadata",
+    "AdaptiveCallbackHandler": "handler",
+    "AdaptiveEvent": "events",
+    "AdaptiveFinished": "events",
+    "AdaptiveProgressHandler": "progress",
+    "AdaptiveUsageTracker": "usage",
+    "AsyncAdaptiveCallbackHandler": "handler",
+    "BeamsPruned": "events",
+    "BudgetDecided": "events",
+    "CandidateGenerated": "events",
+    "CandidateScored": "events",
+    "EarlyStop": "events",
+    "EstimateSummary": "events",
+    "EventEmitter": "emitter",
+    "JsonlTraceWriter": "trace",
+    "ModelPrice": "usage",
+    "ModelUsage": "usage",
+    "StepScored": "events",
+    "TraceRecord": "trace",
+    "UsageSnapshot": "usage",
+    "is_adaptive_event": "events",
+    "parse_event": "events",
+    "read_trace": "trace",
+}
+
+__all__ = (
+    "EVENT_MODELS",
+    "QUESTION_ID_KEY",
+    "ROLE_KEY",
+    "STRATEGY_KEY",
+    "TAG_PREFIX",
+    "AdaptiveCallbackHandler",
+    "AdaptiveEvent",
+    "AdaptiveFinished",
+    "AdaptiveProgressHandler",
+    "AdaptiveUsageTracker",
+    "AsyncAdaptiveCallbackHandler",
+    "BeamsPruned",
+    "BudgetDecided",
+    "CandidateGenerated",
+    "CandidateScored",
+    "EarlyStop",
+    "EstimateSummary",
+    "EventEmitter",
+    "JsonlTraceWriter",
+    "ModelPrice",
+    "ModelUsage",
+    "StepScored",
+    "TraceRecord",
+    "UsageSnapshot",
+    "is_adaptive_event",
+    "parse_event",
+    "read_trace",
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"langchain_adaptive.callbacks.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
