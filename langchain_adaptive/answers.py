@@ -112,6 +112,21 @@ def extract_answer(text: str) -> str | None:
     return None
 
 
+def states_final_answer(text: str) -> bool:
+    """Whether ``text`` states a final answer (``\\boxed{}`` or "The answer is X").
+
+    Unlike :func:`extract_answer` it ignores bare numbers, so a step-level
+    search can tell the step that ends a solution from an intermediate result.
+    """
+    if _boxed_contents(text):
+        return True
+    for match in _ANSWER_IS.finditer(text):
+        cleaned = _clean(match.group("ans"))
+        if cleaned is not None and cleaned not in _PLACEHOLDERS:
+            return True
+    return False
+
+
 def _normalize_number_text(answer: str | None) -> str | None:
     if answer is None:
         return None
@@ -211,4 +226,5 @@ __all__ = [
     "extract_answer",
     "group_answers",
     "split_steps",
+    "states_final_answer",
 ]

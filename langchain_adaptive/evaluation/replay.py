@@ -315,6 +315,12 @@ def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -
     """Refuse up front what no question could serve, naming it, rather than 0 on every one."""
     problems = []
     for policy in policies:
+        if policy.strategy.stepwise:
+            problems.append(
+                f"policy {policy.name!r} uses step-level search ({policy.strategy.name!r}); "
+                "pools hold whole samples only, so run it live (`langchain-adaptive bench live`)"
+            )
+            continue
         short = [p.pool.id for p in pools if len(p.correct) < policy.max_samples]
         if short:
             problems.append(
