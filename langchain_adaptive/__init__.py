@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel
     from langchain_adaptive.results import (
         AdaptiveResult,
+        Beam,
         BudgetReport,
         Candidate,
         SuccessEstimate,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.strategies import (
         AdaptiveBestOfN,
         AdaptiveConsistency,
+        BeamSearch,
         BestOfN,
         EarlyStoppingConsistency,
         Strategy,
@@ -61,6 +63,8 @@ _MODULE_OF: dict[str, str] = {
     "AdaptiveInputError": "errors",
     "AdaptiveReasoningRunnable": "runnable",
     "AdaptiveResult": "results",
+    "Beam": "results",
+    "BeamSearch": "strategies",
     "BestOfN": "strategies",
     "BudgetLimits": "budget",
     "BudgetReport": "results",
@@ -100,6 +104,8 @@ __all__ = (
     "AdaptiveInputError",
     "AdaptiveReasoningRunnable",
     "AdaptiveResult",
+    "Beam",
+    "BeamSearch",
     "BestOfN",
     "BudgetLimits",
     "BudgetReport",

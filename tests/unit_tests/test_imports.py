@@ -14,6 +14,8 @@ EXPECTED_ALL = [
     "AdaptiveInputError",
     "AdaptiveReasoningRunnable",
     "AdaptiveResult",
+    "Beam",
+    "BeamSearch",
     "BestOfN",
     "BudgetLimits",
     "BudgetReport",
