@@ -17,7 +17,9 @@ from pydantic import Field
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
 from langchain_adaptive.answers import split_steps
+from langchain_adaptive.datasets import arithmetic_suite
 from langchain_adaptive.errors import ModelError, PRMError
+from langchain_adaptive.evaluation.live import live_policy, run_live
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.results import AdaptiveResult, Beam, SuccessEstimate
 from langchain_adaptive.sampling import draw_steps, step_prefix
@@ -372,3 +374,26 @@ def test_completion_llms_continue_the_raw_prompt() -> None:
     assert llm.prompts[0].endswith(f"{question.prompt_text()}\n\n3 + 4 = 7\n\n")
     assert llm.stops == [["\n\n"]]
     assert all(s.usage.estimated and s.usage.output_tokens > 0 for s in samples)
+
+
+def test_bench_live_runs_beam_search_policies() -> None:
+    problems = arithmetic_suite(1, seed=0, levels=("steps3",))
+    reference = (problems[0].solution or "").split("\n\n")  # a policy that always solves it
+    prms = {"fake": ScriptedPRM(step_score=lambda step: 0.6)}
+    policies = [
+        live_policy(spec, prms=prms, max_samples=4, target_confidence=0.9)
+        for spec in ("beam_search:fake", "ias_of_m:fake")
+    ]
+    assert isinstance(policies[1].policy.strategy, BeamSearch)
+    assert policies[1].policy.strategy.adaptive_m
+    report = run_live(
+        StepChatModel(next_step=lambda steps, i: reference[len(steps)]),
+        problems,
+        policies,
+        source="fake",
+        replicates=2,
+        progress=False,
+    )
+    assert not [note for note in report.notes if "failed" in note]
+    assert [p.family for p in report.policies] == ["beam_search[fake]", "ias_of_m[fake]"]
+    assert all(p.accuracy == 1.0 and 0 < p.mean_samples <= 4 for p in report.policies)
