@@ -328,7 +328,7 @@ class _Episode:
                     samples = draw_steps(
                         self.runnable.model,
                         self.question,
-                        parent.steps if parent else [],
+                        parent.steps if parent is not None else [],
                         n,
                         stop=action.stop,
                         kwargs=self.kwargs,
@@ -402,7 +402,7 @@ class _Episode:
                     samples = await adraw_steps(
                         self.runnable.model,
                         self.question,
-                        parent.steps if parent else [],
+                        parent.steps if parent is not None else [],
                         n,
                         stop=action.stop,
                         kwargs=self.kwargs,
@@ -489,14 +489,14 @@ class _Episode:
         (the model had nothing more to say: end of text).
         """
         self.state.tracker.record_steps([s.usage for s in samples])
-        base = parent.steps if parent else []
+        base = parent.steps if parent is not None else []
         children = []
         for sample in samples:
             step = sample.text.strip()
             steps = [*base, step] if step else list(base)
             beam = Beam(
                 id=len(self.state.beams),
-                parent_id=parent.id if parent else None,
+                parent_id=parent.id if parent is not None else None,
                 steps=steps,
                 finished=not step or states_final_answer(step),
                 usage=sample.usage,

@@ -58,18 +58,21 @@ class ExtendBeams:
 
 @dataclass(frozen=True)
 class ScoreBeams:
-    """Score every step prefix of ``beams`` with the PRM; the driver sets their
-    ``step_estimates`` and sends back ``None``."""
+    """Score every step prefix of ``beams``; the driver sets their estimates, sends back ``None``.
+
+    The driver reports each score as an ``adaptive_step_scored`` event.
+    """
 
     beams: tuple[Beam, ...]
-    step_index: int
-    """The search step the scores belong to (reported with each score)."""
 
 
 @dataclass(frozen=True)
 class PruneBeams:
-    """Report a selection round: ``kept`` beams go on with ``m`` samples each, ``dropped``
-    are marked pruned. The driver sends back ``None``."""
+    """Record a selection round; the driver marks ``dropped`` pruned and sends back ``None``.
+
+    ``kept`` beams go on with ``m`` next steps each. The driver reports the
+    round as an ``adaptive_beams_pruned`` event.
+    """
 
     step_index: int
     kept: tuple[Beam, ...]
@@ -80,8 +83,10 @@ class PruneBeams:
 
 @dataclass(frozen=True)
 class CollectBeams:
-    """Make ``beams`` the run's candidates (complete paths, counted as samples);
-    the driver sends back the new :class:`Candidate` s."""
+    """Make ``beams`` the run's candidates; the driver sends back the new :class:`Candidate` s.
+
+    Each beam is one complete path and counts as one sample.
+    """
 
     beams: tuple[Beam, ...]
 

@@ -214,7 +214,7 @@ class BeamSearch(Strategy):
                 active = []
                 break
             if (step + 1) % self.freq == 0:
-                yield ScoreBeams(tuple(active), step)
+                yield ScoreBeams(tuple(active))
                 ranked = sorted(active, key=lambda b: (-_estimate(b).median, b.id))
                 chosen = self.widths(ranked, width, state.target_confidence)
                 kept = chosen.kept
@@ -233,7 +233,7 @@ class BeamSearch(Strategy):
             b for b in candidates if b.steps and len(b.step_estimates or []) != len(b.steps)
         ]
         if unscored:
-            yield ScoreBeams(tuple(unscored), step)
+            yield ScoreBeams(tuple(unscored))
         yield CollectBeams(tuple(candidates))
         return Decision(stop_reason=reason, decided_samples=n, low_confidence=low_confidence)
 
