@@ -397,3 +397,21 @@ def test_bench_live_runs_beam_search_policies() -> None:
     assert not [note for note in report.notes if "failed" in note]
     assert [p.family for p in report.policies] == ["beam_search[fake]", "ias_of_m[fake]"]
     assert all(p.accuracy == 1.0 and 0 < p.mean_samples <= 4 for p in report.policies)
+
+
+def test_an_empty_step_ends_the_beam_where_it_stands() -> None:
+    def steps(done: list[str], i: int) -> str:
+        return "" if done else "(3 + 4) * 2 makes 14"  # then the model has nothing to add
+
+    result = reasoner(model=StepChatModel(next_step=steps), n_paths=2).invoke(QUESTION)
+    children = [b for b in result.beams or [] if b.parent_id is not None]
+    assert children and all(b.finished and len(b.steps) == 1 for b in children)
+    assert result.stop_reason == "beams_finished" and result.answer == "14"
+
+
+def test_completion_llms_run_beam_search_end_to_end() -> None:
+    llm = RecordingLLM(responses=["3 + 4 = 7", "7 * 2 = 14", "The answer is 14."])
+    result = reasoner(model=llm, n_paths=1, beams_kept=1, samples_per_beam=1).invoke(QUESTION)
+    assert result.answer == "14" and result.budget.tokens_estimated
+    assert [len(b.steps) for b in result.beams or []] == [1, 2, 3]
+    assert llm.prompts[-1].endswith("3 + 4 = 7\n\n7 * 2 = 14\n\n")
