@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel
     from langchain_adaptive.results import (
         AdaptiveResult,
+        Beam,
         BudgetReport,
         Candidate,
         SuccessEstimate,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.strategies import (
         AdaptiveBestOfN,
         AdaptiveConsistency,
+        BeamSearch,
         BestOfN,
         EarlyStoppingConsistency,
         SequentialAdaptiveBestOfN,
@@ -88,6 +90,8 @@ _MODULE_OF: dict[str, str] = {
     "AdaptiveResult": "results",
     "AdaptiveUsageTracker": "callbacks",
     "AsyncAdaptiveCallbackHandler": "callbacks",
+    "Beam": "results",
+    "BeamSearch": "strategies",
     "BeamsPruned": "callbacks",
     "BestOfN": "strategies",
     "BudgetDecided": "callbacks",
@@ -148,6 +152,8 @@ __all__ = (
     "AdaptiveResult",
     "AdaptiveUsageTracker",
     "AsyncAdaptiveCallbackHandler",
+    "Beam",
+    "BeamSearch",
     "BeamsPruned",
     "BestOfN",
     "BudgetDecided",

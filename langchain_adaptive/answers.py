@@ -112,6 +112,29 @@ def extract_answer(text: str) -> str | None:
     return None
 
 
+_SHORT_LABEL_CHARS = 4
+"""Longest answer without a digit that counts as stated (a choice letter, "yes", "(B)")."""
+
+
+def states_final_answer(text: str) -> bool:
+    """Whether ``text`` states a final answer (``\\boxed{}`` or "The answer is X").
+
+    Unlike :func:`extract_answer` it ignores bare numbers, so a step-level
+    search can tell the step that ends a solution from an intermediate result.
+    A stated answer must hold a digit or be a short label ("B", "yes"): prose
+    such as "until the answer is reached" does not end a solution.
+    """
+    if _boxed_contents(text):
+        return True
+    for match in _ANSWER_IS.finditer(text):
+        cleaned = _clean(match.group("ans"))
+        if cleaned is None or cleaned in _PLACEHOLDERS:
+            continue
+        if any(ch.isdigit() for ch in cleaned) or len(cleaned) <= _SHORT_LABEL_CHARS:
+            return True
+    return False
+
+
 def _normalize_number_text(answer: str | None) -> str | None:
     if answer is None:
         return None
@@ -211,4 +234,5 @@ __all__ = [
     "extract_answer",
     "group_answers",
     "split_steps",
+    "states_final_answer",
 ]

@@ -94,6 +94,30 @@ class BudgetTracker:
             room = min(room, left // self.limits.max_tokens_per_sample)
         return max(0, min(wanted, room))
 
+    def step_allowance(self, wanted: int) -> int:
+        """How many of ``wanted`` further steps the token cap allows right now.
+
+        A step-level search generates steps, not whole samples: each step is
+        capped at ``max_tokens_per_sample`` and reserves that much of the total,
+        so the token cap holds for steps exactly as it does for samples. Paths
+        are bounded separately (see :meth:`record_paths`).
+        """
+        if self.limits.max_total_tokens is None:
+            return max(0, wanted)
+        left = self.limits.max_total_tokens - self.usage.output_tokens
+        return max(0, min(wanted, left // self.limits.max_tokens_per_sample))
+
+    def record_steps(self, usages: list[TokenUsage]) -> None:
+        """Count what generated steps cost; they are parts of paths, not samples."""
+        with self._lock:
+            for usage in usages:
+                self.usage = self.usage + usage
+
+    def record_paths(self, n: int) -> None:
+        """Count ``n`` complete paths of a step-level search as samples."""
+        with self._lock:
+            self.samples += n
+
     def token_limited(self) -> bool:
         """True when the token cap, not the sample cap, is what stops the next sample."""
         return self.allowance(1) == 0 and self.samples < self.limits.max_samples

@@ -4,7 +4,9 @@ Calibration and evaluation need questions whose answers can be checked and
 whose difficulty varies, so a PRM's scores can be compared with how often the
 policy actually succeeds. :func:`arithmetic_suite` generates such a suite from a
 seed (one- to three-digit addition, subtraction and multiplication, then
-two-step expressions); :func:`load_dataset` reads a user's own JSON Lines or
+two-step expressions, and, on request, two- and three-step expressions on
+one-digit numbers with reference solutions written step by step, for
+step-level search); :func:`load_dataset` reads a user's own JSON Lines or
 JSON dataset with a field mapping, and :func:`load_gsm8k` and :func:`load_math`
 read two public benchmarks with their gold answers (``#### 42`` and
 ``\\boxed{42}``). Calibrators are evaluated on held-out questions, so
@@ -46,11 +48,14 @@ class Problem(BaseModel):
     """The correct final answer; calibration refuses problems without one."""
     level: str | None = None
     """Difficulty level or subset name, for stratified splits and per-level reports."""
+    solution: str | None = None
+    """A reference solution, one step per paragraph, ending "The answer is X." (when known)."""
 
 
 # -- the arithmetic suite --------------------------------------------------------------
 
 _Builder = Callable[[random.Random], tuple[str, int]]
+_SolvedBuilder = Callable[[random.Random], tuple[str, int, str | None]]
 
 
 def _digits(rng: random.Random, digits: int) -> int:
@@ -84,6 +89,88 @@ def _two_step(rng: random.Random) -> tuple[str, int]:
     return f"What is {a} * {c} - {b}?", a * c - b
 
 
+def _solution(*lines: str, value: int) -> str:
+    """A reference solution: one step a paragraph, then the answer sentence."""
+    return "\n\n".join([*lines, f"The answer is {value}."])
+
+
+def _steps2(rng: random.Random) -> tuple[str, int, str | None]:
+    """Two operations on one-digit numbers, e.g. ``(3 + 4) * 2``, solved one operation a step."""
+    a, b, c = rng.randint(1, 9), rng.randint(1, 9), rng.randint(2, 9)
+    form = rng.randrange(4)
+    if form == 0:
+        s = a + b
+        v = s * c
+        return (
+            f"What is ({a} + {b}) * {c}?",
+            v,
+            _solution(f"{a} + {b} = {s}", f"{s} * {c} = {v}", value=v),
+        )
+    if form == 1:
+        s = a + b
+        c = min(c, s)
+        v = s - c
+        return (
+            f"What is ({a} + {b}) - {c}?",
+            v,
+            _solution(f"{a} + {b} = {s}", f"{s} - {c} = {v}", value=v),
+        )
+    p = a * b
+    if form == 2:
+        v = p + c
+        return (
+            f"What is {a} * {b} + {c}?",
+            v,
+            _solution(f"{a} * {b} = {p}", f"{p} + {c} = {v}", value=v),
+        )
+    c = min(c, p)
+    v = p - c
+    return (
+        f"What is {a} * {b} - {c}?",
+        v,
+        _solution(f"{a} * {b} = {p}", f"{p} - {c} = {v}", value=v),
+    )
+
+
+def _steps3(rng: random.Random) -> tuple[str, int, str | None]:
+    """Three operations on one-digit numbers, e.g. ``(3 + 4) * 2 - 5``, one operation a step."""
+    a, b, c, d = (rng.randint(1, 9) for _ in range(4))
+    form = rng.randrange(4)
+    if form == 0:
+        s, c = a + b, max(c, 2)
+        p = s * c
+        d = min(d, p)
+        v = p - d
+        lines = (f"{a} + {b} = {s}", f"{s} * {c} = {p}", f"{p} - {d} = {v}")
+        return f"What is ({a} + {b}) * {c} - {d}?", v, _solution(*lines, value=v)
+    if form == 1:
+        s, c = a + b, max(c, 2)
+        p = s * c
+        v = p + d
+        lines = (f"{a} + {b} = {s}", f"{s} * {c} = {p}", f"{p} + {d} = {v}")
+        return f"What is ({a} + {b}) * {c} + {d}?", v, _solution(*lines, value=v)
+    if form == 2:
+        p, q = a * b, c * d
+        v = p + q
+        lines = (f"{a} * {b} = {p}", f"{c} * {d} = {q}", f"{p} + {q} = {v}")
+        return f"What is {a} * {b} + {c} * {d}?", v, _solution(*lines, value=v)
+    c, d = max(c, d), min(c, d)
+    s, t = a + b, c - d
+    v = s * t
+    lines = (f"{a} + {b} = {s}", f"{c} - {d} = {t}", f"{s} * {t} = {v}")
+    return f"What is ({a} + {b}) * ({c} - {d})?", v, _solution(*lines, value=v)
+
+
+def _unsolved(build: _Builder) -> _SolvedBuilder:
+    """A builder without a reference solution (its random draws stay exactly the same)."""
+
+    def solved(rng: random.Random) -> tuple[str, int, str | None]:
+        question, value = build(rng)
+        return question, value, None
+
+    return solved
+
+
 ARITHMETIC_LEVELS: tuple[str, ...] = (
     "add1",
     "sub1",
@@ -103,11 +190,23 @@ the result non-negative), and ``two_step``: ``(a + b) * c``, ``(a - b) * c``,
 ``a * c + b`` or ``a * c - b`` with two-digit ``a``, ``b`` and one-digit ``c``.
 """
 
-_BUILDERS: dict[str, _Builder] = {
-    **{f"add{d}": _binary("+", d) for d in (1, 2, 3)},
-    **{f"sub{d}": _binary("-", d) for d in (1, 2, 3)},
-    **{f"mul{d}": _binary("*", d) for d in (1, 2, 3)},
-    "two_step": _two_step,
+MULTI_STEP_LEVELS: tuple[str, ...] = ("steps2", "steps3")
+"""Levels for step-level search, not in the default suite (so its questions stay the same).
+
+``steps2``: ``(a + b) * c``, ``(a + b) - c``, ``a * b + c`` or ``a * b - c``;
+``steps3``: ``(a + b) * c - d``, ``(a + b) * c + d``, ``a * b + c * d`` or
+``(a + b) * (c - d)``; every number one digit and every result non-negative.
+Each problem carries a reference ``solution`` with one operation a step, the
+form the bundled model's steps take.
+"""
+
+_BUILDERS: dict[str, _SolvedBuilder] = {
+    **{f"add{d}": _unsolved(_binary("+", d)) for d in (1, 2, 3)},
+    **{f"sub{d}": _unsolved(_binary("-", d)) for d in (1, 2, 3)},
+    **{f"mul{d}": _unsolved(_binary("*", d)) for d in (1, 2, 3)},
+    "two_step": _unsolved(_two_step),
+    "steps2": _steps2,
+    "steps3": _steps3,
 }
 
 _MAX_DRAWS_PER_QUESTION = 200
@@ -129,7 +228,8 @@ def arithmetic_suite(
     Args:
         n_per_level: Questions per level.
         seed: The seed; the same seed gives the same suite on every platform.
-        levels: Level names from :data:`ARITHMETIC_LEVELS`, in the order wanted.
+        levels: Level names from :data:`ARITHMETIC_LEVELS` or
+            :data:`MULTI_STEP_LEVELS`, in the order wanted.
 
     Returns:
         Problems ordered by level then index, with ids ``f"{level}-{i}"``, integer
@@ -149,7 +249,8 @@ def arithmetic_suite(
     unknown = [level for level in levels if level not in _BUILDERS]
     if unknown:
         raise ConfigurationError(
-            f"unknown arithmetic levels {unknown}; choose from {list(ARITHMETIC_LEVELS)}"
+            f"unknown arithmetic levels {unknown}; choose from "
+            f"{[*ARITHMETIC_LEVELS, *MULTI_STEP_LEVELS]}"
         )
     if len(set(levels)) != len(levels):
         raise ConfigurationError(f"levels repeat: {list(levels)}")
@@ -165,13 +266,17 @@ def arithmetic_suite(
                     f"level {level!r} has too few distinct questions for "
                     f"n_per_level={n_per_level} (found {len(seen)})"
                 )
-            question, value = _BUILDERS[level](rng)
+            question, value, solution = _BUILDERS[level](rng)
             if question in seen:
                 continue
             seen.add(question)
             problems.append(
                 Problem(
-                    id=f"{level}-{len(seen) - 1}", question=question, gold=str(value), level=level
+                    id=f"{level}-{len(seen) - 1}",
+                    question=question,
+                    gold=str(value),
+                    level=level,
+                    solution=solution,
                 )
             )
     return problems
@@ -735,6 +840,7 @@ def check_gold(problems: Iterable[Problem]) -> None:
 
 __all__ = [
     "ARITHMETIC_LEVELS",
+    "MULTI_STEP_LEVELS",
     "DatasetFormat",
     "GoldParser",
     "Problem",

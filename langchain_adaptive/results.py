@@ -15,6 +15,8 @@ StopReason = Literal[
     "max_samples",
     "token_budget",
     "low_confidence_floor",
+    "beams_finished",
+    "max_steps",
 ]
 """Why a strategy stopped drawing samples.
 
@@ -24,6 +26,8 @@ StopReason = Literal[
 - ``max_samples``: the sample cap stopped a strategy that wanted more.
 - ``token_budget``: the generated-token cap stopped the run.
 - ``low_confidence_floor``: the target was out of reach, so only a small floor was spent.
+- ``beams_finished``: a step-level search ran until every kept beam finished.
+- ``max_steps``: a step-level search reached its step limit with beams unfinished.
 """
 
 
@@ -141,6 +145,41 @@ class Candidate(BaseModel):
     finish_reason: str | None = None
     correct: bool | None = None
     """Whether ``answer`` matches the gold answer, when one was given."""
+    beam_id: int | None = None
+    """The :class:`Beam` this candidate is, when it came from a step-level search."""
+
+
+class Beam(BaseModel):
+    """One partial (or finished) solution in a step-level search, kept for inspection.
+
+    Beams form a tree: every beam but the first-step ones extends its parent by
+    one generated step, so a result's beams show what was tried, what the PRM
+    thought of it, and what was pruned.
+    """
+
+    id: int
+    """Position in creation order; unique within one run."""
+    parent_id: int | None = None
+    """The beam this one extends by one step; ``None`` for a first step."""
+    steps: list[str] = Field(default_factory=list)
+    """The solution so far, one reasoning step per item."""
+    step_estimates: list[SuccessEstimate] | None = None
+    """The PRM's estimate after each step; ``None`` until the beam is scored."""
+    finished: bool = False
+    """The solution ended: a final answer was stated, the model stopped, or max steps."""
+    pruned: bool = False
+    """Dropped by a selection round; its subtree was not explored further."""
+    answer: str | None = None
+    """The extracted final answer of a finished beam."""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    """What generating this beam's last step cost."""
+    finish_reason: str | None = None
+    """The model's finish reason for the last step (``"stop"`` or ``"length"``)."""
+
+    @property
+    def estimate(self) -> SuccessEstimate | None:
+        """The estimate after the last step, when the beam has been scored."""
+        return self.step_estimates[-1] if self.step_estimates else None
 
 
 class BudgetReport(BaseModel):
@@ -188,6 +227,8 @@ class AdaptiveResult(BaseModel):
     gold: str | None = None
     correct: bool | None = None
     elapsed_s: float = 0.0
+    beams: list[Beam] | None = None
+    """Every beam of a step-level search (kept, finished and pruned); ``None`` otherwise."""
 
     @model_validator(mode="after")
     def _check_selection(self) -> AdaptiveResult:
@@ -201,6 +242,7 @@ class AdaptiveResult(BaseModel):
 
 __all__ = [
     "AdaptiveResult",
+    "Beam",
     "BudgetReport",
     "Candidate",
     "StopReason",

@@ -33,21 +33,25 @@ from pydantic import ConfigDict, Field
 from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.answers import (
     DEFAULT_STEP_DELIMITER,
+    STEP_JOINER,
     AnswerEquivalence,
     AnswerExtractor,
     answers_match,
     extract_answer,
     split_steps,
+    states_final_answer,
 )
 from langchain_adaptive.budget import BudgetLimits, BudgetTracker, UsageCounter
 from langchain_adaptive.callbacks.emitter import EventEmitter
 from langchain_adaptive.callbacks.events import (
     AdaptiveFinished,
+    BeamsPruned,
     BudgetDecided,
     CandidateGenerated,
     CandidateScored,
     EarlyStop,
     EstimateSummary,
+    StepScored,
 )
 from langchain_adaptive.callbacks.metadata import (
     QUESTION_ID_KEY,
@@ -64,17 +68,36 @@ from langchain_adaptive.errors import (
 )
 from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, Question, parse_input
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
-from langchain_adaptive.results import AdaptiveResult, BudgetReport, Candidate, SuccessEstimate
-from langchain_adaptive.sampling import Sample, SamplingFailure, adraw, call_kwargs, draw
+from langchain_adaptive.results import (
+    AdaptiveResult,
+    Beam,
+    BudgetReport,
+    Candidate,
+    SuccessEstimate,
+)
+from langchain_adaptive.sampling import (
+    Sample,
+    SamplingFailure,
+    adraw,
+    adraw_steps,
+    call_kwargs,
+    draw,
+    draw_steps,
+)
 from langchain_adaptive.selection import aggregate, select
 from langchain_adaptive.strategies import (
+    BEAM_ACTIONS,
     Action,
     AdaptiveConsistency,
+    CollectBeams,
     Decision,
     Draw,
     EstimateQuestion,
+    ExtendBeams,
     Plan,
+    PruneBeams,
     RunState,
+    ScoreBeams,
     ScoreCandidates,
     Strategy,
     build_strategy,
@@ -540,6 +563,41 @@ class _Episode:
                 scores = prm.score(self.state.question, [c.steps for c in pending], self.prm_config)
                 self._apply_scores(pending, scores)
             return None
+        if isinstance(action, ExtendBeams):
+            children: list[Beam] = []
+            for parent, wanted in zip(action.parents, action.counts, strict=True):
+                n = self.state.tracker.step_allowance(wanted)
+                if n == 0:
+                    continue
+                try:
+                    samples = draw_steps(
+                        self.runnable.model,
+                        self.question,
+                        parent.steps if parent is not None else [],
+                        n,
+                        stop=action.stop,
+                        kwargs=self.kwargs,
+                        config=self.config,
+                    )
+                except SamplingFailure as failure:
+                    raise self._steps_failed(parent, failure) from failure.error
+                children.extend(self._add_beams(parent, samples))
+            return children
+        if isinstance(action, ScoreBeams):
+            beams = self._scorable(action.beams)
+            if beams:
+                scores = self._prm().score(
+                    self.state.question, [b.steps for b in beams], self.prm_config
+                )
+                self._apply_beam_scores(beams, scores)
+                for beam in beams:
+                    self.events.queue(StepScored(**_step_event(beam)))
+            return None
+        if isinstance(action, PruneBeams):
+            self.events.queue(BeamsPruned(**self._prune(action)))
+            return None
+        if isinstance(action, CollectBeams):
+            return self._collect_beams(action.beams)
         raise TypeError(f"unknown strategy action {action!r}")  # pragma: no cover
 
     async def _aexecute(self, action: Action) -> Any:
@@ -573,12 +631,47 @@ class _Episode:
                 )
                 self._apply_scores(pending, scores)
             return None
+        if isinstance(action, ExtendBeams):
+            children: list[Beam] = []
+            for parent, wanted in zip(action.parents, action.counts, strict=True):
+                n = self.state.tracker.step_allowance(wanted)
+                if n == 0:
+                    continue
+                try:
+                    samples = await adraw_steps(
+                        self.runnable.model,
+                        self.question,
+                        parent.steps if parent is not None else [],
+                        n,
+                        stop=action.stop,
+                        kwargs=self.kwargs,
+                        config=self.config,
+                    )
+                except SamplingFailure as failure:
+                    raise self._steps_failed(parent, failure) from failure.error
+                children.extend(self._add_beams(parent, samples))
+            return children
+        if isinstance(action, ScoreBeams):
+            beams = self._scorable(action.beams)
+            if beams:
+                scores = await self._prm().ascore(
+                    self.state.question, [b.steps for b in beams], self.prm_config
+                )
+                self._apply_beam_scores(beams, scores)
+                for beam in beams:
+                    self.events.queue(StepScored(**_step_event(beam)))
+            return None
+        if isinstance(action, PruneBeams):
+            self.events.queue(BeamsPruned(**self._prune(action)))
+            return None
+        if isinstance(action, CollectBeams):
+            return self._collect_beams(action.beams)
         raise TypeError(f"unknown strategy action {action!r}")  # pragma: no cover
 
     def recover(self, plan: Plan, action: Action, error: PRMError) -> tuple[Plan, Any]:
         """Apply ``on_prm_error``: re-raise, or continue by voting."""
-        if self.runnable.on_prm_error == "raise":
-            raise error
+        if self.runnable.on_prm_error == "raise" or isinstance(action, BEAM_ACTIONS):
+            raise error  # a step-level search cannot go on without its PRM
         self.warnings.append(f"PRM failed ({error}); fell back to voting")
         self.selection_fallback = True
         if isinstance(action, EstimateQuestion):
@@ -640,6 +733,86 @@ class _Episode:
                     answer=candidate.answer,
                 )
             )
+        return new
+
+    # -- step-level search --------------------------------------------------------------
+
+    def _add_beams(self, parent: Beam | None, samples: list[Sample]) -> list[Beam]:
+        """Children of ``parent``, one per generated step, counted and kept in the state.
+
+        A child is finished when its step states a final answer or is empty
+        (the model had nothing more to say: end of text).
+        """
+        self.state.tracker.record_steps([s.usage for s in samples])
+        base = parent.steps if parent is not None else []
+        children = []
+        for sample in samples:
+            step = sample.text.strip()
+            steps = [*base, step] if step else list(base)
+            beam = Beam(
+                id=len(self.state.beams),
+                parent_id=parent.id if parent is not None else None,
+                steps=steps,
+                finished=not step or states_final_answer(step),
+                usage=sample.usage,
+                finish_reason=sample.finish_reason,
+            )
+            self.state.beams.append(beam)
+            children.append(beam)
+        return children
+
+    def _steps_failed(self, parent: Beam | None, failure: SamplingFailure) -> ModelError:
+        """Keep the steps that did arrive, then report the model's failure."""
+        self._add_beams(parent, failure.samples)
+        return ModelError(f"the model failed while generating steps: {failure.error}")
+
+    @staticmethod
+    def _scorable(beams: Sequence[Beam]) -> list[Beam]:
+        """Beams with steps; a beam with none (an empty first step) never wins."""
+        for beam in beams:
+            if not beam.steps:
+                beam.step_estimates = []
+        return [beam for beam in beams if beam.steps]
+
+    def _apply_beam_scores(self, beams: list[Beam], scores: PRMScores) -> None:
+        self.state.tracker.record_prm_call()
+        for beam, estimates in zip(beams, scores, strict=True):
+            beam.step_estimates = estimates
+
+    def _prune(self, action: PruneBeams) -> dict[str, Any]:
+        for beam in action.dropped:
+            beam.pruned = True
+        return {
+            "step_index": action.step_index,
+            "kept": [b.id for b in action.kept],
+            "dropped": [b.id for b in action.dropped],
+            "k": action.k,
+            "m": action.m,
+        }
+
+    def _collect_beams(self, beams: Sequence[Beam]) -> list[Candidate]:
+        """Finished (or last open) beams become the candidates selection picks from."""
+        self.state.tracker.record_paths(len(beams))
+        start = len(self.state.candidates)
+        new = []
+        for offset, beam in enumerate(beams):
+            text = STEP_JOINER.join(beam.steps)
+            beam.answer = self.runnable.answer_extractor(text) if text else None
+            estimates = beam.step_estimates
+            new.append(
+                Candidate(
+                    index=start + offset,
+                    text=text,
+                    steps=list(beam.steps),
+                    answer=beam.answer,
+                    step_estimates=estimates,
+                    score=aggregate(estimates, self.strategy.aggregation) if estimates else 0.0,
+                    usage=beam.usage,
+                    finish_reason=beam.finish_reason,
+                    beam_id=beam.id,
+                )
+            )
+        self.state.candidates.extend(new)
         return new
 
     def _pending_scores(self) -> list[Candidate]:
@@ -718,6 +891,7 @@ class _Episode:
             gold=gold,
             correct=selected.correct if selected and gold is not None else None,
             elapsed_s=time.perf_counter() - self.started,
+            beams=state.beams if self.strategy.stepwise else None,
         )
 
     def finish(self, decision: Decision) -> AdaptiveResult:
@@ -798,6 +972,17 @@ def question_id(input: AdaptiveInput, question: Question) -> str:
     if isinstance(input, Mapping) and input.get("id") is not None:
         return str(input["id"])
     return hashlib.sha256(question.text.encode()).hexdigest()[:16]
+
+
+def _step_event(beam: Beam) -> dict[str, Any]:
+    estimate = beam.estimate
+    return {
+        "beam_id": beam.id,
+        "step_index": len(beam.steps) - 1,
+        "lower": estimate.lower if estimate else None,
+        "median": estimate.median if estimate else None,
+        "finished": beam.finished,
+    }
 
 
 __all__ = [

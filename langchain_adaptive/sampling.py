@@ -1,5 +1,8 @@
 """Drawing samples from any LangChain chat model or completion LLM, with token accounting.
 
+Whole solutions come from :func:`draw`; one reasoning step at a time, continuing
+a partial solution, from :func:`draw_steps` (step-level search).
+
 Token counts come from the model's own report (``usage_metadata`` on chat
 messages) where it gives one; otherwise they are counted with the model's
 tokenizer (or, without one, approximated at four characters a token) and
@@ -8,14 +11,16 @@ marked ``estimated``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
+from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.inputs import Question
 from langchain_adaptive.results import TokenUsage
@@ -111,6 +116,121 @@ async def adraw(
     if isinstance(model, BaseLLM):
         prompt = question.prompt_text()
         result = await model.agenerate([prompt] * n, **_run_args(config), **kwargs)
+        return _llm_samples(model, prompt, result)
+    raise ConfigurationError(
+        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
+    )
+
+
+DEFAULT_STEP_STOP = STEP_JOINER
+"""Generation stops at a blank line: the end of one reasoning step."""
+
+
+def step_prefix(steps: Sequence[str]) -> str:
+    """The partial solution a model continues: the steps so far, each ended by a blank line.
+
+    The trailing blank line matters: the model starts the next step instead of
+    ending the current one (which would stop at once at the step delimiter).
+    """
+    return "".join(f"{step}{STEP_JOINER}" for step in steps)
+
+
+def continuation_messages(question: Question, steps: Sequence[str]) -> list[BaseMessage]:
+    """The chat prompt that continues ``steps``: the question plus a trailing AI prefill."""
+    if not steps:
+        return list(question.messages)
+    return [*question.messages, AIMessage(step_prefix(steps))]
+
+
+def continuation_prompt(question: Question, steps: Sequence[str]) -> str:
+    """The raw completion prompt that continues ``steps``."""
+    return f"{question.prompt_text()}{STEP_JOINER}{step_prefix(steps)}"
+
+
+def draw_steps(
+    model: BaseLanguageModel,
+    question: Question,
+    steps: Sequence[str],
+    n: int,
+    *,
+    stop: Sequence[str] = (DEFAULT_STEP_STOP,),
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """Draw ``n`` next steps continuing the partial solution ``steps``.
+
+    A chat model continues the assistant turn: the partial solution is sent as
+    a final ``AIMessage`` (assistant prefill), so the model must support
+    prefill; :class:`~langchain_adaptive.integrations.llamacpp.ChatLlamaCpp`
+    does and reuses the prompt's KV cache, and draws the ``n`` continuations
+    together when ``n > 1``. A completion LLM gets the raw prompt followed by
+    the prefix. Generation stops at ``stop`` (a blank line by default), so
+    each sample's text is one step; the stop string itself is not included.
+
+    Raises:
+        SamplingFailure: Some calls failed; the steps that arrived are attached.
+    """
+    stops = list(stop)
+    if isinstance(model, BaseChatModel):
+        messages = continuation_messages(question, steps)
+        if supports_native_n(model) and n > 1:
+            try:
+                result = model.generate(
+                    [messages], **_run_args(config), n=n, stop=stops, stream=False, **kwargs
+                )
+            except Exception as error:
+                raise SamplingFailure([], error) from error
+            return _one_call(model, result)
+        outputs = model.batch([messages] * n, config, return_exceptions=True, stop=stops, **kwargs)
+        return _collect(
+            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
+        )
+    if isinstance(model, BaseLLM):
+        prompt = continuation_prompt(question, steps)
+        try:
+            result = model.generate([prompt] * n, **_run_args(config), stop=stops, **kwargs)
+        except Exception as error:
+            raise SamplingFailure([], error) from error
+        return _llm_samples(model, prompt, result)
+    raise ConfigurationError(
+        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
+    )
+
+
+async def adraw_steps(
+    model: BaseLanguageModel,
+    question: Question,
+    steps: Sequence[str],
+    n: int,
+    *,
+    stop: Sequence[str] = (DEFAULT_STEP_STOP,),
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """Async twin of :func:`draw_steps`."""
+    stops = list(stop)
+    if isinstance(model, BaseChatModel):
+        messages = continuation_messages(question, steps)
+        if supports_native_n(model) and n > 1:
+            try:
+                result = await model.agenerate(
+                    [messages], **_run_args(config), n=n, stop=stops, stream=False, **kwargs
+                )
+            except Exception as error:
+                raise SamplingFailure([], error) from error
+            return _one_call(model, result)
+        outputs = await model.abatch(
+            [messages] * n, config, return_exceptions=True, stop=stops, **kwargs
+        )
+        return _collect(
+            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
+        )
+    if isinstance(model, BaseLLM):
+        prompt = continuation_prompt(question, steps)
+        try:
+            result = await model.agenerate([prompt] * n, **_run_args(config), stop=stops, **kwargs)
+        except Exception as error:
+            raise SamplingFailure([], error) from error
         return _llm_samples(model, prompt, result)
     raise ConfigurationError(
         f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
@@ -213,11 +333,17 @@ def count_tokens(model: BaseLanguageModel, text: str) -> int:
 
 
 __all__ = [
+    "DEFAULT_STEP_STOP",
     "Sample",
     "SamplingFailure",
     "adraw",
+    "adraw_steps",
     "call_kwargs",
+    "continuation_messages",
+    "continuation_prompt",
     "count_tokens",
     "draw",
+    "draw_steps",
+    "step_prefix",
     "supports_native_n",
 ]

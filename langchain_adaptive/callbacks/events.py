@@ -109,8 +109,9 @@ class StepScored(AdaptiveEvent):
 
     beam_id: int
     step_index: int
-    lower: float
-    median: float
+    lower: float | None
+    """The beam's calibrated lower bound; ``None`` when the PRM gave it no estimate."""
+    median: float | None
     finished: bool
 
 

@@ -89,7 +89,8 @@ def add_bench_commands(commands: Any) -> None:
         "--policies",
         default="majority_vote:16,ias:probe",
         help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, sequential_ias:PRM, "
-        "adaptive_consistency, esc",
+        "adaptive_consistency, esc, beam_search:PRM (ias_of_k:PRM, ias_of_m:PRM; "
+        "--max-tokens caps each step)",
     )
     live.add_argument("--max-samples", type=int, default=16)
     live.add_argument("--target-confidence", type=float, default=0.9)

@@ -155,8 +155,11 @@ def replay_question(
 
     Raises:
         ConfigurationError: The pool has fewer samples than the policy may draw,
-            or lacks the estimates the policy needs.
+            lacks the estimates the policy needs, or the strategy searches over
+            steps (pools hold whole samples only).
     """
+    if policy.strategy.stepwise:
+        raise ConfigurationError(_stepwise_problem(policy))
     size = len(prepared.correct)
     if policy.max_samples > size:
         raise ConfigurationError(
@@ -313,10 +316,20 @@ _FAILED = QuestionOutcome(0, 0, False, False, 0.0, 0, "error")
 """Recorded for a policy whose strategy raised on a question: counted wrong, no compute."""
 
 
+def _stepwise_problem(policy: Policy) -> str:
+    return (
+        f"policy {policy.name!r} uses step-level search ({policy.strategy.name!r}); pools hold "
+        "whole samples only, so run it live (`langchain-adaptive bench live`)"
+    )
+
+
 def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -> None:
     """Refuse up front what no question could serve, naming it, rather than 0 on every one."""
     problems = []
     for policy in policies:
+        if policy.strategy.stepwise:
+            problems.append(_stepwise_problem(policy))
+            continue
         short = [p.pool.id for p in pools if len(p.correct) < policy.max_samples]
         if short:
             problems.append(

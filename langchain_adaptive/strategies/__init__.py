@@ -9,6 +9,7 @@ name                        what it does                                  needs 
 ``adaptive_consistency``    sample until the majority answer is settled   no
 ``esc``                     windows of 5 votes until one is unanimous     no
 ``sequential_ias``          IAS in rounds, stopping on the PRM's scores   yes
+``beam_search``             step-level beam search, IAS-of-K / IAS-of-M   yes
 ==========================  ============================================  ============
 """
 
@@ -19,14 +20,24 @@ from typing import Any
 from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
 from langchain_adaptive.strategies.adaptive import AdaptiveBestOfN
 from langchain_adaptive.strategies.base import (
+    BEAM_ACTIONS,
     Action,
+    CollectBeams,
     Decision,
     Draw,
     EstimateQuestion,
+    ExtendBeams,
     Plan,
+    PruneBeams,
     RunState,
+    ScoreBeams,
     ScoreCandidates,
     Strategy,
+)
+from langchain_adaptive.strategies.beam_search import (
+    BeamSearch,
+    ias_beams_kept,
+    ias_samples_per_beam,
 )
 from langchain_adaptive.strategies.best_of_n import BestOfN
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
@@ -42,6 +53,9 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "early_stopping_consistency": (EarlyStoppingConsistency, {}),
     "esc": (EarlyStoppingConsistency, {}),
     "sequential_ias": (SequentialAdaptiveBestOfN, {}),
+    "beam_search": (BeamSearch, {}),
+    "ias_of_k": (BeamSearch, {"adaptive_k": True}),
+    "ias_of_m": (BeamSearch, {"adaptive_m": True}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -68,20 +82,28 @@ def build_strategy(spec: str | Strategy, **settings: Any) -> Strategy:
 
 
 __all__ = [
+    "BEAM_ACTIONS",
     "STRATEGIES",
     "Action",
     "AdaptiveBestOfN",
     "AdaptiveConsistency",
+    "BeamSearch",
     "BestOfN",
+    "CollectBeams",
     "Decision",
     "Draw",
     "EarlyStoppingConsistency",
     "EstimateQuestion",
+    "ExtendBeams",
     "Plan",
+    "PruneBeams",
     "RunState",
+    "ScoreBeams",
     "ScoreCandidates",
     "SequentialAdaptiveBestOfN",
     "Strategy",
     "build_strategy",
+    "ias_beams_kept",
+    "ias_samples_per_beam",
     "leader_probability",
 ]

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from langchain_adaptive.answers import AnswerEquivalence, answers_match
+from langchain_adaptive.answers import STEP_JOINER, AnswerEquivalence, answers_match
 from langchain_adaptive.budget import BudgetTracker
-from langchain_adaptive.results import Candidate, StopReason, SuccessEstimate
+from langchain_adaptive.results import Beam, Candidate, StopReason, SuccessEstimate
 from langchain_adaptive.selection import Aggregation, SelectionRule
 
 
@@ -50,7 +50,63 @@ class ScoreCandidates:
     """Score every candidate not yet scored with the PRM; the driver sends back ``None``."""
 
 
-Action = EstimateQuestion | Draw | ScoreCandidates
+@dataclass(frozen=True)
+class ExtendBeams:
+    """Generate the next step of beams: ``counts[i]`` continuations of ``parents[i]``.
+
+    The driver sends back the new child :class:`Beam` s (also appended to
+    ``RunState.beams``), a child finished when its step states a final answer
+    or is empty. It generates no more steps than the token cap allows.
+    """
+
+    parents: tuple[Beam | None, ...]
+    """The beams to continue; ``None`` continues the empty solution (a first step)."""
+    counts: tuple[int, ...]
+    stop: tuple[str, ...] = (STEP_JOINER,)
+    """Stop strings that end one step."""
+
+
+@dataclass(frozen=True)
+class ScoreBeams:
+    """Score every step prefix of ``beams``; the driver sets their estimates, sends back ``None``.
+
+    The driver reports each score as an ``adaptive_step_scored`` event.
+    """
+
+    beams: tuple[Beam, ...]
+
+
+@dataclass(frozen=True)
+class PruneBeams:
+    """Record a selection round; the driver marks ``dropped`` pruned and sends back ``None``.
+
+    ``kept`` beams go on with ``m`` next steps each. The driver reports the
+    round as an ``adaptive_beams_pruned`` event.
+    """
+
+    step_index: int
+    kept: tuple[Beam, ...]
+    dropped: tuple[Beam, ...]
+    k: int
+    m: int
+
+
+@dataclass(frozen=True)
+class CollectBeams:
+    """Make ``beams`` the run's candidates; the driver sends back the new :class:`Candidate` s.
+
+    Each beam is one complete path and counts as one sample.
+    """
+
+    beams: tuple[Beam, ...]
+
+
+Action = (
+    EstimateQuestion | Draw | ScoreCandidates | ExtendBeams | ScoreBeams | PruneBeams | CollectBeams
+)
+
+BEAM_ACTIONS = (ExtendBeams, ScoreBeams, PruneBeams, CollectBeams)
+"""Actions of step-level search; drivers that hold whole samples only cannot serve them."""
 
 
 @dataclass
@@ -65,6 +121,8 @@ class RunState:
     question_estimate: SuccessEstimate | None = None
     equivalent: AnswerEquivalence = answers_match
     """Answer equivalence used by vote-based stopping rules."""
+    beams: list[Beam] = field(default_factory=list)
+    """Every beam of a step-level search, in creation order."""
 
     def allowance(self, wanted: int) -> int:
         """How many of ``wanted`` samples the hard limits allow now."""
@@ -97,6 +155,8 @@ class Strategy(BaseModel, ABC):
     name: ClassVar[str]
     """Registry name, e.g. ``"adaptive_best_of_n"``."""
     requires_prm: ClassVar[bool] = False
+    stepwise: ClassVar[bool] = False
+    """Whether the strategy searches over steps (needs a driver that generates steps)."""
 
     selection: SelectionRule = "weighted_vote"
     """How the final answer is picked (see :mod:`langchain_adaptive.selection`)."""
@@ -128,12 +188,17 @@ class Strategy(BaseModel, ABC):
 
 
 __all__ = [
+    "BEAM_ACTIONS",
     "Action",
+    "CollectBeams",
     "Decision",
     "Draw",
     "EstimateQuestion",
+    "ExtendBeams",
     "Plan",
+    "PruneBeams",
     "RunState",
+    "ScoreBeams",
     "ScoreCandidates",
     "Strategy",
 ]

@@ -14,6 +14,7 @@ from langchain_adaptive.answers import (
     extract_answer,
     group_answers,
     split_steps,
+    states_final_answer,
 )
 
 # -- split_steps ---------------------------------------------------------------
@@ -275,3 +276,23 @@ def test_group_answers_labels_agree_with_equality(answers: list[str | None]) -> 
     # First appearances are numbered 0, 1, 2, ...
     firsts = list(dict.fromkeys(seen))
     assert firsts == list(range(len(firsts)))
+
+
+# -- states_final_answer ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "final"),
+    [
+        ("The answer is 14.", True),
+        ("So the final answer is \\boxed{14}", True),
+        ("The answer is (B).", True),
+        ("7 * 2 = 14", False),  # an intermediate result, however numeric
+        ("We iterate until the given answer is reached.", False),
+        ("The answer is X.", False),  # the prompt's template echoed
+    ],
+)
+def test_states_final_answer_tells_an_ending_step_from_an_intermediate_one(
+    step: str, final: bool
+) -> None:
+    assert states_final_answer(step) is final

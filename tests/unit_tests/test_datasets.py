@@ -11,6 +11,7 @@ import pytest
 from langchain_adaptive.answers import answers_match
 from langchain_adaptive.datasets import (
     ARITHMETIC_LEVELS,
+    MULTI_STEP_LEVELS,
     Problem,
     arithmetic_suite,
     check_gold,
@@ -63,6 +64,43 @@ def test_operands_have_the_level_s_digit_count(level: str, digits: int) -> None:
 def test_two_step_questions_have_two_operations() -> None:
     for problem in arithmetic_suite(20, seed=0, levels=("two_step",)):
         assert len(re.findall(r"[+\-*]", problem.question)) == 2
+
+
+def test_multi_step_levels_pin_their_first_questions_and_solutions() -> None:
+    first = arithmetic_suite(1, seed=0, levels=MULTI_STEP_LEVELS)
+    assert [(p.id, p.question, p.gold, p.solution) for p in first] == [
+        ("steps2-0", "What is 7 * 2 - 7?", "7", "7 * 2 = 14\n\n14 - 7 = 7\n\nThe answer is 7."),
+        (
+            "steps3-0",
+            "What is (6 + 5) * 2 + 5?",
+            "27",
+            "6 + 5 = 11\n\n11 * 2 = 22\n\n22 + 5 = 27\n\nThe answer is 27.",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("level", "operations"), [("steps2", 2), ("steps3", 3)])
+def test_multi_step_solutions_are_correct_one_operation_a_step(level: str, operations: int) -> None:
+    for problem in arithmetic_suite(30, seed=4, levels=(level,)):
+        expression = re.fullmatch(r"What is (.+)\?", problem.question)
+        assert expression, problem.question
+        assert problem.gold == str(eval(expression.group(1)))  # only digits and operators
+        assert all(len(n) == 1 for n in re.findall(r"\d+", expression.group(1)))
+        assert problem.solution is not None
+        *steps, last = problem.solution.split("\n\n")
+        assert last == f"The answer is {problem.gold}."
+        assert len(steps) == operations
+        for step in steps:
+            left, right = step.split(" = ")
+            assert re.fullmatch(r"\d+ [+\-*] \d+", left) and str(eval(left)) == right
+        assert steps[-1].endswith(f"= {problem.gold}")
+
+
+def test_multi_step_levels_leave_the_default_suite_unchanged() -> None:
+    assert not set(MULTI_STEP_LEVELS) & set(ARITHMETIC_LEVELS)
+    assert all(p.solution is None for p in arithmetic_suite(2, seed=0))
+    alone = arithmetic_suite(3, seed=2, levels=("two_step",))
+    assert arithmetic_suite(3, seed=2, levels=("two_step", *MULTI_STEP_LEVELS))[:3] == alone
 
 
 def test_levels_are_independent_and_a_larger_suite_extends_a_smaller_one() -> None:

@@ -20,6 +20,8 @@ EXPECTED_ALL = [
     "AdaptiveResult",
     "AdaptiveUsageTracker",
     "AsyncAdaptiveCallbackHandler",
+    "Beam",
+    "BeamSearch",
     "BeamsPruned",
     "BestOfN",
     "BudgetDecided",

@@ -31,6 +31,7 @@ from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.strategies import (
     AdaptiveBestOfN,
     AdaptiveConsistency,
+    BeamSearch,
     BestOfN,
     EarlyStoppingConsistency,
     Strategy,
@@ -264,3 +265,12 @@ def test_unservable_policies_are_refused_up_front() -> None:
     ]
     with pytest.raises(ConfigurationError, match=r"may draw 4 samples.*needs estimator 'judge'"):
         replay(pools, policies, replicates=0)
+
+
+def test_step_level_search_is_refused_with_a_clear_error() -> None:
+    pools = prepare_pools([_pool("a", [True, False])])
+    policy = Policy(name="beam", family="beam", strategy=BeamSearch(), max_samples=2)
+    with pytest.raises(ConfigurationError, match=r"step-level search.*whole samples only"):
+        replay(pools, [policy], replicates=0)
+    with pytest.raises(ConfigurationError, match="step-level search"):
+        replay_question(policy, pools[0])

@@ -1,0 +1,264 @@
+"""Step-level beam search with a PRM, and its instance-adaptive variants IAS-of-K and IAS-of-M.
+
+Beam search (Snell et al. 2024) spends its compute on the steps, not on whole
+solutions: ``N`` first steps are drawn, the PRM scores every partial solution,
+the ``K`` best by median success estimate are kept and each is continued with
+``M`` next steps, and so on until the beams finish or ``max_steps`` is reached.
+Finished beams are kept as candidates; the final answer is the candidate with
+the best median estimate.
+
+Park et al. 2025 make the two widths adaptive from the PRM's calibrated lower
+bounds ``p`` (with ``N_IAS(p) = ceil(log(1 - C) / log(1 - p))``):
+
+- IAS-of-K keeps the fewest beams ``K`` such that ``K * M_max >= N_IAS(p_K)``,
+  ``p_K`` the lower bound of the K-th best beam: when the leading beams are
+  likely right, few are worth continuing.
+- IAS-of-M gives each kept beam ``min(M_max, ceil(N_IAS(p_weakest) / K_max))``
+  samples, ``p_weakest`` the lowest lower bound among the kept beams: sure
+  beams need few continuations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from langchain_adaptive.answers import STEP_JOINER
+from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.results import Beam, SuccessEstimate
+from langchain_adaptive.selection import Aggregation, SelectionRule
+from langchain_adaptive.strategies.base import (
+    CollectBeams,
+    Decision,
+    ExtendBeams,
+    Plan,
+    PruneBeams,
+    RunState,
+    ScoreBeams,
+    Strategy,
+)
+
+
+def ias_beams_kept(lower_bounds: Sequence[float], m_max: int, target_confidence: float) -> int:
+    """IAS-of-K: the fewest beams ``K`` with ``K * m_max >= N_IAS(p_K)``.
+
+    Args:
+        lower_bounds: The candidate beams' lower bounds, best beam first; its
+            length is the most beams that may be kept (``K_max``).
+        m_max: Samples each kept beam gets.
+        target_confidence: IAS's ``C``.
+
+    Returns:
+        ``K`` in ``1..len(lower_bounds)``; ``len(lower_bounds)`` when no ``K``
+        reaches the target (see :func:`ias_reachable`). ``p_K`` is the lowest
+        lower bound among the first ``K`` beams (the K-th best when the ranking
+        by median agrees with the ranking by lower bound).
+
+    Raises:
+        ValueError: No lower bounds, or ``m_max`` below 1.
+
+    Example:
+        >>> ias_beams_kept([0.6, 0.5, 0.1], m_max=4, target_confidence=0.99)
+        2
+    """
+    if not lower_bounds or m_max < 1:
+        raise ValueError("IAS-of-K needs at least one beam and m_max >= 1")
+    weakest = math.inf
+    for k, p in enumerate(lower_bounds, start=1):
+        weakest = min(weakest, p)
+        if k * m_max >= ias_sample_count(weakest, target_confidence):
+            return k
+    return len(lower_bounds)
+
+
+def ias_samples_per_beam(
+    weakest_lower: float, k_max: int, m_max: int, target_confidence: float
+) -> int:
+    """IAS-of-M: ``min(m_max, ceil(N_IAS(weakest_lower) / k_max))`` samples per kept beam.
+
+    Example:
+        >>> ias_samples_per_beam(0.5, k_max=4, m_max=4, target_confidence=0.99)
+        2
+    """
+    if k_max < 1 or m_max < 1:
+        raise ValueError("IAS-of-M needs k_max >= 1 and m_max >= 1")
+    needed = ias_sample_count(weakest_lower, target_confidence)
+    return max(1, min(m_max, math.ceil(needed / k_max)))
+
+
+def ias_reachable(weakest_lower: float, k: int, m: int, target_confidence: float) -> bool:
+    """Whether ``k`` beams of ``m`` samples reach ``N_IAS`` of the weakest kept beam."""
+    return k * m >= ias_sample_count(weakest_lower, target_confidence)
+
+
+class BeamWidths(BaseModel):
+    """One selection round's outcome: the beams kept (best first) and samples for each."""
+
+    kept: list[Beam]
+    m: int
+    reachable: bool
+    """Whether ``K * M`` covers ``N_IAS`` of the weakest kept beam."""
+
+
+class BeamSearch(Strategy):
+    """Step-level beam search guided by a PRM, with optional IAS-of-K and IAS-of-M.
+
+    ``n_paths`` (``N``) first steps are drawn; every ``freq`` steps the PRM
+    scores the open beams, the best ``beams_kept`` (``K``) by median estimate
+    are kept and each gets ``samples_per_beam`` (``M``) next steps (between
+    selections each beam gets one). A beam finishes when its step states a
+    final answer, the model stops, or it has ``max_steps`` steps; finished
+    beams leave the search and become candidates, and the open width shrinks
+    by one for each (at most ``N`` paths in all). Hard limits hold: ``N`` is
+    capped by the runnable's ``max_samples``, each step by
+    ``max_tokens_per_sample``, and a step is only started when it fits in
+    ``max_total_tokens``.
+
+    The model continues a partial solution (see
+    :func:`langchain_adaptive.sampling.draw_steps`): chat models must support
+    assistant prefill.
+
+    Example:
+        .. code-block:: python
+
+            strategy = BeamSearch(n_paths=8, beams_kept=2, samples_per_beam=4, adaptive_m=True)
+            result = AdaptiveReasoningRunnable(model=chat, prm=prm, strategy=strategy).invoke(q)
+            [(b.id, b.parent_id, b.finished, b.pruned) for b in result.beams]
+    """
+
+    name: ClassVar[str] = "beam_search"
+    requires_prm: ClassVar[bool] = True
+    stepwise: ClassVar[bool] = True
+
+    selection: SelectionRule = "prm"
+    """Final pick: by default the candidate with the best median estimate."""
+    aggregation: Aggregation = "last"
+    """A candidate's score is its last step's median estimate."""
+
+    n_paths: int | None = Field(default=None, ge=1)
+    """``N``: first steps drawn and paths in all; ``None`` uses the runnable's ``max_samples``."""
+    beams_kept: int = Field(default=4, ge=1)
+    """``K`` (``K_max`` with ``adaptive_k``): beams kept at each selection."""
+    samples_per_beam: int = Field(default=4, ge=1)
+    """``M`` (``M_max`` with ``adaptive_m``): next steps drawn for each kept beam."""
+    freq: int = Field(default=1, ge=1)
+    """Select every ``freq`` steps; in between each open beam gets one next step."""
+    max_steps: int = Field(default=8, ge=1)
+    """Steps after which a beam counts as finished."""
+    adaptive_k: bool = False
+    """IAS-of-K: keep the fewest beams that reach the target confidence."""
+    adaptive_m: bool = False
+    """IAS-of-M: give kept beams only the samples the weakest of them needs."""
+    quantile: float = Field(default=0.1, gt=0.0, lt=1.0)
+    """Quantile of a beam's estimate used as its lower bound ``p``."""
+    step_stop: tuple[str, ...] = (STEP_JOINER,)
+    """Stop strings that end one step (a blank line, matching the default step delimiter)."""
+
+    def widths(self, ranked: Sequence[Beam], width: int, target_confidence: float) -> BeamWidths:
+        """Which beams to keep and how many samples each gets, from the ranked open beams.
+
+        Args:
+            ranked: Scored open beams, best median estimate first.
+            width: Paths still open (``N`` minus finished beams); ``K * M <= width``.
+            target_confidence: IAS's ``C``.
+        """
+        m_cap = min(self.samples_per_beam, width)
+        k_cap = max(1, min(self.beams_kept, len(ranked), width // m_cap))
+        lowers = [_estimate(beam).at(self.quantile) for beam in ranked]
+        k = ias_beams_kept(lowers[:k_cap], m_cap, target_confidence) if self.adaptive_k else k_cap
+        weakest = min(lowers[:k])
+        m = (
+            ias_samples_per_beam(weakest, k_cap, m_cap, target_confidence)
+            if self.adaptive_m
+            else m_cap
+        )
+        return BeamWidths(
+            kept=list(ranked[:k]),
+            m=m,
+            reachable=ias_reachable(weakest, k, m, target_confidence),
+        )
+
+    def plan(self, state: RunState) -> Plan:
+        n = min(self.n_paths or state.max_samples, state.max_samples)
+        finished: list[Beam] = []
+        stranded: list[Beam] = []  # kept, but the token cap left no room to continue them
+        active: list[Beam] = []
+        low_confidence = False
+        reason = "beams_finished"
+        step = 0  # 0-based index of the step being generated
+        parents: tuple[Beam | None, ...] = (None,)
+        counts = (state.tracker.step_allowance(n),)
+        while True:
+            if sum(counts) == 0:
+                reason = "token_budget"
+                stranded.extend(b for b in parents if b is not None)
+                break
+            new = yield ExtendBeams(parents, counts, self.step_stop)
+            stranded.extend(
+                b for b, c in zip(parents, counts, strict=True) if b is not None and c == 0
+            )
+            if step + 1 >= self.max_steps:
+                for beam in new:
+                    beam.finished = True
+            finished.extend(b for b in new if b.finished)
+            active = [b for b in new if not b.finished]
+            width = n - len(finished) - len(stranded)
+            if not active:
+                reason = "max_steps" if step + 1 >= self.max_steps else "beams_finished"
+                break
+            if width < 1:
+                yield PruneBeams(step, (), tuple(active), 0, 0)
+                active = []
+                break
+            if (step + 1) % self.freq == 0:
+                yield ScoreBeams(tuple(active))
+                ranked = sorted(active, key=lambda b: (-_estimate(b).median, b.id))
+                chosen = self.widths(ranked, width, state.target_confidence)
+                kept = chosen.kept
+                low_confidence = low_confidence or not chosen.reachable
+                dropped = [b for b in ranked if all(b is not k for k in kept)]
+                yield PruneBeams(step, tuple(kept), tuple(dropped), len(kept), chosen.m)
+                wanted = [chosen.m] * len(kept)
+            else:
+                kept, wanted = active, [1] * len(active)
+            parents = tuple(kept)
+            counts = tuple(_fill(wanted, state.tracker.step_allowance(sum(wanted))))
+            active = []
+            step += 1
+        candidates = [*finished, *stranded, *active]
+        unscored = [
+            b for b in candidates if b.steps and len(b.step_estimates or []) != len(b.steps)
+        ]
+        if unscored:
+            yield ScoreBeams(tuple(unscored))
+        yield CollectBeams(tuple(candidates))
+        return Decision(stop_reason=reason, decided_samples=n, low_confidence=low_confidence)
+
+
+def _estimate(beam: Beam) -> SuccessEstimate:
+    estimate = beam.estimate
+    if estimate is None:
+        raise ValueError(f"beam {beam.id} was not scored before selection")
+    return estimate
+
+
+def _fill(wanted: Sequence[int], allowed: int) -> list[int]:
+    """Hand out ``allowed`` samples to ``wanted`` in order (best beam first)."""
+    counts = []
+    for want in wanted:
+        take = min(want, allowed)
+        counts.append(take)
+        allowed -= take
+    return counts
+
+
+__all__ = [
+    "BeamSearch",
+    "BeamWidths",
+    "ias_beams_kept",
+    "ias_reachable",
+    "ias_samples_per_beam",
+]

@@ -1,0 +1,72 @@
+"""Step-level beam search on the real bundled SmolLM2 with the bundled probe PRM."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
+from langchain_adaptive.datasets import arithmetic_suite
+from langchain_adaptive.inputs import parse_input
+from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
+from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
+from langchain_adaptive.sampling import draw_steps
+from tests.tracing import RunCollector
+
+pytestmark = [
+    pytest.mark.llamacpp,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (BUNDLED_HEAD / "probe.json").is_file(), reason="no bundled head"),
+]
+
+STEP_TOKENS = 24
+
+
+def test_steps_continue_a_prefilled_partial_solution() -> None:
+    chat = ChatLlamaCpp(seed=3)
+    question = parse_input("What is (3 + 4) * 2?")
+    steps = draw_steps(
+        chat,
+        question,
+        ["3 + 4 = 7"],
+        2,
+        kwargs={"temperature": 0.8, "max_tokens": STEP_TOKENS},
+        config={},
+    )
+    assert len(steps) == 2
+    for step in steps:
+        assert "\n\n" not in step.text  # generation stopped at the step delimiter
+        assert 0 < step.usage.output_tokens <= STEP_TOKENS and not step.usage.estimated
+    assert steps[0].usage.model_calls == 1 and steps[1].usage.model_calls == 0  # one call
+
+
+def test_beam_search_end_to_end_with_the_probe_prm() -> None:
+    [problem] = arithmetic_suite(1, seed=0, levels=("steps2",))
+    strategy = BeamSearch(n_paths=4, beams_kept=2, samples_per_beam=2, max_steps=2)
+    reasoner = AdaptiveReasoningRunnable(
+        model=ChatLlamaCpp(seed=11),
+        prm=ProbePRM(),
+        strategy=strategy,
+        max_tokens_per_sample=STEP_TOKENS,
+        max_total_tokens=8 * STEP_TOKENS,
+    )
+    collector = RunCollector()
+    result = reasoner.invoke(
+        {"question": problem.question, "gold": problem.gold}, {"callbacks": [collector]}
+    )
+
+    beams = {b.id: b for b in result.beams or []}
+    assert [b.parent_id for b in beams.values()][:4] == [None] * 4
+    assert 1 <= len(result.candidates) <= 4 and result.budget.samples_used <= 4
+    assert all(len(b.steps) <= 2 for b in beams.values())
+    for beam in beams.values():
+        if beam.parent_id is not None:
+            assert beam.steps[: len(beams[beam.parent_id].steps)] == beams[beam.parent_id].steps
+    scored = [b for b in beams.values() if b.step_estimates]
+    assert scored and all(len(b.step_estimates or []) == len(b.steps) for b in scored)
+    assert 0 < result.budget.generated_tokens <= 8 * STEP_TOKENS
+    assert result.budget.prm_calls >= 1 and result.correct is not None
+    assert sum(b.usage.output_tokens for b in beams.values()) == result.budget.generated_tokens
+    children = [run.name for run in collector.root().child_runs]  # model and PRM calls are traced
+    assert "ChatLlamaCpp" in children and "ProbePRM" in children
