@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         Strategy,
         build_strategy,
     )
+    from langchain_adaptive.tools import AdaptiveReasoningTool, adaptive_tool
 
 __version__ = "0.1.0"
 
@@ -60,6 +61,7 @@ _MODULE_OF: dict[str, str] = {
     "AdaptiveError": "errors",
     "AdaptiveInputError": "errors",
     "AdaptiveReasoningRunnable": "runnable",
+    "AdaptiveReasoningTool": "tools",
     "AdaptiveResult": "results",
     "BestOfN": "strategies",
     "BudgetLimits": "budget",
@@ -85,6 +87,7 @@ _MODULE_OF: dict[str, str] = {
     "TokenUsage": "results",
     "UnknownStrategyError": "errors",
     "UnsupportedInputError": "errors",
+    "adaptive_tool": "tools",
     "answers_match": "answers",
     "build_strategy": "strategies",
     "extract_answer": "answers",
@@ -99,6 +102,7 @@ __all__ = (
     "AdaptiveError",
     "AdaptiveInputError",
     "AdaptiveReasoningRunnable",
+    "AdaptiveReasoningTool",
     "AdaptiveResult",
     "BestOfN",
     "BudgetLimits",
@@ -124,6 +128,7 @@ __all__ = (
     "TokenUsage",
     "UnknownStrategyError",
     "UnsupportedInputError",
+    "adaptive_tool",
     "answers_match",
     "build_strategy",
     "extract_answer",
