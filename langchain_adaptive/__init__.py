@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         UnknownStrategyError,
         UnsupportedInputError,
     )
+    from langchain_adaptive.escalation import escalate_when_unsure, needs_escalation
     from langchain_adaptive.parsers import AdaptiveAnswerParser
     from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel
     from langchain_adaptive.results import (
@@ -90,8 +91,10 @@ _MODULE_OF: dict[str, str] = {
     "adaptive_tool": "tools",
     "answers_match": "answers",
     "build_strategy": "strategies",
+    "escalate_when_unsure": "escalation",
     "extract_answer": "answers",
     "ias_sample_count": "budget",
+    "needs_escalation": "escalation",
     "split_steps": "answers",
 }
 
@@ -131,8 +134,10 @@ __all__ = (
     "adaptive_tool",
     "answers_match",
     "build_strategy",
+    "escalate_when_unsure",
     "extract_answer",
     "ias_sample_count",
+    "needs_escalation",
     "split_steps",
 )
 

@@ -8,30 +8,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from langchain_adaptive.errors import ConfigurationError
-from langchain_adaptive.results import AdaptiveResult
+from langchain_adaptive.escalation import needs_escalation
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 
 from .nodes import AdaptiveState, adaptive_node, answer_message
-
-
-def needs_escalation(result: AdaptiveResult, min_confidence: float | None = None) -> bool:
-    """Whether a result is too unsure to return.
-
-    Args:
-        result: The cheaper reasoner's result.
-        min_confidence: Escalate below this confidence (that some sample is correct);
-            ``None`` escalates only when the reasoner could not reach its own target
-            within its cap (``low_confidence``).
-
-    Returns:
-        True when the result was flagged ``low_confidence``, or its confidence is
-        unknown or below ``min_confidence``.
-    """
-    if result.low_confidence:
-        return True
-    if min_confidence is None:
-        return False
-    return result.confidence is None or result.confidence < min_confidence
 
 
 def create_adaptive_graph(
@@ -45,15 +25,15 @@ def create_adaptive_graph(
 
     ``reason`` answers with ``reasoner``. With ``escalation`` (the same policy
     with a bigger budget, or a bigger model), a result that
-    :func:`needs_escalation` goes on to ``escalate``; a confident one ends the
-    graph, so easy questions cost only the cheap run. Both results stay in
-    ``adaptive_attempts``; ``adaptive_result`` holds the final one, and ``respond``
+    :func:`~langchain_adaptive.escalation.needs_escalation` goes on to ``escalate``;
+    a confident one ends the graph, so easy questions cost only the cheap run. Both
+    results stay in ``adaptive_attempts``; ``adaptive_result`` holds the final one, and ``respond``
     appends one answer message (:func:`answer_message`) to ``messages``.
 
     Args:
         reasoner: The first, cheaper reasoner.
         escalation: The reasoner for questions the first one is unsure about.
-        min_confidence: See :func:`needs_escalation`.
+        min_confidence: See :func:`~langchain_adaptive.escalation.needs_escalation`.
         name: The compiled graph's name.
 
     Returns:

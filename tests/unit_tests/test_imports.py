@@ -45,8 +45,10 @@ EXPECTED_ALL = [
     "adaptive_tool",
     "answers_match",
     "build_strategy",
+    "escalate_when_unsure",
     "extract_answer",
     "ias_sample_count",
+    "needs_escalation",
     "split_steps",
 ]
 

@@ -23,7 +23,6 @@ from langchain_adaptive.integrations.langgraph import (
     AdaptiveState,
     adaptive_node,
     create_adaptive_graph,
-    needs_escalation,
 )
 from tests.tracing import RunCollector, walk
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM, ScriptedToolCallingModel
@@ -111,7 +110,8 @@ def test_unsure_answer_escalates_and_keeps_both_attempts() -> None:
     assert strong.budget.samples_used == ias_sample_count(0.1, 0.99)
     assert out["adaptive_result"] is strong
     assert [m.type for m in out["messages"]] == ["human", "ai"]
-    assert out["messages"][-1].response_metadata["adaptive"]["samples_used"] == 44
+    meta = out["messages"][-1].response_metadata["adaptive"]
+    assert meta["samples_used"] == strong.budget.samples_used
 
 
 def test_min_confidence_escalates_a_result_that_met_a_lower_target() -> None:
@@ -123,14 +123,6 @@ def test_min_confidence_escalates_a_result_that_met_a_lower_target() -> None:
         ias_sample_count(0.1, 0.5),
         ias_sample_count(0.1, 0.99),
     ]
-
-
-def test_needs_escalation() -> None:
-    confident = reasoner(max_samples=64).invoke("easy")
-    unsure = reasoner(max_samples=2).invoke("hard")
-    assert not needs_escalation(confident) and needs_escalation(unsure)
-    assert confident.confidence is not None
-    assert needs_escalation(confident, min_confidence=min(0.999, confident.confidence + 1e-3))
 
 
 def test_graph_configuration_errors() -> None:
