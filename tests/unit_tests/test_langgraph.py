@@ -197,3 +197,18 @@ async def test_prebuilt_agent_recovers_from_a_bad_question_async() -> None:
     answered = out["messages"][-2]
     assert answered.artifact.low_confidence and answered.artifact.budget.samples_used == 4
     assert "target not reached" in answered.content
+
+
+async def test_agent_event_stream_carries_the_reasoners_events() -> None:
+    agent_model = ScriptedToolCallingModel(script=[tool_call("easy"), quote_tool])
+    agent = create_agent(agent_model, [reasoner(max_samples=64).as_tool()])
+    events = [
+        e async for e in agent.astream_events({"messages": [HumanMessage("easy")]}, version="v2")
+    ]
+    names = [(e["event"], e["name"]) for e in events]
+    assert ("on_tool_start", "think_hard") in names and ("on_tool_end", "think_hard") in names
+    decision = next(e for e in events if e["name"] == "adaptive_decision")
+    assert decision["data"]["samples_used"] == ias_sample_count(0.9, 0.99)
+    start = names.index(("on_tool_start", "think_hard"))
+    end = names.index(("on_tool_end", "think_hard"))
+    assert start < names.index(("on_custom_event", "adaptive_decision")) < end
