@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         UnknownStrategyError,
         UnsupportedInputError,
     )
+    from langchain_adaptive.escalation import escalate_when_unsure, needs_escalation
     from langchain_adaptive.parsers import AdaptiveAnswerParser
     from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel
     from langchain_adaptive.results import (
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
         Strategy,
         build_strategy,
     )
+    from langchain_adaptive.tools import AdaptiveReasoningTool, adaptive_tool
 
 __version__ = "0.1.0"
 
@@ -87,6 +89,7 @@ _MODULE_OF: dict[str, str] = {
     "AdaptiveInputError": "errors",
     "AdaptiveProgressHandler": "callbacks",
     "AdaptiveReasoningRunnable": "runnable",
+    "AdaptiveReasoningTool": "tools",
     "AdaptiveResult": "results",
     "AdaptiveUsageTracker": "callbacks",
     "AsyncAdaptiveCallbackHandler": "callbacks",
@@ -129,11 +132,14 @@ _MODULE_OF: dict[str, str] = {
     "UnknownStrategyError": "errors",
     "UnsupportedInputError": "errors",
     "UsageSnapshot": "callbacks",
+    "adaptive_tool": "tools",
     "allocate_budget": "allocation",
     "answers_match": "answers",
     "build_strategy": "strategies",
+    "escalate_when_unsure": "escalation",
     "extract_answer": "answers",
     "ias_sample_count": "budget",
+    "needs_escalation": "escalation",
     "parse_event": "callbacks",
     "split_steps": "answers",
 }
@@ -149,6 +155,7 @@ __all__ = (
     "AdaptiveInputError",
     "AdaptiveProgressHandler",
     "AdaptiveReasoningRunnable",
+    "AdaptiveReasoningTool",
     "AdaptiveResult",
     "AdaptiveUsageTracker",
     "AsyncAdaptiveCallbackHandler",
@@ -191,11 +198,14 @@ __all__ = (
     "UnknownStrategyError",
     "UnsupportedInputError",
     "UsageSnapshot",
+    "adaptive_tool",
     "allocate_budget",
     "answers_match",
     "build_strategy",
+    "escalate_when_unsure",
     "extract_answer",
     "ias_sample_count",
+    "needs_escalation",
     "parse_event",
     "split_steps",
 )

@@ -28,7 +28,8 @@ from langchain_core.runnables.config import (
     patch_config,
 )
 from langchain_core.runnables.utils import gather_with_concurrency
-from pydantic import ConfigDict, Field
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.answers import (
@@ -204,6 +205,49 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             )
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
+
+    def as_tool(
+        self,
+        args_schema: type[BaseModel] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: dict[str, type] | None = None,
+    ) -> BaseTool:
+        """This reasoner as an agent tool that takes ``question: str``.
+
+        The tool message's content gives the answer and the calibrated confidence;
+        its artifact is the full :class:`AdaptiveResult` (see
+        :class:`~langchain_adaptive.tools.AdaptiveReasoningTool`). The generic
+        ``Runnable.as_tool`` would expose the input union as the schema, which a
+        model cannot fill in, so the schema is fixed.
+
+        Args:
+            args_schema: Not supported: the tool's schema is ``question: str``.
+            name: Tool name (default ``"think_hard"``).
+            description: Tool description (default: when thinking hard pays off).
+            arg_types: Not supported, as ``args_schema``.
+
+        Raises:
+            ConfigurationError: ``args_schema`` or ``arg_types`` is given.
+        """
+        from langchain_adaptive.tools import (
+            DEFAULT_TOOL_DESCRIPTION,
+            DEFAULT_TOOL_NAME,
+            adaptive_tool,
+        )
+
+        if args_schema is not None or arg_types is not None:
+            raise ConfigurationError(
+                "AdaptiveReasoningRunnable.as_tool takes a question string; its schema is "
+                "fixed, so args_schema and arg_types are not supported (map your input to a "
+                "question with a chain and call .as_tool on that instead)"
+            )
+        return adaptive_tool(
+            self,
+            name=name or DEFAULT_TOOL_NAME,
+            description=description or DEFAULT_TOOL_DESCRIPTION,
+        )
 
     # -- Runnable verbs -------------------------------------------------------------
 

@@ -32,7 +32,9 @@ def test_readme_snippets_run_in_order(capsys: pytest.CaptureFixture[str]) -> Non
     for snippet in readme_snippets():
         exec(compile(snippet, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out.splitlines()
-    assert printed[-2:] == ["2", "1"]  # the toy PRM's budgets at C = 0.99 and C = 0.5
+    # the toy PRM's budgets at C = 0.99 and C = 0.5, then the "Agents and chains" snippet:
+    # the tool's first line, the escalated budget, and the graph's two attempts
+    assert printed[-5:] == ["2", "1", "Answer: 5", "2", "2 5"]
 
 
 def test_readme_names_the_two_setup_commands() -> None:

@@ -145,3 +145,46 @@ class ScriptedPRM(ProcessRewardModel):
 
 def nan_score(_: str) -> float:
     return math.nan
+
+
+ScriptStep = AIMessage | Callable[[list[BaseMessage]], AIMessage]
+"""One scripted agent turn: a fixed message, or one built from the conversation so far."""
+
+
+class ScriptedToolCallingModel(BaseChatModel):
+    """An agent's chat model that plays ``script`` turn by turn and supports ``bind_tools``.
+
+    A step that is a callable sees the messages the agent sent (so a final turn can
+    quote the tool's answer). Each call's messages and bound tool names are kept.
+    """
+
+    script: list[Any]
+    """``ScriptStep``s (typed loosely: pydantic would try to build a message from a callable)."""
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+    bound_tools: list[list[str]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tool-calling"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        schemas = [convert_to_openai_tool(tool) for tool in tools]
+        self.bound_tools.append([s["function"]["name"] for s in schemas])
+        return self.bind(tools=schemas, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        turn = len(self.calls)
+        self.calls.append(list(messages))
+        if turn >= len(self.script):
+            raise RuntimeError(f"the script has {len(self.script)} turn(s); turn {turn} asked")
+        step = self.script[turn]
+        message = step(list(messages)) if callable(step) else step
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import subprocess
+import sys
 
 import langchain_adaptive
 
@@ -17,6 +20,7 @@ EXPECTED_ALL = [
     "AdaptiveInputError",
     "AdaptiveProgressHandler",
     "AdaptiveReasoningRunnable",
+    "AdaptiveReasoningTool",
     "AdaptiveResult",
     "AdaptiveUsageTracker",
     "AsyncAdaptiveCallbackHandler",
@@ -59,11 +63,14 @@ EXPECTED_ALL = [
     "UnknownStrategyError",
     "UnsupportedInputError",
     "UsageSnapshot",
+    "adaptive_tool",
     "allocate_budget",
     "answers_match",
     "build_strategy",
+    "escalate_when_unsure",
     "extract_answer",
     "ias_sample_count",
+    "needs_escalation",
     "parse_event",
     "split_steps",
 ]
@@ -91,3 +98,21 @@ def test_integrations_import_without_llama_cpp_being_loaded() -> None:
         "load_shared_llama",
         "resolve_model_path",
     ]
+
+
+def test_langgraph_integration_names_are_pinned_and_lazy() -> None:
+    module = importlib.import_module("langchain_adaptive.integrations.langgraph")
+    assert list(module.__all__) == [
+        "AdaptiveState",
+        "adaptive_node",
+        "answer_message",
+        "create_adaptive_graph",
+        "needs_escalation",
+    ]
+    code = (
+        "import sys, langchain_adaptive.integrations.langgraph; print('langgraph' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    if importlib.util.find_spec("langgraph") is not None:
+        assert all(getattr(module, name) is not None for name in module.__all__)

@@ -1,0 +1,53 @@
+"""LangGraph binding: the adaptive reasoner as a graph node, a subgraph, and an agent tool.
+
+Needs the ``langgraph`` extra: ``pip install "langchain-adaptive[langgraph]"``.
+
+- :func:`adaptive_node`: a node that answers the state's question (or its last
+  human message) and writes the :class:`~langchain_adaptive.AdaptiveResult` and an
+  answer message back to the state (``nodes.py``).
+- :func:`create_adaptive_graph`: a compiled subgraph that answers with a cheap
+  reasoner and escalates to a stronger one (more budget, or a bigger model) only
+  when the calibrated confidence is low (``graph.py``).
+- For LangGraph's prebuilt agents, give the agent ``reasoner.as_tool()``
+  (:class:`~langchain_adaptive.tools.AdaptiveReasoningTool`).
+
+Names are imported lazily, so importing this package does not import langgraph.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .graph import create_adaptive_graph, needs_escalation
+    from .nodes import AdaptiveState, adaptive_node, answer_message
+
+__all__ = (
+    "AdaptiveState",
+    "adaptive_node",
+    "answer_message",
+    "create_adaptive_graph",
+    "needs_escalation",
+)
+
+_MODULE_OF: dict[str, str] = {
+    "AdaptiveState": "nodes",
+    "adaptive_node": "nodes",
+    "answer_message": "nodes",
+    "create_adaptive_graph": "graph",
+    "needs_escalation": "graph",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
