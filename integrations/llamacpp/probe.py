@@ -7,9 +7,11 @@ prefix and no generation: milliseconds on a CPU for the bundled SmolLM2.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr
 
@@ -33,7 +35,12 @@ def probe_text(question: str, prefix: str) -> str:
 
 
 class LlamaCppEmbedder:
-    """Mean-pooled embeddings from a GGUF model, loaded once and shared under its lock."""
+    """Mean-pooled embeddings from a GGUF model, loaded once and shared under its lock.
+
+    Recent embeddings are kept (``cache_size`` texts, least recently used
+    dropped first): beam search scores every prefix of every open beam at each
+    selection, and all but the newest prefix were embedded before.
+    """
 
     def __init__(
         self,
@@ -43,9 +50,12 @@ class LlamaCppEmbedder:
         n_ctx: int = 2048,
         n_gpu_layers: int = 0,
         n_threads: int | None = None,
+        cache_size: int = 4096,
     ) -> None:
         self.path = resolve_model_path(model, filename=model_file)
         self.n_ctx = n_ctx
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         # llama.cpp embeds each text in a single batch, so the batch must hold the context.
         self._shared: SharedLlama = load_shared_llama(
             self.path,
@@ -64,7 +74,8 @@ class LlamaCppEmbedder:
         """
         llama = self._shared.llama
         with self._shared.lock:
-            for text in texts:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            for text in missing:
                 tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=True))
                 if tokens > self.n_ctx:
                     raise ContextLengthExceededError(
@@ -72,8 +83,16 @@ class LlamaCppEmbedder:
                         prompt_tokens=tokens,
                         context_size=self.n_ctx,
                     )
-            vectors = llama.embed(list(texts), truncate=False)
-        return [list(map(float, vector)) for vector in vectors]
+            fresh = llama.embed(missing, truncate=False) if missing else []
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            vectors = [np.asarray(v, dtype=np.float32) for v in fresh]
+            found.update(zip(missing, vectors, strict=True))
+            for text, vector in found.items():
+                self._cache[text] = vector
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return [found[text].tolist() for text in texts]
 
 
 class ProbePRM(ProcessRewardModel):

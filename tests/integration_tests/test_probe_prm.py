@@ -52,6 +52,29 @@ def test_embedder_rejects_text_longer_than_the_context() -> None:
         LlamaCppEmbedder(n_ctx=32).embed(["one two three " * 40])
 
 
+def test_embedder_reuses_recent_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beam search re-scores old prefixes: each text is embedded once while it is cached."""
+    embedder = LlamaCppEmbedder(cache_size=2)
+    llama = embedder._shared.llama
+    embedded: list[str] = []
+    real = llama.embed
+
+    def counting(texts: list[str], **kwargs: object) -> object:
+        embedded.extend(texts)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(llama, "embed", counting)
+    first = embedder.embed(["What is 2 + 3?", "2 + 3 = 5"])
+    again = embedder.embed(["2 + 3 = 5", "What is 2 + 3?", "2 + 3 = 5"])
+    assert embedded == ["What is 2 + 3?", "2 + 3 = 5"]
+    assert again == [first[1], first[0], first[1]]
+    assert first[0] != first[1]
+
+    embedder.embed(["The answer is 5."])  # evicts the least recently used text
+    embedder.embed(["What is 2 + 3?", "2 + 3 = 5"])
+    assert embedded[2:] == ["The answer is 5.", "2 + 3 = 5"]
+
+
 def test_missing_head_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="no probe head"):
         ProbePRM(head_path=str(tmp_path)).estimate_question("What is 1 + 1?")
