@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -70,3 +75,22 @@ def test_beam_search_end_to_end_with_the_probe_prm() -> None:
     assert sum(b.usage.output_tokens for b in beams.values()) == result.budget.generated_tokens
     children = [run.name for run in collector.root().child_runs]  # model and PRM calls are traced
     assert "ChatLlamaCpp" in children and "ProbePRM" in children
+
+
+def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
+    out = tmp_path / "beam.json"
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+    args = ["--per-level", "1", "--paths", "2", "--beams", "1", "--per-beam", "2",
+            "--max-steps", "1", "--step-tokens", "8", "--sample-tokens", "8",
+            "--replicates", "20", "--threads", "1", "--out", str(out)]  # fmt: skip
+    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["questions"] == 2
+    assert report["summary"]["beam search"]["tokens_over_fixed_beam_search"] == 1.0
+    for entry in report["summary"].values():
+        assert 0.0 <= entry["accuracy"] <= 1.0 and entry["mean_generated_tokens"] > 0
+    assert {row["id"] for row in report["per_question"]["IAS-of-M"]} == {
+        "steps2-0",
+        "steps3-0",
+    }
+    assert out.with_suffix(".png").stat().st_size > 0

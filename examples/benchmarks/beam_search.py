@@ -1,0 +1,195 @@
+"""Step-level search on multi-step arithmetic: fixed beam search, IAS-of-K, IAS-of-M, best-of-N.
+
+Every policy answers the same questions of the two- and three-step levels of
+the seeded arithmetic suite (``steps2``, ``steps3``) with the bundled
+SmolLM2-135M-Instruct and the bundled probe PRM, interleaved question by
+question so every policy sees the same machine load. Per policy the JSON
+records accuracy (with a bootstrap interval over questions), generated tokens,
+reasoning steps and wall time per question, and the tokens ratio against fixed
+beam search; the PNG plots accuracy against generated tokens.
+
+Run::
+
+    pip install "langchain-adaptive[llamacpp,bench]"
+    python examples/benchmarks/beam_search.py --per-level 6 \\
+        --out bench-results/beam_search.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch, BestOfN, Strategy
+from langchain_adaptive.datasets import MULTI_STEP_LEVELS, arithmetic_suite
+from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--per-level", type=int, default=6, help="questions per level")
+    parser.add_argument("--suite-seed", type=int, default=7, help="seed of the question suite")
+    parser.add_argument("--paths", type=int, default=8, help="N: paths (and best-of-N samples)")
+    parser.add_argument("--beams", type=int, default=2, help="K: beams kept at most")
+    parser.add_argument("--per-beam", type=int, default=4, help="M: next steps per beam at most")
+    parser.add_argument("--max-steps", type=int, default=4)
+    parser.add_argument("--step-tokens", type=int, default=48, help="token cap per step")
+    parser.add_argument("--sample-tokens", type=int, default=160, help="token cap per BoN sample")
+    parser.add_argument("--target-confidence", type=float, default=0.9)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/beam_search.json"))
+    return parser.parse_args(argv)
+
+
+def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
+    """Name -> (strategy, token cap per generation)."""
+    beam = {
+        "n_paths": args.paths,
+        "beams_kept": args.beams,
+        "samples_per_beam": args.per_beam,
+        "max_steps": args.max_steps,
+    }
+    return {
+        f"best-of-{args.paths} (majority)": (
+            BestOfN(n=args.paths, selection="majority_vote"),
+            args.sample_tokens,
+        ),
+        f"best-of-{args.paths} (probe)": (
+            BestOfN(n=args.paths, selection="prm"),
+            args.sample_tokens,
+        ),
+        "beam search": (BeamSearch(**beam), args.step_tokens),
+        "IAS-of-K": (BeamSearch(**beam, adaptive_k=True), args.step_tokens),
+        "IAS-of-M": (BeamSearch(**beam, adaptive_m=True), args.step_tokens),
+        "IAS-of-K+M": (BeamSearch(**beam, adaptive_k=True, adaptive_m=True), args.step_tokens),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run every policy on every question; write the JSON and the plot; print a table."""
+    args = _parse_args(argv)
+    problems = arithmetic_suite(args.per_level, seed=args.suite_seed, levels=MULTI_STEP_LEVELS)
+    chat = ChatLlamaCpp(seed=args.seed, n_threads=args.threads)
+    prm = ProbePRM(n_threads=args.threads)
+    policies = _policies(args)
+    load_start = os.getloadavg()
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in policies}
+    for index, problem in enumerate(problems):
+        for name, (strategy, tokens) in policies.items():
+            reasoner = AdaptiveReasoningRunnable(
+                model=chat,
+                prm=prm,
+                strategy=strategy,
+                max_samples=args.paths,
+                max_tokens_per_sample=tokens,
+                target_confidence=args.target_confidence,
+            )
+            start = time.perf_counter()
+            result = reasoner.invoke({"question": problem.question, "gold": problem.gold})
+            seconds = time.perf_counter() - start
+            beams = result.beams or []
+            rows[name].append(
+                {
+                    "id": problem.id,
+                    "correct": bool(result.correct),
+                    "answer": result.answer,
+                    "gold": problem.gold,
+                    "generated_tokens": result.budget.generated_tokens,
+                    "steps": sum(len(b.steps) for b in beams) if beams else None,
+                    "paths": result.budget.samples_used,
+                    "seconds": seconds,
+                    "stop_reason": result.stop_reason,
+                }
+            )
+        print(f"question {index + 1}/{len(problems)} done", flush=True)
+
+    summary = {name: _summarize(rows[name], args.replicates) for name in policies}
+    fixed = summary["beam search"]["mean_generated_tokens"]
+    for entry in summary.values():
+        entry["tokens_over_fixed_beam_search"] = entry["mean_generated_tokens"] / fixed
+    results: dict[str, Any] = {
+        "model": chat.model_name,
+        "prm": "bundled probe",
+        "questions": len(problems),
+        "levels": list(MULTI_STEP_LEVELS),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": os.getloadavg(),
+        },
+        "summary": summary,
+        "per_question": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    _plot(results, args.out.with_suffix(".png"))
+    _print_table(results)
+    return results
+
+
+def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
+    correct = [float(r["correct"]) for r in rows]
+    rng = random.Random(0)
+    boots = sorted(
+        statistics.fmean(rng.choices(correct, k=len(correct))) for _ in range(replicates)
+    )
+    steps = [r["steps"] for r in rows if r["steps"] is not None]
+    return {
+        "accuracy": statistics.fmean(correct),
+        "accuracy_ci95": [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]],
+        "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
+        "mean_steps": statistics.fmean(steps) if steps else None,
+        "mean_paths": statistics.fmean(r["paths"] for r in rows),
+        "mean_seconds": statistics.fmean(r["seconds"] for r in rows),
+    }
+
+
+def _plot(results: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install 'langchain-adaptive[bench]'): no plot")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, entry in results["summary"].items():
+        low, high = entry["accuracy_ci95"]
+        x, y = entry["mean_generated_tokens"], entry["accuracy"]
+        ax.errorbar(x, y, yerr=[[y - low], [high - y]], marker="o", capsize=3, label=name)
+    ax.set_xlabel("generated tokens per question")
+    ax.set_ylabel("accuracy (95% bootstrap CI)")
+    ax.set_title(f"{results['model']}, {results['questions']} multi-step questions", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    print(f"{'policy':<24}{'accuracy':>9}{'95% CI':>16}{'tokens':>8}{'ratio':>7}"
+          f"{'steps':>7}{'paths':>7}{'s/q':>7}")  # fmt: skip
+    for name, e in results["summary"].items():
+        low, high = e["accuracy_ci95"]
+        steps = f"{e['mean_steps']:.1f}" if e["mean_steps"] is not None else "-"
+        print(
+            f"{name:<24}{e['accuracy']:>9.3f}{f'[{low:.2f}, {high:.2f}]':>16}"
+            f"{e['mean_generated_tokens']:>8.0f}{e['tokens_over_fixed_beam_search']:>7.2f}"
+            f"{steps:>7}{e['mean_paths']:>7.1f}{e['mean_seconds']:>7.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
