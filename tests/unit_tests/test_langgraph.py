@@ -207,8 +207,8 @@ async def test_agent_event_stream_carries_the_reasoners_events() -> None:
     ]
     names = [(e["event"], e["name"]) for e in events]
     assert ("on_tool_start", "think_hard") in names and ("on_tool_end", "think_hard") in names
-    decision = next(e for e in events if e["name"] == "adaptive_decision")
+    decision = next(e for e in events if e["name"] == "adaptive_finished")
     assert decision["data"]["samples_used"] == ias_sample_count(0.9, 0.99)
     start = names.index(("on_tool_start", "think_hard"))
     end = names.index(("on_tool_end", "think_hard"))
-    assert start < names.index(("on_custom_event", "adaptive_decision")) < end
+    assert start < names.index(("on_custom_event", "adaptive_finished")) < end
