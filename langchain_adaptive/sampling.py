@@ -73,22 +73,8 @@ def draw(
     Raises:
         SamplingFailure: Some calls failed; the samples that succeeded are attached.
     """
-    if isinstance(model, BaseChatModel):
-        if supports_native_n(model) and n > 1:
-            result = model.generate(
-                [question.messages], **_run_args(config), n=n, stream=False, **kwargs
-            )
-            return _one_call(model, result)
-        outputs = model.batch([question.messages] * n, config, return_exceptions=True, **kwargs)
-        return _collect(
-            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
-        )
-    if isinstance(model, BaseLLM):
-        prompt = question.prompt_text()
-        result = model.generate([prompt] * n, **_run_args(config), **kwargs)
-        return _llm_samples(model, prompt, result)
-    raise ConfigurationError(
-        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
+    return _sample(
+        model, question.messages, question.prompt_text(), n, stop=(), kwargs=kwargs, config=config
     )
 
 
@@ -101,24 +87,8 @@ async def adraw(
     config: RunnableConfig,
 ) -> list[Sample]:
     """Async twin of :func:`draw`."""
-    if isinstance(model, BaseChatModel):
-        if supports_native_n(model) and n > 1:
-            result = await model.agenerate(
-                [question.messages], **_run_args(config), n=n, stream=False, **kwargs
-            )
-            return _one_call(model, result)
-        outputs = await model.abatch(
-            [question.messages] * n, config, return_exceptions=True, **kwargs
-        )
-        return _collect(
-            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
-        )
-    if isinstance(model, BaseLLM):
-        prompt = question.prompt_text()
-        result = await model.agenerate([prompt] * n, **_run_args(config), **kwargs)
-        return _llm_samples(model, prompt, result)
-    raise ConfigurationError(
-        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
+    return await _asample(
+        model, question.messages, question.prompt_text(), n, stop=(), kwargs=kwargs, config=config
     )
 
 
@@ -168,33 +138,17 @@ def draw_steps(
     each sample's text is one step; the stop string itself is not included.
 
     Raises:
-        SamplingFailure: Some calls failed; the steps that arrived are attached.
+        SamplingFailure: Some calls failed; the steps that arrived are attached
+            (none when a single call for all ``n`` failed).
     """
-    stops = list(stop)
-    if isinstance(model, BaseChatModel):
-        messages = continuation_messages(question, steps)
-        if supports_native_n(model) and n > 1:
-            try:
-                result = model.generate(
-                    [messages], **_run_args(config), n=n, stop=stops, stream=False, **kwargs
-                )
-            except Exception as error:
-                raise SamplingFailure([], error) from error
-            return _one_call(model, result)
-        outputs = model.batch([messages] * n, config, return_exceptions=True, stop=stops, **kwargs)
-        return _collect(
-            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
-        )
-    if isinstance(model, BaseLLM):
-        prompt = continuation_prompt(question, steps)
-        try:
-            result = model.generate([prompt] * n, **_run_args(config), stop=stops, **kwargs)
-        except Exception as error:
-            raise SamplingFailure([], error) from error
-        return _llm_samples(model, prompt, result)
-    raise ConfigurationError(
-        f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
-    )
+    messages = continuation_messages(question, steps)
+    prompt = continuation_prompt(question, steps)
+    try:
+        return _sample(model, messages, prompt, n, stop=stop, kwargs=kwargs, config=config)
+    except (SamplingFailure, ConfigurationError):
+        raise
+    except Exception as error:
+        raise SamplingFailure([], error) from error
 
 
 async def adraw_steps(
@@ -208,31 +162,74 @@ async def adraw_steps(
     config: RunnableConfig,
 ) -> list[Sample]:
     """Async twin of :func:`draw_steps`."""
-    stops = list(stop)
+    messages = continuation_messages(question, steps)
+    prompt = continuation_prompt(question, steps)
+    try:
+        return await _asample(model, messages, prompt, n, stop=stop, kwargs=kwargs, config=config)
+    except (SamplingFailure, ConfigurationError):
+        raise
+    except Exception as error:
+        raise SamplingFailure([], error) from error
+
+
+def _sample(
+    model: BaseLanguageModel,
+    messages: Sequence[BaseMessage],
+    prompt: str,
+    n: int,
+    *,
+    stop: Sequence[str],
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """``n`` generations of ``messages`` (a chat model) or ``prompt`` (a completion LLM)."""
+    call = {**kwargs, "stop": list(stop)} if stop else kwargs
     if isinstance(model, BaseChatModel):
-        messages = continuation_messages(question, steps)
         if supports_native_n(model) and n > 1:
-            try:
-                result = await model.agenerate(
-                    [messages], **_run_args(config), n=n, stop=stops, stream=False, **kwargs
-                )
-            except Exception as error:
-                raise SamplingFailure([], error) from error
+            result = model.generate(
+                [list(messages)], **_run_args(config), n=n, stream=False, **call
+            )
             return _one_call(model, result)
-        outputs = await model.abatch(
-            [messages] * n, config, return_exceptions=True, stop=stops, **kwargs
-        )
+        outputs = model.batch([list(messages)] * n, config, return_exceptions=True, **call)
         return _collect(
             [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
         )
     if isinstance(model, BaseLLM):
-        prompt = continuation_prompt(question, steps)
-        try:
-            result = await model.agenerate([prompt] * n, **_run_args(config), stop=stops, **kwargs)
-        except Exception as error:
-            raise SamplingFailure([], error) from error
+        result = model.generate([prompt] * n, **_run_args(config), **call)
         return _llm_samples(model, prompt, result)
-    raise ConfigurationError(
+    raise _not_a_model(model)
+
+
+async def _asample(
+    model: BaseLanguageModel,
+    messages: Sequence[BaseMessage],
+    prompt: str,
+    n: int,
+    *,
+    stop: Sequence[str],
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """Async twin of :func:`_sample`."""
+    call = {**kwargs, "stop": list(stop)} if stop else kwargs
+    if isinstance(model, BaseChatModel):
+        if supports_native_n(model) and n > 1:
+            result = await model.agenerate(
+                [list(messages)], **_run_args(config), n=n, stream=False, **call
+            )
+            return _one_call(model, result)
+        outputs = await model.abatch([list(messages)] * n, config, return_exceptions=True, **call)
+        return _collect(
+            [_chat_sample(model, o) if isinstance(o, AIMessage) else o for o in outputs]
+        )
+    if isinstance(model, BaseLLM):
+        result = await model.agenerate([prompt] * n, **_run_args(config), **call)
+        return _llm_samples(model, prompt, result)
+    raise _not_a_model(model)
+
+
+def _not_a_model(model: object) -> ConfigurationError:
+    return ConfigurationError(
         f"model must be a LangChain BaseChatModel or BaseLLM, got {type(model).__name__}"
     )
 
