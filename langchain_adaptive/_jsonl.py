@@ -97,7 +97,7 @@ class JsonlAppender:
         primary.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock(primary)
         for path in self.paths:
-            unterminated = path.exists() and path.stat().st_size > 0 and _ends_open(path)
+            unterminated = path.exists() and path.stat().st_size > 0 and ends_open(path)
             handle = path.open("a", encoding="utf-8")
             if unterminated:  # keep a truncated line apart from the next record
                 handle.write("\n")
@@ -133,7 +133,8 @@ class JsonlAppender:
         self._lock_file = handle
 
 
-def _ends_open(path: Path) -> bool:
+def ends_open(path: Path) -> bool:
+    """Whether a non-empty file's last line lacks its newline (a write cut short)."""
     with path.open("rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1) != b"\n"
@@ -172,4 +173,4 @@ class ProgressBar:
             self._bar.close()
 
 
-__all__ = ["JsonlAppender", "ProgressBar", "parse_jsonl_lines", "read_jsonl_models"]
+__all__ = ["JsonlAppender", "ProgressBar", "ends_open", "parse_jsonl_lines", "read_jsonl_models"]

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, model_validator
 
-from langchain_adaptive._jsonl import read_jsonl_models
+from langchain_adaptive._jsonl import ends_open, read_jsonl_models
 from langchain_adaptive.callbacks.events import AdaptiveEvent, parse_event
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
 
@@ -97,15 +97,9 @@ class JsonlTraceWriter(AdaptiveCallbackHandler):
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as handle:
-                if handle.tell() > 0 and not _ends_with_newline(self.path):
+                if handle.tell() > 0 and ends_open(self.path):
                     line = "\n" + line  # keep a truncated last line apart from this one
                 handle.write(line)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, 2)
-        return handle.read(1) == b"\n"
 
 
 def read_trace(path: str | Path) -> list[TraceRecord]:
