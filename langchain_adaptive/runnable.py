@@ -634,11 +634,9 @@ class _Episode:
                     self.state.question, [b.steps for b in beams], self.prm_config
                 )
                 self._apply_beam_scores(beams, scores)
-                for beam in beams:
-                    self.events.queue(StepScored(**_step_event(beam)))
             return None
         if isinstance(action, PruneBeams):
-            self.events.queue(BeamsPruned(**self._prune(action)))
+            self._prune(action)
             return None
         if isinstance(action, CollectBeams):
             return self._collect_beams(action.beams)
@@ -702,11 +700,9 @@ class _Episode:
                     self.state.question, [b.steps for b in beams], self.prm_config
                 )
                 self._apply_beam_scores(beams, scores)
-                for beam in beams:
-                    self.events.queue(StepScored(**_step_event(beam)))
             return None
         if isinstance(action, PruneBeams):
-            self.events.queue(BeamsPruned(**self._prune(action)))
+            self._prune(action)
             return None
         if isinstance(action, CollectBeams):
             return self._collect_beams(action.beams)
@@ -822,17 +818,20 @@ class _Episode:
         self.state.tracker.record_prm_call()
         for beam, estimates in zip(beams, scores, strict=True):
             beam.step_estimates = estimates
+            self.events.queue(StepScored(**_step_event(beam)))
 
-    def _prune(self, action: PruneBeams) -> dict[str, Any]:
+    def _prune(self, action: PruneBeams) -> None:
         for beam in action.dropped:
             beam.pruned = True
-        return {
-            "step_index": action.step_index,
-            "kept": [b.id for b in action.kept],
-            "dropped": [b.id for b in action.dropped],
-            "k": action.k,
-            "m": action.m,
-        }
+        self.events.queue(
+            BeamsPruned(
+                step_index=action.step_index,
+                kept=[b.id for b in action.kept],
+                dropped=[b.id for b in action.dropped],
+                k=action.k,
+                m=action.m,
+            )
+        )
 
     def _collect_beams(self, beams: Sequence[Beam]) -> list[Candidate]:
         """Finished (or last open) beams become the candidates selection picks from."""
