@@ -1,4 +1,4 @@
-"""An agent that thinks hard on demand: LangGraph's prebuilt agent with the adaptive tool.
+"""An agent that thinks hard on demand: LangChain's ``create_agent`` with the adaptive tool.
 
 The agent's own chat model decides *when* a sub-question deserves careful
 thought and calls ``think_hard``; the tool (the bundled SmolLM2 with its
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,14 +38,10 @@ DEFAULT_QUESTION = "I bought 7 apples and then 8 more. How many apples do I have
 
 
 def build_agent(model: BaseChatModel, reasoner: AdaptiveReasoningRunnable) -> Any:
-    """LangGraph's prebuilt ReAct agent with ``reasoner`` as its ``think_hard`` tool."""
-    # create_react_agent's successor, langchain.agents.create_agent, lives in the separate
-    # `langchain` package; the prebuilt agent in langgraph itself still works and is used here.
-    from langgraph.prebuilt import create_react_agent
+    """LangChain's agent (a compiled LangGraph graph) with ``reasoner`` as ``think_hard``."""
+    from langchain.agents import create_agent
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return create_react_agent(model, [reasoner.as_tool()], prompt=SYSTEM_PROMPT)
+    return create_agent(model, [reasoner.as_tool()], system_prompt=SYSTEM_PROMPT)
 
 
 def run(agent: Any, question: str, *, max_tool_calls: int = 3) -> list[Any]:

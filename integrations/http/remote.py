@@ -5,7 +5,8 @@ The data path of one scoring call reads top to bottom in this module:
 question and solutions → requests (one conversation each, or batches of
 rendered prompts) → POST ``/pooling``, retried with exponential backoff on 429,
 5xx, timeouts and connection errors → the response checked (one item per input,
-one row per step, finite probabilities) → one ``SuccessEstimate`` per step.
+one row per step, finite probabilities) → one ``SuccessEstimate`` per step. When
+one request fails, the error keeps what the others scored (``RemotePRMError.scored``).
 """
 
 from __future__ import annotations
@@ -54,13 +55,27 @@ _HINT_STEP_POOLING = (
 class RemotePRMError(PRMError):
     """The PRM server failed, refused the request, or answered something unusable.
 
+    A call sent as several requests fails as a whole when one of them does, but
+    keeps what the others already scored, so a caller can retry only the rest.
+
     Attributes:
         status_code: The HTTP status when the server answered, else ``None``.
+        scored: The solutions scored before the failure, by their index in the
+            call's ``solutions``; each list is what a successful call returns for
+            that solution. Empty when nothing was scored.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        scored: dict[int, list[SuccessEstimate]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.status_code = status_code
+        self.scored = scored if scored is not None else {}
 
 
 class RemotePRM(ProcessRewardModel):
@@ -358,42 +373,92 @@ class RemotePRM(ProcessRewardModel):
 
     # -- scoring ---------------------------------------------------------------------
 
+    def _batch_scores(
+        self, body: Any, solutions: Sequence[Sequence[str]], indices: Sequence[int]
+    ) -> dict[int, list[SuccessEstimate]]:
+        return dict(zip(indices, self._estimates(body, solutions, indices), strict=True))
+
+    def _keeping(
+        self, error: Exception, scored: dict[int, list[SuccessEstimate]], total: int
+    ) -> RemotePRMError:
+        """``error`` as a :class:`RemotePRMError` that carries the solutions already scored."""
+        if isinstance(error, RemotePRMError):
+            failure = error
+        else:  # a bad probability (PRMError), or an httpx error that is not a transport one
+            failure = RemotePRMError(
+                str(error)
+                if isinstance(error, PRMError)
+                else f"RemotePRM: {self._where} failed: {type(error).__name__}: {error}"
+            )
+            failure.__cause__ = error
+        failure.scored = dict(sorted(scored.items()))
+        if scored:
+            failure.add_note(
+                f"RemotePRM: {len(scored)} of {total} solution(s) were scored before the "
+                "failure; they are kept in .scored"
+            )
+        return failure
+
     def _score(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
-        scores: PRMScores = [[] for _ in solutions]
+        scored: dict[int, list[SuccessEstimate]] = {}
         for payload, indices in self._payloads(question, solutions):
-            body = self._post(payload)
-            for index, estimates in zip(
-                indices, self._estimates(body, solutions, indices), strict=True
-            ):
-                scores[index] = estimates
-        return scores
+            try:
+                scored.update(self._batch_scores(self._post(payload), solutions, indices))
+            except Exception as error:
+                raise self._keeping(error, scored, len(solutions))  # noqa: B904 - sets the cause
+        return [scored[index] for index in range(len(solutions))]
 
     async def _ascore(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
-        payloads = self._payloads(question, solutions)
-        limit = asyncio.Semaphore(self.max_concurrency)
-
-        async def send(client: httpx.AsyncClient, payload: dict[str, Any]) -> Any:
-            async with limit:
-                return await self._apost(client, payload)
-
         if self.http_async_client is not None:
-            bodies = await asyncio.gather(
-                *(send(self.http_async_client, payload) for payload, _ in payloads)
-            )
+            scored = await self._ascore_all(self.http_async_client, question, solutions)
         else:
             async with httpx.AsyncClient(verify=self._verify(), timeout=self.timeout) as client:
-                bodies = await asyncio.gather(*(send(client, payload) for payload, _ in payloads))
-        scores: PRMScores = [[] for _ in solutions]
-        for (_, indices), body in zip(payloads, bodies, strict=True):
-            for index, estimates in zip(
-                indices, self._estimates(body, solutions, indices), strict=True
-            ):
-                scores[index] = estimates
-        return scores
+                scored = await self._ascore_all(client, question, solutions)
+        return [scored[index] for index in range(len(solutions))]
+
+    async def _ascore_all(
+        self, client: httpx.AsyncClient, question: str, solutions: Sequence[Sequence[str]]
+    ) -> dict[int, list[SuccessEstimate]]:
+        """Send the requests concurrently; on a failure, cancel the rest and keep what finished."""
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def send(
+            payload: dict[str, Any], indices: list[int]
+        ) -> dict[int, list[SuccessEstimate]]:
+            async with limit:
+                body = await self._apost(client, payload)
+            return self._batch_scores(body, solutions, indices)
+
+        tasks = [
+            asyncio.create_task(send(payload, indices))
+            for payload, indices in self._payloads(question, solutions)
+        ]
+        try:
+            if tasks:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # on a failure, or when this call is cancelled: leave no request running
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        scored: dict[int, list[SuccessEstimate]] = {}
+        failure: BaseException | None = None
+        for task in tasks:
+            if task.cancelled():
+                continue
+            error = task.exception()
+            if error is None:
+                scored.update(task.result())
+            elif failure is None:
+                failure = error
+        if isinstance(failure, Exception):
+            raise self._keeping(failure, scored, len(solutions))
+        if failure is not None:  # KeyboardInterrupt and the like: not ours to wrap
+            raise failure
+        return scored
 
     def close(self) -> None:
         """Close the sync HTTP client this PRM made (not one passed as ``http_client``)."""

@@ -8,7 +8,7 @@ Needs the ``langgraph`` extra: ``pip install "langchain-adaptive[langgraph]"``.
 - :func:`create_adaptive_graph`: a compiled subgraph that answers with a cheap
   reasoner and escalates to a stronger one (more budget, or a bigger model) only
   when the calibrated confidence is low (``graph.py``).
-- For LangGraph's prebuilt agents, give the agent ``reasoner.as_tool()``
+- For an agent (``langchain.agents.create_agent``), give it ``reasoner.as_tool()``
   (:class:`~langchain_adaptive.tools.AdaptiveReasoningTool`).
 
 Names are imported lazily, so importing this package does not import langgraph.

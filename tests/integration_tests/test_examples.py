@@ -119,7 +119,7 @@ def scripted_openai() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """
     pytest.importorskip("fastapi", reason='needs the "server" extra')
     pytest.importorskip("langchain_openai", reason='needs the "remote" extra')
-    pytest.importorskip("langgraph", reason='needs the "langgraph" extra')
+    pytest.importorskip("langchain.agents", reason='needs the "langgraph" extra')
     from fastapi import Body, FastAPI
 
     from langchain_adaptive.integrations.http.server import running_app

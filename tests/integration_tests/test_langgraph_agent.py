@@ -1,15 +1,14 @@
-"""LangGraph's prebuilt agent calls the adaptive tool, with the real bundled SmolLM2 behind it."""
+"""LangChain's agent calls the adaptive tool, with the real bundled SmolLM2 behind it."""
 
 from __future__ import annotations
-
-import warnings
-from typing import Any
 
 import pytest
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("langgraph", reason='needs the "langgraph" extra')
+pytest.importorskip("langchain.agents", reason='needs the "langgraph" extra')
 
+from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from langchain_adaptive import AdaptiveReasoningRunnable, AdaptiveResult, ias_sample_count
@@ -28,15 +27,6 @@ def reasoner() -> AdaptiveReasoningRunnable:
     return default_reasoner(seed=0, max_samples=2, max_tokens_per_sample=48)
 
 
-def prebuilt_agent(model: Any, tools: list[Any]) -> Any:
-    # create_react_agent's successor (langchain.agents.create_agent) is not a dependency.
-    from langgraph.prebuilt import create_react_agent
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return create_react_agent(model, tools)
-
-
 def test_agent_tool_loop_with_the_real_model(reasoner: AdaptiveReasoningRunnable) -> None:
     def answer(messages: list[BaseMessage]) -> AIMessage:
         first_line = str(messages[-1].content).splitlines()[0]
@@ -48,7 +38,7 @@ def test_agent_tool_loop_with_the_real_model(reasoner: AdaptiveReasoningRunnable
     )
     agent_model = ScriptedToolCallingModel(script=[call, answer])
     tracer = RunCollector()
-    agent = prebuilt_agent(agent_model, [reasoner.as_tool()])
+    agent = create_agent(agent_model, [reasoner.as_tool()])
     out = agent.invoke({"messages": [HumanMessage("Add 7 and 8.")]}, {"callbacks": [tracer]})
     tool_message = next(m for m in out["messages"] if isinstance(m, ToolMessage))
     result = tool_message.artifact

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -256,6 +256,104 @@ def test_a_slow_server_times_out() -> None:
         with pytest.raises(RemotePRMError, match=r"after 2 attempt.*timed out after 0.2s"):
             remote.estimate_question(QUESTION)
         assert time.monotonic() - start < 1.2
+
+
+# -- a failed request keeps what the others scored --------------------------------------
+
+
+class FailingOnPRM(LengthPRM):
+    """``LengthPRM`` that raises ``failure`` (after ``delay`` s) for a call holding ``marker``."""
+
+    failure: Exception
+    marker: str = "2 + 3 = 6."  # the only step of SOLUTIONS[2]
+    delay: float = 0.0
+
+    def _score(
+        self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
+    ) -> PRMScores:
+        if any(self.marker in steps for steps in solutions):
+            self.calls.append((question, [list(s) for s in solutions]))
+            time.sleep(self.delay)
+            raise self.failure
+        return super()._score(question, solutions, config=config)
+
+
+def no_tasks_left() -> bool:
+    return all(task.done() for task in asyncio.all_tasks() if task is not asyncio.current_task())
+
+
+@pytest.mark.parametrize(
+    ("input_format", "failure", "status", "posts"),
+    [
+        # batches [0, 1] and [2, 3]: the second fails with a 500 on every attempt
+        ("text", RuntimeError("cuda out of memory"), 500, 1 + 2),
+        # one request a solution: the third is refused (not retried), the fourth never sent
+        ("chat", ContextLengthExceededError("the input is 9000 tokens"), 400, 3),
+    ],
+)
+def test_a_failed_request_keeps_the_solutions_already_scored(
+    input_format: Literal["chat", "text"], failure: Exception, status: int, posts: int
+) -> None:
+    app = create_app(FailingOnPRM(failure=failure))
+    state = counting(app)
+    with running_app(app) as url:
+        remote = RemotePRM(
+            base_url=url,
+            api_key=KEY,
+            input_format=input_format,
+            batch_size=2,
+            max_retries=1,
+            backoff_base=0.0,
+        )
+        with pytest.raises(RemotePRMError, match=f"HTTP {status}") as info:
+            remote.score(QUESTION, SOLUTIONS)
+    expected = LengthPRM().score(QUESTION, SOLUTIONS)
+    assert info.value.status_code == status
+    assert info.value.scored == {0: expected[0], 1: expected[1]}
+    assert info.value.__notes__ == [
+        "RemotePRM: 2 of 4 solution(s) were scored before the failure; they are kept in .scored"
+    ]
+    assert state["posts"] == posts
+    assert KEY not in str(info.value) and KEY not in str(info.value.__notes__)
+
+
+async def test_async_failure_cancels_the_waiting_requests_and_keeps_the_finished() -> None:
+    failing = FailingOnPRM(failure=ContextLengthExceededError("the input is 9000 tokens"))
+    app = create_app(failing)
+    state = counting(app)
+    with running_app(app) as url:
+        remote = RemotePRM(base_url=url, max_concurrency=1)  # one request at a time, in order
+        with pytest.raises(RemotePRMError, match="HTTP 400") as info:
+            await remote.ascore(QUESTION, SOLUTIONS)
+    expected = LengthPRM().score(QUESTION, SOLUTIONS)
+    assert info.value.scored == {0: expected[0], 1: expected[1]}
+    assert state["posts"] == 3  # the fourth was still waiting for its turn: cancelled, not sent
+    assert no_tasks_left()
+
+
+async def test_async_failure_keeps_the_requests_that_finished_first() -> None:
+    failing = FailingOnPRM(failure=RuntimeError("cuda out of memory"), delay=1.0)
+    with running_server(failing) as url:
+        remote = RemotePRM(base_url=url, max_concurrency=4, max_retries=0)
+        with pytest.raises(RemotePRMError, match=r"after 1 attempt.*HTTP 500") as info:
+            await remote.ascore(QUESTION, SOLUTIONS)
+    expected = LengthPRM().score(QUESTION, SOLUTIONS)
+    assert info.value.scored == {0: expected[0], 1: expected[1], 3: expected[3]}
+    assert info.value.status_code == 500
+    assert no_tasks_left()
+
+
+def test_a_bad_probability_after_a_good_batch_keeps_the_good_one() -> None:
+    good = {"data": [row(0, [[0.2, 0.8], [0.4, 0.6]])]}
+    bad = b'{"data": [{"index": 0, "data": [[0.1, NaN]]}]}'
+    bodies = iter([json.dumps(good).encode(), bad])
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=next(bodies)))
+    remote = RemotePRM(http_client=httpx.Client(transport=transport))
+    with pytest.raises(RemotePRMError, match="non-finite") as info:
+        remote.score(QUESTION, SOLUTIONS[:2])
+    assert [e.median for e in info.value.scored[0]] == [0.8, 0.6]
+    assert list(info.value.scored) == [0] and info.value.status_code is None
+    assert isinstance(info.value.__cause__, PRMError)
 
 
 # -- the API key -------------------------------------------------------------------------

@@ -1,14 +1,15 @@
-"""LangGraph: the adaptive node, the escalating subgraph, and a prebuilt agent calling the tool."""
+"""LangGraph: the adaptive node, the escalating subgraph, and LangChain's agent calling the tool."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytest
 
 pytest.importorskip("langgraph", reason='needs the "langgraph" extra')
+pytest.importorskip("langchain.agents", reason='needs the "langgraph" extra')
 
+from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.graph import START, StateGraph
 
@@ -132,21 +133,7 @@ def test_graph_configuration_errors() -> None:
         create_adaptive_graph(reasoner(), escalation=reasoner(), min_confidence=1.5)
 
 
-# -- LangGraph's prebuilt agent with the adaptive tool ---------------------------------------
-
-
-def create_agent(model: Any, tools: list[Any]) -> Any:
-    """LangGraph's prebuilt ReAct agent.
-
-    ``create_react_agent`` is deprecated in favour of ``langchain.agents.create_agent``,
-    which lives in the ``langchain`` package; this project does not depend on it, so the
-    tests use the prebuilt agent that ships with langgraph.
-    """
-    from langgraph.prebuilt import create_react_agent
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return create_react_agent(model, tools)
+# -- LangChain's agent (a compiled LangGraph graph) with the adaptive tool -----------------
 
 
 def tool_call(question: str) -> AIMessage:
