@@ -18,7 +18,11 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.calibration.probe import ProbeHead
 from langchain_adaptive.calibration.records import prefix_features
-from langchain_adaptive.errors import ContextLengthExceededError, ModelNotFoundError
+from langchain_adaptive.errors import (
+    ConfigurationError,
+    ContextLengthExceededError,
+    ModelNotFoundError,
+)
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 
 from ._loading import SharedLlama, load_shared_llama, resolve_model_path
@@ -101,7 +105,9 @@ class ProbePRM(ProcessRewardModel):
     Without ``head_path`` it loads the head shipped for the bundled SmolLM2,
     trained on Monte-Carlo success rates of that model on the seeded arithmetic
     suite; train one for another model with ``langchain-adaptive calibrate
-    fit-probe``.
+    fit-probe``. A head fitted with ``--with-score`` also reads the raw score of
+    ``prm`` (the paper's quantile calibrator of that PRM, with the embedding as
+    its extra feature), so ``prm`` must then be given.
 
     Example:
         .. code-block:: python
@@ -122,6 +128,8 @@ class ProbePRM(ProcessRewardModel):
     n_ctx: int = Field(default=2048, ge=16)
     n_gpu_layers: int = Field(default=0, ge=-1)
     n_threads: int | None = Field(default=None, ge=1)
+    prm: ProcessRewardModel | None = None
+    """The PRM whose raw scores a head fitted with ``uses_score`` reads."""
 
     _embedder: LlamaCppEmbedder | None = PrivateAttr(default=None)
     _head: ProbeHead | None = PrivateAttr(default=None)
@@ -162,8 +170,29 @@ class ProbePRM(ProcessRewardModel):
                 features.append(prefix_features(k, prefix))
         if not texts:
             return []
-        flat = iter(self.head.predict(self.embedder.embed(texts), features))
+        flat = iter(
+            self.head.predict(
+                self.embedder.embed(texts),
+                features,
+                self._raw_scores(question, solutions, config) if self.head.uses_score else None,
+            )
+        )
         return [[next(flat) for _ in range(max(1, len(steps)))] for steps in solutions]
+
+    def _raw_scores(
+        self, question: str, solutions: Sequence[Sequence[str]], config: RunnableConfig
+    ) -> list[float]:
+        """``prm``'s raw score of every prefix, in the order :meth:`_score` embeds them."""
+        if self.prm is None:
+            raise ConfigurationError(
+                "this probe head was fitted with a PRM's score (uses_score); pass prm= the "
+                "PRM it was fitted on"
+            )
+        return [
+            estimate.raw_score if estimate.raw_score is not None else estimate.median
+            for row in self.prm.score(question, solutions, config)
+            for estimate in row
+        ]
 
 
 __all__ = ["BUNDLED_HEAD", "LlamaCppEmbedder", "ProbePRM", "probe_text"]

@@ -56,6 +56,13 @@ def add_calibrate_commands(commands: Any) -> None:
     _select_argument(evaluate)
     evaluate.add_argument("--probe", type=Path, default=None, help="a saved probe head")
     evaluate.add_argument(
+        "--fit-embedding",
+        action="store_true",
+        help="also fit the quantile calibrator with the policy's embedding of each prefix "
+        "as extra features (row quantile+embedding; embeds every record)",
+    )
+    evaluate.add_argument("--dims", type=int, default=16, help="embedding components kept")
+    evaluate.add_argument(
         "--reference",
         default=None,
         help="row to compare Brier scores against (default: the best baseline)",
@@ -75,6 +82,11 @@ def add_calibrate_commands(commands: Any) -> None:
     _problem_arguments(probe)
     _model_arguments(probe, prm=False)
     probe.add_argument("--dims", type=int, default=16, help="principal components kept")
+    probe.add_argument(
+        "--with-score",
+        action="store_true",
+        help="the head also reads the PRM's raw score (ProbePRM(prm=...) supplies it)",
+    )
     probe.add_argument("--conformal-coverage", type=float, default=0.9)
     _select_argument(probe)
     probe.add_argument("--out", type=Path, required=True, help="directory to save the head to")
@@ -167,7 +179,6 @@ def _fit(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from langchain_adaptive.calibration.base import Calibrator
     from langchain_adaptive.calibration.metrics import (
-        FixedPredictions,
         evaluate,
         reliability_diagram,
         report_markdown,
@@ -185,12 +196,20 @@ def _eval(args: argparse.Namespace) -> int:
     for spec in args.calibrator:
         name, _, directory = spec.partition("=")
         entries[name] = Calibrator.load(directory)
+    # The paper's calibrator with the policy's embedding as its extra feature.
+    embedding_head = (
+        _fit_head(args, train, uses_score=True, dims=args.dims) if args.fit_embedding else None
+    )
+    if embedding_head is not None:
+        entries["quantile+embedding"] = _head_predictions(args, embedding_head, test, "quantile")
     if args.probe is not None:
-        head, quantiles, means = _probe_quantiles(args, args.probe, test)
-        entries["probe"] = FixedPredictions(
-            tuple(head.calibrator.levels), quantiles, "probe", means
-        )
+        from langchain_adaptive.calibration.probe import ProbeHead
+
+        entries["probe"] = _head_predictions(args, ProbeHead.load(args.probe), test, "probe")
     report = evaluate(entries, test, reference=args.reference, bootstrap=args.bootstrap)
+    fitted = dict(entries)
+    if embedding_head is not None:
+        fitted["quantile+embedding"] = embedding_head.calibrator
     payload = {
         "data": str(args.data),
         "train_records": len(train),
@@ -198,14 +217,8 @@ def _eval(args: argparse.Namespace) -> int:
         "test_fraction": args.test_fraction,
         "split_seed": args.split_seed,
         "cross_validation": {
-            name: {
-                "chosen": _chosen(calibrator),
-                "results": [
-                    {"candidate": params, "objective": score}
-                    for params, score in calibrator.cv_results
-                ],
-            }
-            for name, calibrator in entries.items()
+            name: _cv_summary(calibrator)
+            for name, calibrator in fitted.items()
             if getattr(calibrator, "cv_results", None)
         },
         "report": report.model_dump(mode="json"),
@@ -223,30 +236,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _fit_probe(args: argparse.Namespace) -> int:
-    from langchain_adaptive.calibration.probe import ProbeHead
-    from langchain_adaptive.calibration.quantile import QuantileCalibrator
-
     train, _ = _split(args)
-    embeddings = _embed_records(args, train)
-    calibrator = QuantileCalibrator(
-        seed=0, conformal_coverage=args.conformal_coverage, select_by_cv=args.select_by_cv
-    )
-    head = ProbeHead(
-        dims=args.dims,
-        calibrator=calibrator,
-        metadata={"policy": _policy_name(args), "data": args.data.name},
-    )
-    head.fit(
-        embeddings,
-        [r.features for r in train],
-        [r.successes for r in train],
-        [r.trials for r in train],
-        groups=[r.question_id for r in train],
-    )
+    head = _fit_head(args, train, uses_score=args.with_score, dims=args.dims)
     head.save(args.out)
     print(f"fitted a probe head on {len(train)} records; saved to {args.out}")
-    if calibrator.cv_results:
-        print(f"cross-validation chose {_chosen(calibrator)}")
+    if head.calibrator.cv_results:
+        print(f"cross-validation chose {_chosen(head.calibrator)}")
     return 0
 
 
@@ -293,6 +288,15 @@ def _questions(records: list[CalibrationRecord]) -> int:
     return len({r.question_id for r in records})
 
 
+def _cv_summary(calibrator: Any) -> dict[str, Any]:
+    return {
+        "chosen": _chosen(calibrator),
+        "results": [
+            {"candidate": params, "objective": score} for params, score in calibrator.cv_results
+        ],
+    }
+
+
 def _chosen(calibrator: Any) -> dict[str, Any]:
     """The hyper-parameters a ``select_by_cv`` fit settled on."""
     return {name: getattr(calibrator, name) for name in calibrator.cv_grid}
@@ -318,6 +322,31 @@ def _new_calibrator(method: str, conformal_coverage: float | None, select_by_cv:
     }[method]()
 
 
+def _fit_head(
+    args: argparse.Namespace, train: list[CalibrationRecord], *, uses_score: bool, dims: int
+) -> Any:
+    """A :class:`ProbeHead` fitted on the policy's embeddings of the training records."""
+    from langchain_adaptive.calibration.probe import ProbeHead
+    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+
+    head = ProbeHead(
+        dims=dims,
+        uses_score=uses_score,
+        calibrator=QuantileCalibrator(
+            seed=0, conformal_coverage=args.conformal_coverage, select_by_cv=args.select_by_cv
+        ),
+        metadata={"policy": _policy_name(args), "data": args.data.name},
+    )
+    return head.fit(
+        _embed_records(args, train),
+        [r.features for r in train],
+        [r.successes for r in train],
+        [r.trials for r in train],
+        raw_scores=[r.raw_score for r in train] if uses_score else None,
+        groups=[r.question_id for r in train],
+    )
+
+
 def _embed_records(args: argparse.Namespace, records: list[CalibrationRecord]) -> list[list[float]]:
     from langchain_adaptive.integrations.llamacpp import LlamaCppEmbedder
     from langchain_adaptive.integrations.llamacpp.probe import probe_text
@@ -329,23 +358,39 @@ def _embed_records(args: argparse.Namespace, records: list[CalibrationRecord]) -
             f"error: {len(missing)} question id(s) in {args.data} are not in the question "
             f"source (e.g. {missing[0]!r}); pass the --suite/--dataset used to collect"
         )
-    embedder = LlamaCppEmbedder(
-        args.model,
-        model_file=args.model_file,
-        n_gpu_layers=args.n_gpu_layers,
-        n_threads=args.threads,
+    # One embedder per run: its cache serves records embedded for an earlier row.
+    key = (args.model, args.model_file, args.n_gpu_layers, args.threads)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = LlamaCppEmbedder(
+            args.model,
+            model_file=args.model_file,
+            n_gpu_layers=args.n_gpu_layers,
+            n_threads=args.threads,
+            cache_size=100_000,
+        )
+    return _EMBEDDERS[key].embed([probe_text(questions[r.question_id], r.prefix) for r in records])
+
+
+_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
+
+
+def _head_predictions(
+    args: argparse.Namespace, head: Any, records: list[CalibrationRecord], kind: str
+) -> Any:
+    """A probe head's predictions for ``records``, as a row of the evaluation table."""
+    from langchain_adaptive.calibration.metrics import FixedPredictions
+
+    estimates = head.predict(
+        _embed_records(args, records),
+        [r.features for r in records],
+        [r.raw_score for r in records] if head.uses_score else None,
     )
-    return embedder.embed([probe_text(questions[r.question_id], r.prefix) for r in records])
-
-
-def _probe_quantiles(
-    args: argparse.Namespace, directory: Path, records: list[CalibrationRecord]
-) -> tuple[Any, list[list[float]], list[float]]:
-    from langchain_adaptive.calibration.probe import ProbeHead
-
-    head = ProbeHead.load(directory)
-    estimates = head.predict(_embed_records(args, records), [r.features for r in records])
-    return head, [list(e.quantiles.values()) for e in estimates], [e.expected for e in estimates]
+    return FixedPredictions(
+        tuple(head.calibrator.levels),
+        [list(e.quantiles.values()) for e in estimates],
+        kind,
+        [e.expected for e in estimates],
+    )
 
 
 __all__ = ["METHODS", "add_calibrate_commands", "run_calibrate"]

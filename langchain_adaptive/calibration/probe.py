@@ -7,6 +7,11 @@ components (fitted on the calibration data, so a few hundred examples suffice)
 and feeds them, with the prefix features, to a calibrator that predicts
 quantiles. An engine integration supplies the embeddings (see
 ``langchain_adaptive.integrations.llamacpp.ProbePRM``).
+
+With ``uses_score`` the calibrator also reads a PRM's raw score: that is the
+paper's quantile calibrator of the PRM with the embedding as its extra feature,
+and it can only add to what the score alone says. Without it the probe is a
+PRM of its own and its calibrator sees a constant in the score's place.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ PROBE_CONFIG = "probe.json"
 PROBE_ARRAYS = "probe.safetensors"
 CALIBRATOR_DIR = "calibrator"
 NEUTRAL_SCORE = 0.5
-"""The probe has no raw score of its own; its calibrator sees this constant plus features."""
+"""A probe without ``uses_score`` has no raw score; its calibrator sees this constant."""
 
 
 class ProbeHead(BaseModel):
@@ -48,6 +53,8 @@ class ProbeHead(BaseModel):
     """Predicts quantiles from the projected embedding and the prefix features."""
     dims: int = Field(default=16, ge=1)
     """Principal components kept from the embedding."""
+    uses_score: bool = False
+    """The calibrator also reads a PRM's raw score (pass ``raw_scores`` to fit and predict)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance, e.g. the policy model the embeddings came from."""
 
@@ -81,12 +88,14 @@ class ProbeHead(BaseModel):
         successes: Sequence[int],
         trials: Sequence[int],
         *,
+        raw_scores: Sequence[float] | None = None,
         groups: Sequence[str] | None = None,
     ) -> ProbeHead:
         """Fit the projection on ``embeddings``, then the calibrator on the projected inputs."""
         matrix = _as_matrix(embeddings)
         if len(features) != len(matrix):
             raise CalibrationError(f"{len(features)} feature rows for {len(matrix)} embeddings")
+        scores = self._scores(raw_scores, len(matrix))
         if not getattr(self.calibrator, "use_features", self.calibrator.uses_features):
             raise CalibrationError(
                 f"{type(self.calibrator).__name__} ignores features, so it cannot read an "
@@ -101,7 +110,7 @@ class ProbeHead(BaseModel):
         )
         inputs = np.hstack([(matrix - mean) @ components, np.asarray(features, dtype=np.float64)])
         self.calibrator.fit(
-            [NEUTRAL_SCORE] * len(matrix),
+            scores,
             inputs,
             list(successes),
             list(trials),
@@ -115,14 +124,33 @@ class ProbeHead(BaseModel):
         self,
         embeddings: Sequence[Sequence[float]] | np.ndarray,
         features: Sequence[Sequence[float]],
+        raw_scores: Sequence[float] | None = None,
     ) -> list[SuccessEstimate]:
         """Calibrated success estimates, one per embedding."""
         matrix = _as_matrix(embeddings)
-        estimates = self.calibrator.predict(
-            [NEUTRAL_SCORE] * len(matrix), self._inputs(matrix, features)
-        )
+        scores = self._scores(raw_scores, len(matrix))
+        estimates = self.calibrator.predict(scores, self._inputs(matrix, features))
+        if self.uses_score:
+            return estimates
         # The neutral score is a placeholder, not a PRM score: do not report it as one.
         return [estimate.model_copy(update={"raw_score": None}) for estimate in estimates]
+
+    def _scores(self, raw_scores: Sequence[float] | None, n_rows: int) -> list[float]:
+        """The calibrator's score input: the PRM's raw scores, or the neutral constant."""
+        if not self.uses_score:
+            if raw_scores is not None:
+                raise CalibrationError(
+                    "this probe head was fitted without a PRM score (uses_score=False); "
+                    "do not pass raw_scores"
+                )
+            return [NEUTRAL_SCORE] * n_rows
+        if raw_scores is None:
+            raise CalibrationError(
+                "this probe head reads a PRM's raw score (uses_score=True); pass raw_scores"
+            )
+        if len(raw_scores) != n_rows:
+            raise CalibrationError(f"{len(raw_scores)} raw scores for {n_rows} embeddings")
+        return [float(score) for score in raw_scores]
 
     def _inputs(self, matrix: np.ndarray, features: Sequence[Sequence[float]]) -> np.ndarray:
         rows = np.asarray(features, dtype=np.float64)
@@ -151,6 +179,7 @@ class ProbeHead(BaseModel):
             "kind": "probe_head",
             "format_version": 1,
             "dims": self.dims,
+            "uses_score": self.uses_score,
             "metadata": self.metadata,
         }
         self.calibrator.save(target / CALIBRATOR_DIR)
@@ -194,6 +223,7 @@ class ProbeHead(BaseModel):
         head = cls(
             calibrator=Calibrator.load(source / CALIBRATOR_DIR),
             dims=int(config["dims"]),
+            uses_score=bool(config.get("uses_score", False)),
             metadata=dict(config.get("metadata") or {}),
         )
         head._mean, head._components = mean, components

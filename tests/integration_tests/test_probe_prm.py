@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("torch")
@@ -13,9 +16,15 @@ from langchain_adaptive.calibration.probe import ProbeHead
 from langchain_adaptive.calibration.quantile import QuantileCalibrator
 from langchain_adaptive.calibration.records import prefix_features
 from langchain_adaptive.datasets import arithmetic_suite
-from langchain_adaptive.errors import ContextLengthExceededError, ModelNotFoundError
+from langchain_adaptive.errors import (
+    ConfigurationError,
+    ContextLengthExceededError,
+    ModelNotFoundError,
+)
 from langchain_adaptive.integrations.llamacpp import LlamaCppEmbedder, ProbePRM
 from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD, probe_text
+from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.results import SuccessEstimate
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
 
@@ -97,3 +106,80 @@ def test_default_reasoner_picks_its_prm() -> None:
     assert isinstance(default_reasoner(prm="judge").prm, LLMJudgePRM)
     with pytest.raises(ConfigurationError, match="prm must be"):
         default_reasoner(prm="oracle")  # type: ignore[arg-type]
+
+
+class DigitsPRM(ProcessRewardModel):
+    """A stand-in PRM whose raw score falls with the number of digits in the question."""
+
+    def _score(
+        self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
+    ) -> PRMScores:
+        score = 1.0 / (1.0 + sum(c.isdigit() for c in question))
+        return [
+            [SuccessEstimate.point(score, raw_score=score)] * max(1, len(steps))
+            for steps in solutions
+        ]
+
+
+def test_a_head_fitted_with_the_score_reads_its_prm(tmp_path: Path) -> None:
+    """The paper's calibrator with the embedding as a feature: ProbePRM(prm=...) feeds the score."""
+    problems = arithmetic_suite(12, seed=1, levels=("add1", "mul3"))
+    prm = DigitsPRM()
+    raw = [prm.estimate_question(p.question).raw_score for p in problems]
+    head = ProbeHead(dims=4, uses_score=True, calibrator=QuantileCalibrator(seed=0, epochs=100))
+    head.fit(
+        LlamaCppEmbedder().embed([probe_text(p.question, "") for p in problems]),
+        [prefix_features(0, "")] * len(problems),
+        [8 if p.level == "add1" else 0 for p in problems],
+        [8] * len(problems),
+        raw_scores=raw,
+    )
+    head.save(tmp_path / "head")
+
+    probe = ProbePRM(head_path=str(tmp_path / "head"), prm=prm)
+    easy = probe.estimate_question("What is 4 + 3?")
+    assert easy.raw_score == pytest.approx(1 / 3)  # the PRM's score is reported, not a placeholder
+    assert easy.median > probe.estimate_question("What is 512 * 873?").median
+    assert [len(row) for row in probe.score("What is 4 + 3?", [["4 + 3 = 7", "7"], []])] == [2, 1]
+    with pytest.raises(ConfigurationError, match="pass prm="):
+        ProbePRM(head_path=str(tmp_path / "head")).estimate_question("What is 4 + 3?")
+
+
+def test_calibrate_commands_fit_and_compare_embedding_heads(tmp_path: Path) -> None:
+    """fit-probe --with-score and eval --fit-embedding on a small records file."""
+    from langchain_adaptive.calibration.records import CalibrationRecord
+    from langchain_adaptive.cli import main
+
+    problems = arithmetic_suite(10, seed=0, levels=("add1", "mul3"))
+    records = [
+        CalibrationRecord(
+            question_id=p.id,
+            trajectory=0,
+            k=k,
+            num_steps=1,
+            prefix=prefix,
+            complete=False,
+            raw_score=0.6 if p.level == "add1" else 0.4,
+            successes=3 if p.level == "add1" else 0,
+            trials=4,
+            trajectory_correct=p.level == "add1",
+        )
+        for p in problems
+        for k, prefix in ((0, ""), (1, "Let us compute it."))
+    ]
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    common = ["--data", str(data), "--per-level", "10", "--levels", "add1,mul3"]
+    fast = ["--dims", "4", "--no-select-by-cv"]
+    assert (
+        main(
+            ["calibrate", "fit-probe", *common, *fast, "--with-score", "--out", str(tmp_path / "h")]
+        )
+        == 0
+    )
+    assert ProbeHead.load(tmp_path / "h").uses_score
+    out = tmp_path / "report.json"
+    args = ["calibrate", "eval", *common, *fast, "--fit", "platt", "--fit-embedding"]
+    assert main([*args, "--probe", str(tmp_path / "h"), "--bootstrap", "0", "--out", str(out)]) == 0
+    rows = [row["name"] for row in json.loads(out.read_text())["report"]["rows"]]
+    assert rows == ["raw", "platt", "quantile+embedding", "probe"]

@@ -65,3 +65,47 @@ def test_unfitted_and_corrupt_probes(tmp_path) -> None:
     (tmp_path / "probe.json").write_text('{"kind": "something else"}')
     with pytest.raises(CalibrationError):
         ProbeHead.load(tmp_path)
+
+
+def test_a_head_that_uses_the_score_adds_the_embedding_to_it(tmp_path) -> None:
+    """The score carries one signal and the embedding another: the head needs both."""
+    pytest.importorskip("torch")
+    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+
+    rng = np.random.default_rng(1)
+    embeddings, features, _, trials, _ = synthetic(n=600)
+    score_logit = rng.normal(scale=2.0, size=600)
+    raw = 1.0 / (1.0 + np.exp(-score_logit))
+    p = 1.0 / (1.0 + np.exp(-(embeddings[:, 0] + score_logit)))
+    successes = rng.binomial(trials, p)
+
+    def fitted(uses_score: bool) -> ProbeHead:
+        head = ProbeHead(
+            dims=4, uses_score=uses_score, calibrator=QuantileCalibrator(seed=0, epochs=150)
+        )
+        scores = raw[:450] if uses_score else None
+        return head.fit(
+            embeddings[:450], features[:450], successes[:450], trials[:450], raw_scores=scores
+        )
+
+    with_score = fitted(True)
+    estimates = with_score.predict(embeddings[450:], features[450:], raw[450:])
+    assert [e.raw_score for e in estimates] == pytest.approx(raw[450:])
+    without = fitted(False).predict(embeddings[450:], features[450:])
+
+    def brier(rows) -> float:
+        return float(np.mean((np.array([e.expected for e in rows]) - p[450:]) ** 2))
+
+    assert brier(estimates) < 0.5 * brier(without)
+
+    loaded = ProbeHead.load(with_score.save(tmp_path / "probe"))
+    assert loaded.uses_score
+    again = loaded.predict(embeddings[450:455], features[450:455], raw[450:455])
+    for reloaded, original in zip(again, estimates[:5], strict=True):
+        assert list(reloaded.quantiles.values()) == pytest.approx(list(original.quantiles.values()))
+    with pytest.raises(CalibrationError, match="pass raw_scores"):
+        loaded.predict(embeddings[:2], features[:2])
+    with pytest.raises(CalibrationError, match="3 raw scores for 2"):
+        loaded.predict(embeddings[:2], features[:2], raw[:3])
+    with pytest.raises(CalibrationError, match="do not pass raw_scores"):
+        fitted(False).predict(embeddings[:2], features[:2], raw[:2])
