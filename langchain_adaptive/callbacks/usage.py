@@ -45,6 +45,8 @@ class ModelUsage(BaseModel):
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    unreported_calls: int = 0
+    """Calls that reported no token usage: their tokens are missing from the counts."""
     cost: float | None = None
     """``None`` when no price was given for this model."""
 
@@ -74,6 +76,9 @@ class UsageSnapshot(BaseModel):
     """Total over the priced models; ``None`` when no prices were given."""
     unpriced_models: list[str] = []
     """Models that were called but have no price (their cost is not in ``cost``)."""
+    unreported_calls: int = 0
+    """Model calls (sampling and PRM) that reported no token usage, so the token
+    counts and ``cost`` are a lower bound whenever this is not 0."""
 
 
 class AdaptiveUsageTracker(AdaptiveCallbackHandler):
@@ -180,7 +185,8 @@ class AdaptiveUsageTracker(AdaptiveCallbackHandler):
             if opened is None:
                 return
             role, model = opened
-            input_tokens, output_tokens = _tokens(response)
+            usage_found = _tokens(response)
+            input_tokens, output_tokens = usage_found or (0, 0)
             totals = self._totals
             if role == "prm":
                 totals.prm_model_calls += 1
@@ -194,6 +200,9 @@ class AdaptiveUsageTracker(AdaptiveCallbackHandler):
             usage.calls += 1
             usage.input_tokens += input_tokens
             usage.output_tokens += output_tokens
+            if usage_found is None:
+                totals.unreported_calls += 1
+                usage.unreported_calls += 1
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
@@ -233,8 +242,9 @@ class AdaptiveUsageTracker(AdaptiveCallbackHandler):
             self._totals = UsageSnapshot()
 
 
-def _tokens(response: LLMResult) -> tuple[int, int]:
-    """Prompt and generated tokens of one model call, as the model reported them."""
+def _tokens(response: LLMResult) -> tuple[int, int] | None:
+    """Prompt and generated tokens of one model call as the model reported them; ``None``
+    when it reported none (counted apart, never guessed)."""
     input_tokens = output_tokens = 0
     found = False
     for generations in response.generations:
@@ -247,7 +257,12 @@ def _tokens(response: LLMResult) -> tuple[int, int]:
                 output_tokens += usage.get("output_tokens", 0)
     if found:
         return input_tokens, output_tokens
-    reported = (response.llm_output or {}).get("token_usage") or {}
+    llm_output = response.llm_output or {}
+    if "token_usage" not in llm_output:
+        return None
+    # A batched completion call reports its totals on the first prompt's run and an
+    # empty ``token_usage`` on the others (LLMResult.flatten): reported, not missing.
+    reported = llm_output["token_usage"] or {}
     return int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
 
 

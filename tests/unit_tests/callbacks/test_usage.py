@@ -93,6 +93,18 @@ def test_completion_llm_usage_comes_from_llm_output() -> None:
     )
     assert totals(tracker.snapshot()) == expected([result])
     assert result.budget.generated_tokens > 0 and not result.budget.tokens_estimated
+    assert tracker.snapshot().by_model["ScriptedLLM"].unreported_calls == 0
+
+
+def test_calls_without_reported_usage_are_counted_not_guessed() -> None:
+    """A model that reports no usage leaves the token counts a lower bound, and says so."""
+    tracker = AdaptiveUsageTracker()
+    model = ScriptedLLM(responses=[RIGHT, WRONG])
+    reasoner(model=model, strategy=BestOfN(n=3)).invoke("q", config={"callbacks": [tracker]})
+    snapshot = tracker.snapshot()
+    assert snapshot.model_calls > 0 and snapshot.generated_tokens == 0
+    assert snapshot.unreported_calls == snapshot.model_calls
+    assert snapshot.by_model["ScriptedLLM"].unreported_calls == snapshot.model_calls
 
 
 def test_prices_give_a_cost_per_model_and_in_total() -> None:
