@@ -1,7 +1,7 @@
 """Step-level search on multi-step arithmetic: fixed beam search, IAS-of-K, IAS-of-M, best-of-N.
 
 Every policy answers the same questions of the two- and three-step levels of
-the seeded arithmetic suite (``steps2``, ``steps3``) with the bundled
+the seeded arithmetic suite (``steps2``, ``steps3``; ``--levels`` picks others) with the bundled
 SmolLM2-135M-Instruct and the bundled probe PRM, interleaved question by
 question so every policy sees the same machine load. Per policy the JSON
 records accuracy (with a bootstrap interval over questions), generated tokens,
@@ -35,6 +35,11 @@ from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--per-level", type=int, default=6, help="questions per level")
+    parser.add_argument(
+        "--levels",
+        default=",".join(MULTI_STEP_LEVELS),
+        help="comma-separated levels of the seeded arithmetic suite",
+    )
     parser.add_argument("--suite-seed", type=int, default=7, help="seed of the question suite")
     parser.add_argument("--paths", type=int, default=8, help="N: paths (and best-of-N samples)")
     parser.add_argument("--beams", type=int, default=2, help="K: beams kept at most")
@@ -48,6 +53,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--out", type=Path, default=Path("bench-results/beam_search.json"))
     return parser.parse_args(argv)
+
+
+def _levels(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(level for level in args.levels.split(",") if level)
 
 
 def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
@@ -77,7 +86,7 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every policy on every question; write the JSON and the plot; print a table."""
     args = _parse_args(argv)
-    problems = arithmetic_suite(args.per_level, seed=args.suite_seed, levels=MULTI_STEP_LEVELS)
+    problems = arithmetic_suite(args.per_level, seed=args.suite_seed, levels=_levels(args))
     chat = ChatLlamaCpp(seed=args.seed, n_threads=args.threads)
     prm = ProbePRM(n_threads=args.threads)
     policies = _policies(args)
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": chat.model_name,
         "prm": "bundled probe",
         "questions": len(problems),
-        "levels": list(MULTI_STEP_LEVELS),
+        "levels": list(_levels(args)),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "machine": {
             "python": platform.python_version(),

@@ -27,6 +27,7 @@ from langchain_adaptive.evaluation.live import LivePolicy, live_policy, run_live
 from langchain_adaptive.evaluation.policies import (
     OracleBestOfN,
     batch_allocation_policy,
+    batch_budget_policies,
     batch_policies,
     ias_total_samples,
     standard_policies,
@@ -85,6 +86,7 @@ __all__ = [
     "answer_equivalence",
     "arecord_pools",
     "batch_allocation_policy",
+    "batch_budget_policies",
     "batch_policies",
     "check_game24",
     "evaluate_expression",

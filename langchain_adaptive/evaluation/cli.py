@@ -77,6 +77,13 @@ def add_bench_commands(commands: Any) -> None:
         "greedy coverage gain across the questions)",
     )
     replay.add_argument(
+        "--batch-budgets",
+        default="",
+        help="comma-separated mean samples a question: also replay batch allocation at "
+        "these totals for every estimator (batch[EST]@Bs), to compare estimators at "
+        "equal compute",
+    )
+    replay.add_argument(
         "--round-size", type=int, default=2, help="samples per round of sequential IAS"
     )
     replay.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
@@ -265,7 +272,11 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.policies import batch_policies, standard_policies
+    from langchain_adaptive.evaluation.policies import (
+        batch_budget_policies,
+        batch_policies,
+        standard_policies,
+    )
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
     from langchain_adaptive.evaluation.replay import prepare_pools, replay
     from langchain_adaptive.evaluation.report import summarize
@@ -295,6 +306,14 @@ def _replay(args: argparse.Namespace) -> int:
             [e for e in estimators if e != ORACLE],
             max_samples=size,
             confidences=[float(c) for c in _names(args.confidences)],
+            quantile=args.quantile,
+        )
+    if args.batch_budgets:
+        policies += batch_budget_policies(
+            pools,
+            estimators,
+            [float(b) for b in _names(args.batch_budgets)],
+            max_samples=size,
             quantile=args.quantile,
         )
     equivalence = pool_file.header.equivalence

@@ -272,12 +272,45 @@ def batch_policies(
     return policies
 
 
+def batch_budget_policies(
+    pools: Sequence[QuestionPool],
+    estimators: Sequence[str],
+    budgets: Sequence[float],
+    *,
+    max_samples: int,
+    quantile: float = 0.1,
+    selection: SelectionRule = "majority_vote",
+) -> list[Policy]:
+    """Batch allocation at fixed mean budgets (samples a question), per estimator.
+
+    Named ``batch[EST]@Bs``: a compute curve for each estimator at any budget,
+    where per-question IAS only has the points its confidences land on, so two
+    estimators can be compared at equal compute, e.g. a calibrated one against
+    a raw one.
+    """
+    return [
+        batch_allocation_policy(
+            pools,
+            estimator,
+            max(len(pools), round(budget * len(pools))),
+            max_samples=max_samples,
+            quantile=quantile,
+            selection=selection,
+            name=f"batch[{estimator}]@{budget:g}s",
+        )
+        for estimator in estimators
+        if estimator != ORACLE
+        for budget in budgets
+    ]
+
+
 __all__ = [
     "CONFIDENCES",
     "ESC_MAX_SAMPLES",
     "FIXED_SIZES",
     "OracleBestOfN",
     "batch_allocation_policy",
+    "batch_budget_policies",
     "batch_policies",
     "ias_total_samples",
     "standard_policies",

@@ -19,6 +19,7 @@ from langchain_adaptive.evaluation import (
     QuestionPool,
     RecordedSample,
     batch_allocation_policy,
+    batch_budget_policies,
     batch_policies,
     ias_total_samples,
     prepare_pools,
@@ -212,3 +213,15 @@ def test_batch_allocation_policy_checks_its_pools() -> None:
         batch_allocation_policy(twins, "est", 4, max_samples=8)
     with pytest.raises(ConfigurationError, match="needs estimator 'probe'"):
         batch_allocation_policy([_pool("a", 1.0, 0.5)], "probe", 4, max_samples=8)
+
+
+def test_batch_budget_policies_spend_the_named_mean_budget() -> None:
+    pools = [_pool("a", 1.0, 0.95), _pool("b", 0.25, 0.3), _pool("c", 0.125, 0.1)]
+    policies = batch_budget_policies(pools, ["est", "oracle"], [1, 2.5], max_samples=8)
+    assert [p.name for p in policies] == ["batch[est]@1s", "batch[est]@2.5s"]
+    assert {p.family for p in policies} == {"batch[est]"}
+    run = replay(prepare_pools(pools), policies, replicates=1)
+    assert not run.failures
+    assert run.samples[0, 0].tolist() == [1, 1, 1]  # at least one sample a question
+    assert run.samples[0, 1].sum() == round(2.5 * 3)
+    assert run.samples[0, 1].tolist() == allocate_budget([0.95, 0.3, 0.1], 8, 8)
