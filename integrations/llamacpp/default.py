@@ -50,7 +50,7 @@ def default_reasoner(
     estimate sets the IAS budget and the samples are chosen by majority vote
     (pass ``strategy=`` to change that). The PRM is, with ``prm="auto"``, the
     calibrated :class:`ProbePRM` shipped for the bundled model (it reads the
-    policy's own embedding of the question: no generation, milliseconds), or
+    policy's own embedding of the question: one prompt evaluation, no generation), or
     for other models an :class:`LLMJudgePRM` sharing the policy's weights.
 
     Args:

@@ -2,7 +2,7 @@
 
 The embedding comes from the same GGUF file as the policy (a second, embedding
 context of it, mean-pooled), so the probe costs one prompt evaluation per
-prefix and no generation: milliseconds on a CPU for the bundled SmolLM2.
+prefix and no generation.
 """
 
 from __future__ import annotations
