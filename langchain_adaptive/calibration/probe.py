@@ -10,7 +10,7 @@ quantiles. An engine integration supplies the embeddings (see
 
 With ``uses_score`` the calibrator also reads a PRM's raw score: that is the
 paper's quantile calibrator of the PRM with the embedding as its extra feature,
-and it can only add to what the score alone says. Without it the probe is a
+so the embedding adds to what the score alone says. Without it the probe is a
 PRM of its own and its calibrator sees a constant in the score's place.
 """
 
