@@ -310,6 +310,45 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
 
     # -- a batch under one total budget ----------------------------------------------
 
+    def batch(
+        self,
+        inputs: list[AdaptiveInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        total_samples: int | None = None,
+        **kwargs: Any | None,
+    ) -> list[AdaptiveResult]:
+        """LangChain's ``batch``; with ``total_samples``, one budget for the whole batch.
+
+        Without it every question gets its own IAS budget, as in :meth:`invoke`.
+        With it the samples are split across the questions by their success
+        estimates (see :meth:`batch_with_budget`).
+        """
+        if total_samples is None:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        return self.batch_with_budget(  # type: ignore[return-value]
+            inputs, total_samples, config, return_exceptions=return_exceptions
+        )
+
+    async def abatch(
+        self,
+        inputs: list[AdaptiveInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        total_samples: int | None = None,
+        **kwargs: Any | None,
+    ) -> list[AdaptiveResult]:
+        """Async twin of :meth:`batch`: ``total_samples`` shares one budget across the batch."""
+        if total_samples is None:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        return await self.abatch_with_budget(  # type: ignore[return-value]
+            inputs, total_samples, config, return_exceptions=return_exceptions
+        )
+
     def batch_with_budget(
         self,
         inputs: Sequence[AdaptiveInput],

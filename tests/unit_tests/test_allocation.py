@@ -134,6 +134,20 @@ async def test_abatch_with_budget_allocates_the_same() -> None:
     ]
 
 
+async def test_batch_and_abatch_take_a_total_budget() -> None:
+    """``batch(..., total_samples=N)`` is the budgeted batch; without it, per-question IAS."""
+    expected = allocate_budget(list(QUESTIONS.values()), 7, 6)
+    sync = _runnable().batch(list(QUESTIONS), total_samples=7)
+    asynchronous = await _runnable().abatch(list(QUESTIONS), total_samples=7)
+    for results in (sync, asynchronous):
+        assert [r.budget.samples_used for r in results] == expected
+        assert {r.strategy for r in results} == {"fixed_allocation"}
+    per_question = _runnable().batch(list(QUESTIONS))
+    assert {r.strategy for r in per_question} != {"fixed_allocation"}
+    with pytest.raises(ConfigurationError, match="less than one sample"):
+        await _runnable().abatch(list(QUESTIONS), total_samples=2)
+
+
 def test_the_budget_is_checked_before_any_call() -> None:
     runnable = _runnable()
     with pytest.raises(ConfigurationError, match="less than one sample"):
