@@ -327,6 +327,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
         """
         if total_samples is None:
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        _reject_kwargs(kwargs)
         return self.batch_with_budget(  # type: ignore[return-value]
             inputs, total_samples, config, return_exceptions=return_exceptions
         )
@@ -345,6 +346,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             return await super().abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
+        _reject_kwargs(kwargs)
         return await self.abatch_with_budget(  # type: ignore[return-value]
             inputs, total_samples, config, return_exceptions=return_exceptions
         )

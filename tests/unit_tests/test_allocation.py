@@ -146,6 +146,8 @@ async def test_batch_and_abatch_take_a_total_budget() -> None:
     assert {r.strategy for r in per_question} != {"fixed_allocation"}
     with pytest.raises(ConfigurationError, match="less than one sample"):
         await _runnable().abatch(list(QUESTIONS), total_samples=2)
+    with pytest.raises(ConfigurationError):
+        _runnable().batch(list(QUESTIONS), total_samples=7, temperature=0.1)
 
 
 def test_the_budget_is_checked_before_any_call() -> None:
