@@ -94,3 +94,15 @@ def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
         "steps3-0",
     }
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_beam_search_benchmark_takes_other_levels(tmp_path: Path) -> None:
+    out = tmp_path / "beam.json"
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+    args = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
+            "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--sample-tokens", "8",
+            "--replicates", "5", "--threads", "1", "--out", str(out)]  # fmt: skip
+    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["levels"] == ["add1"] and report["questions"] == 1
+    assert {row["id"] for row in report["per_question"]["beam search"]} == {"add1-0"}

@@ -101,6 +101,8 @@ def test_replay_with_a_calibrator_on_a_recorded_pool(tmp_path: Path) -> None:
             "prm",
             "--calibrator",
             f"prm-id=prm:{saved}",
+            "--batch-budgets",
+            "1,2.5",
             "--out",
             str(out),
         ]
@@ -109,6 +111,7 @@ def test_replay_with_a_calibrator_on_a_recorded_pool(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     names = {p["name"] for p in report["policies"]}
     assert {"ias[prm]@0.9", "ias[prm-id]@0.9", "bon4-prm[prm]", "bon4-weighted[prm]"} <= names
+    assert {"batch[prm]@1s", "batch[prm]@2.5s", "batch[prm-id]@2.5s"} <= names
 
 
 def test_replay_errors_are_reported_not_raised(
