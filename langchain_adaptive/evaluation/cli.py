@@ -101,6 +101,14 @@ def add_bench_commands(commands: Any) -> None:
     )
     live.add_argument("--max-samples", type=int, default=16)
     live.add_argument("--target-confidence", type=float, default=0.9)
+    live.add_argument(
+        "--selection",
+        choices=["majority_vote", "weighted_vote", "prm"],
+        default="majority_vote",
+        help="how PRM-budgeted policies (ias, sequential_ias) pick the answer; majority "
+        "vote (the default) is what replay and the majority_vote:N baseline use; the "
+        "others score every step of every sample with the PRM",
+    )
     live.add_argument("--out", type=Path, required=True, help="report JSON (.md beside)")
 
     choose = sub.add_parser(
@@ -407,6 +415,7 @@ def _live(args: argparse.Namespace) -> int:
             prms=prms,
             max_samples=args.max_samples,
             target_confidence=args.target_confidence,
+            selection=args.selection,
         )
         for spec in specs
     ]

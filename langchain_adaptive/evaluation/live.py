@@ -28,6 +28,7 @@ from langchain_adaptive.evaluation.report import BenchReport, summarize
 from langchain_adaptive.prm.base import ProcessRewardModel
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
+from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import build_strategy
 
 logger = logging.getLogger(__name__)
@@ -50,12 +51,22 @@ def live_policy(
     prms: Mapping[str, ProcessRewardModel],
     max_samples: int,
     target_confidence: float,
+    selection: SelectionRule = "majority_vote",
 ) -> LivePolicy:
     """A live policy from a short spec: ``majority_vote:16``, ``ias:probe``, ``esc``, ...
 
     ``NAME:N`` fixes the samples of ``best_of_n``/``majority_vote``; ``ias:PRM``
     and other PRM-budgeted strategies name the PRM; vote-based strategies take
     no argument.
+
+    Args:
+        selection: How PRM-budgeted whole-solution strategies (``ias``,
+            ``sequential_ias``) pick their answer. The default, majority vote,
+            is what replay uses and what the ``majority_vote:N`` baseline does,
+            so a live run compares like with like; ``weighted_vote`` and
+            ``prm`` also score every step of every sample with the PRM, which
+            costs one PRM pass per step. Step-level search always selects by
+            PRM.
     """
     name, _, argument = spec.partition(":")
     settings: dict[str, Any] = {}
@@ -64,6 +75,8 @@ def live_policy(
     if name in ("best_of_n", "majority_vote") and argument:
         settings["n"] = cap = int(argument)
     strategy = build_strategy(name, **settings)
+    if strategy.requires_prm and not strategy.stepwise:
+        strategy = strategy.model_copy(update={"selection": selection})
     if strategy.requires_prm or strategy.needs_scores:
         if argument not in prms:
             raise ConfigurationError(

@@ -6,7 +6,11 @@ Each family (e.g. IAS at several target confidences) is a curve of compute
 against accuracy; the compute at which its upper envelope first reaches the
 baseline's accuracy (linearly interpolated between settings) over the
 baseline's compute is the ratio, and the same computation on every bootstrap
-replicate gives its 95% interval. The oracle gap compares a policy's samples
+replicate gives its 95% interval. The parity match is the looser reading a
+benchmark's confidence interval allows: the cheapest setting of a family whose
+accuracy is not significantly below the baseline's, tested on the paired
+difference (every policy of a replicate sees the same questions and sample
+orders). The oracle gap compares a policy's samples
 with the fewest that reach the same expected coverage knowing every
 question's true success rate.
 """
@@ -87,6 +91,29 @@ class MatchRatio(BaseModel):
     """Fraction of bootstrap replicates in which the family reached the baseline at all."""
 
 
+class ParityMatch(BaseModel):
+    """The cheapest setting of a family whose metric is not significantly below a baseline's.
+
+    "Not significantly below" means the 95% bootstrap interval of the paired
+    difference (setting minus baseline, per replicate) reaches 0. The point
+    difference may still be negative: read it beside the ratio.
+    """
+
+    baseline: str
+    family: str
+    metric: Metric
+    cost: Cost
+    policy: str | None
+    """The cheapest such setting (``None``: every setting is significantly below)."""
+    baseline_cost: float
+    policy_cost: float | None = None
+    ratio: float | None = None
+    """The setting's compute over the baseline's."""
+    difference: float | None = None
+    """The setting's metric minus the baseline's, on every question in recorded order."""
+    difference_ci: Interval | None = None
+
+
 class OracleGap(BaseModel):
     """A policy's samples over the oracle's fewest samples for the same expected coverage."""
 
@@ -109,6 +136,7 @@ class BenchReport(BaseModel):
     seed: int
     policies: list[PolicySummary]
     ratios: list[MatchRatio] = Field(default_factory=list)
+    parity: list[ParityMatch] = Field(default_factory=list)
     oracle: list[OracleGap] = Field(default_factory=list)
     harness_s: float
     """Time the harness itself took (replay: all policies and replicates; no model time)."""
@@ -185,6 +213,14 @@ def summarize(
         for family in families
         for metric, values in (("accuracy", accuracy), ("coverage", coverage))
     ]  # fmt: skip
+    parity = [
+        _parity(baseline, names.index(baseline), family, by_family[family], names, metric,
+                values, cost_values[cost], cost)
+        for cost in costs
+        for baseline in baselines
+        for family in families
+        for metric, values in (("accuracy", accuracy), ("coverage", coverage))
+    ] if run.replicates else []  # fmt: skip
     oracle = [
         _oracle_gap(run, p, rates)
         for p, policy in enumerate(policies)
@@ -199,6 +235,7 @@ def summarize(
         seed=seed,
         policies=summaries,
         ratios=ratios,
+        parity=parity,
         oracle=oracle,
         harness_s=run.elapsed_s,
         wall_s=wall_s,
@@ -290,6 +327,39 @@ def _match(
     )
 
 
+def _parity(
+    baseline: str,
+    b: int,
+    family: str,
+    members: list[int],
+    names: list[str],
+    metric: Metric,
+    values: np.ndarray,
+    costs: np.ndarray,
+    cost: Cost,
+) -> ParityMatch:
+    base = float(costs[0, b])
+    for m in sorted(members, key=lambda m: (costs[0, m], m)):
+        bounds = interval(values[1:, m] - values[1:, b])
+        if bounds is None or bounds[1] < 0.0:
+            continue
+        return ParityMatch(
+            baseline=baseline,
+            family=family,
+            metric=metric,
+            cost=cost,
+            policy=names[m],
+            baseline_cost=base,
+            policy_cost=float(costs[0, m]),
+            ratio=float(costs[0, m]) / base if base > 0 else None,
+            difference=float(values[0, m] - values[0, b]),
+            difference_ci=Interval(low=bounds[0], high=bounds[1]),
+        )
+    return ParityMatch(
+        baseline=baseline, family=family, metric=metric, cost=cost, policy=None, baseline_cost=base
+    )
+
+
 def _oracle_gap(run: Outcomes, p: int, rates: np.ndarray) -> OracleGap:
     used = run.samples[0, p].astype(np.float64)
     target = expected_coverage(rates, used)
@@ -349,6 +419,28 @@ def report_markdown(
                 f"| {r.baseline} | {r.target:.3f} | {r.family} | "
                 f"{_fmt(r.ratio, 2)}{_fmt_ci(r.ratio_ci, 2)} | {r.matched_fraction:.0%} |"
             )
+    for metric in ratio_metrics:
+        parity = [m for m in report.parity if m.metric == metric]
+        if not parity:
+            continue
+        measure = "generated tokens" if parity[0].cost == "tokens" else "samples"
+        lines += [
+            "",
+            f"Cheapest setting of each family whose {metric} is not significantly below the "
+            f"baseline's (the paired 95% bootstrap interval of the difference reaches 0), "
+            f"and its compute ({measure}) over the baseline's:",
+            "",
+            f"| baseline | family | setting | {metric} difference [95% CI] | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for m in parity:
+            difference = ("n/a" if m.difference is None else f"{m.difference:+.3f}") + _fmt_ci(
+                m.difference_ci
+            )
+            lines.append(
+                f"| {m.baseline} | {m.family} | {m.policy or 'none'} | {difference} | "
+                f"{_fmt(m.ratio, 2)} |"
+            )
     if report.oracle:
         lines += [
             "",
@@ -373,6 +465,7 @@ __all__ = [
     "Interval",
     "MatchRatio",
     "OracleGap",
+    "ParityMatch",
     "PolicySummary",
     "envelope_cost",
     "report_markdown",

@@ -415,3 +415,22 @@ def test_completion_llms_run_beam_search_end_to_end() -> None:
     assert result.answer == "14" and result.budget.tokens_estimated
     assert [len(b.steps) for b in result.beams or []] == [1, 2, 3]
     assert llm.prompts[-1].endswith("3 + 4 = 7\n\n7 * 2 = 14\n\n")
+
+
+def test_live_ias_selects_by_majority_vote_like_replay_unless_told() -> None:
+    prms = {"fake": ScriptedPRM(step_score=lambda step: 0.6)}
+    default = live_policy("ias:fake", prms=prms, max_samples=4, target_confidence=0.9)
+    assert default.policy.strategy.selection == "majority_vote"
+    assert not default.policy.strategy.needs_scores  # no PRM pass per step of every sample
+    weighted = live_policy(
+        "ias:fake", prms=prms, max_samples=4, target_confidence=0.9, selection="weighted_vote"
+    )
+    assert weighted.policy.strategy.selection == "weighted_vote"
+    beam = live_policy(
+        "beam_search:fake",
+        prms=prms,
+        max_samples=4,
+        target_confidence=0.9,
+        selection="weighted_vote",
+    )
+    assert beam.policy.strategy.selection == "prm"  # step-level search always picks by PRM

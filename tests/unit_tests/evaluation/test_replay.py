@@ -26,7 +26,8 @@ from langchain_adaptive.evaluation import (
     standard_policies,
     summarize,
 )
-from langchain_adaptive.evaluation.report import envelope_cost
+from langchain_adaptive.evaluation.replay import Outcomes
+from langchain_adaptive.evaluation.report import envelope_cost, report_markdown
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.strategies import (
     AdaptiveBestOfN,
@@ -230,9 +231,47 @@ def test_summary_finds_the_compute_saving_of_an_informed_estimator() -> None:
     assert ratio.ratio_ci is not None and ratio.matched_fraction > 0.9
     gap = next(g for g in report.oracle if g.policy == "bon8-majority")
     assert gap.ratio is not None and gap.ratio > 1.5  # fixed N wastes samples on easy ones
+    parity = next(
+        m
+        for m in report.parity
+        if (m.baseline, m.family, m.metric) == ("bon8-majority", "ias[est]", "coverage")
+    )
+    assert parity.policy == "ias[est]@0.5" and parity.ratio == pytest.approx(2.5 / 8)
+    assert parity.difference == 0.0 and parity.difference_ci is not None
     bins = {b.bin: b for b in by_name["ias[est]@0.99"].bins}
     # C = 0.99: ceil(log 0.01 / log 0.05) = 2 samples on easy, the cap (8) on hard ones.
     assert bins["p<=1.00"].mean_samples == 2.0 and bins["p<=0.50"].mean_samples == 8.0
+
+
+def test_parity_is_the_cheapest_setting_not_significantly_below_on_paired_replicates() -> None:
+    """Settings are judged on the paired difference: shared questions cancel out."""
+    names = ("base", "cheap", "mid", "dear")
+    policies = [
+        Policy(name=name, family="bon" if name == "base" else "fam", strategy=BestOfN(n=1),
+               max_samples=1)
+        for name in names
+    ]  # fmt: skip
+    questions = 200
+    run = Outcomes(policies, [0.5] * questions, replicates=300, pool_size=1)
+    base = np.arange(questions) % 2 == 0  # 100 of 200 right
+    cheap, mid = base.copy(), base.copy()
+    cheap[:80] = False  # loses 40 of the baseline's wins: significantly below
+    mid[:4] = False  # loses 2: within noise
+    for r in range(run.replicates + 1):
+        for p, (correct, tokens) in enumerate(((base, 100), (cheap, 10), (mid, 30), (base, 90))):
+            run.correct[r, p] = correct
+            run.tokens[r, p] = tokens
+    run.resample_questions(np.random.default_rng(0))
+    report = summarize(run, source="synthetic", baselines=["base"], families=["fam"])
+    match = next(m for m in report.parity if m.metric == "accuracy")
+    assert match.policy == "mid" and match.ratio == pytest.approx(0.3)
+    assert match.difference == pytest.approx(-0.01)  # lower, yet within noise
+    assert match.difference_ci is not None and match.difference_ci.high >= 0.0
+    assert "| base | fam | mid | -0.010" in report_markdown(report)
+    run.question_index = run.question_index[:1]  # no bootstrap replicates: nothing to test on
+    for name in ("samples", "tokens", "correct", "covered", "latency"):
+        setattr(run, name, getattr(run, name)[:1])
+    assert summarize(run, source="synthetic").parity == []
 
 
 class _Exploding(BestOfN):
