@@ -4,11 +4,12 @@ The data path, top to bottom:
 
 datasets (:mod:`langchain_adaptive.datasets`, Game of 24 in :mod:`.game24`) ->
 ``record_pools`` (one model run, every PRM's estimates) -> a pool file
-(:mod:`.pools`) -> ``replay`` of every policy (:mod:`.policies`, :mod:`.replay`;
-no model calls, bootstrap over sample orders and questions) -> ``summarize``
-(:mod:`.report`: accuracy, compute, the headline match ratio, the oracle gap)
--> JSON, Markdown and PNG plots (:mod:`.plots`). ``run_live`` (:mod:`.live`)
-runs policies against the model itself and reports the same way, with wall time.
+(:mod:`.pools`; ``score_pools`` adds a later PRM's step scores) -> ``replay``
+of every policy (:mod:`.policies`, :mod:`.replay`; no model calls, bootstrap
+over sample orders and questions) -> ``summarize`` (:mod:`.report`: accuracy,
+compute, the headline match ratio, the oracle gap) -> JSON, Markdown and PNG
+plots (:mod:`.plots`). ``run_live`` (:mod:`.live`) runs policies against the
+model itself and reports the same way, with wall time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ from langchain_adaptive.evaluation.pools import (
     read_pools,
     write_pools,
 )
-from langchain_adaptive.evaluation.record import RecordSummary, arecord_pools, record_pools
+from langchain_adaptive.evaluation.record import (
+    RecordSummary,
+    arecord_pools,
+    record_pools,
+    score_pools,
+)
 from langchain_adaptive.evaluation.replay import (
     Outcomes,
     Policy,
@@ -109,6 +115,7 @@ __all__ = [
     "replay_question",
     "report_markdown",
     "run_live",
+    "score_pools",
     "standard_policies",
     "summarize",
     "write_pools",

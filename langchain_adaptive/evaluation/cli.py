@@ -1,7 +1,8 @@
-"""``langchain-adaptive bench record|replay|live|choose-policy|import-game24``: the benchmark.
+"""``langchain-adaptive bench record|score-steps|replay|live|...``: the benchmark.
 
 ``record`` draws a pool of samples per question from a local GGUF model (the
-bundled SmolLM2 by default) with the on-device PRMs; ``replay`` compares every
+bundled SmolLM2 by default) with the on-device PRMs; ``score-steps`` adds an
+on-device PRM's step scores to a recorded pool file; ``replay`` compares every
 policy on a pool file without calling a model and writes a JSON report, a
 Markdown table and PNG plots; ``live`` runs chosen policies against the model
 and measures wall time too; ``choose-policy`` replays a validation pool and
@@ -49,6 +50,17 @@ def add_bench_commands(commands: Any) -> None:
         "weighted-vote selection (default: none; costs one PRM pass per step)",
     )
     record.add_argument("--out", type=Path, required=True, help="pool file (JSONL, resumable)")
+
+    score = sub.add_parser(
+        "score-steps",
+        help="score every step of every recorded sample with on-device PRMs, no new samples",
+    )
+    score.add_argument("pools", type=Path, help="pool file from `bench record`")
+    score.add_argument(
+        "--prms", default="probe", help="comma-separated on-device PRMs (probe, judge)"
+    )
+    _model_arguments(score)
+    score.add_argument("--out", type=Path, required=True, help="scored pool file (resumable)")
 
     replay = sub.add_parser("replay", help="compare policies on a pool file, no model calls")
     replay.add_argument("pools", type=Path, help="pool file from `bench record` or import-game24")
@@ -212,6 +224,8 @@ def run_bench(args: argparse.Namespace) -> int:
     command = args.bench_command
     if command == "record":
         return _record(args)
+    if command == "score-steps":
+        return _score_steps(args)
     if command == "replay":
         return _replay(args)
     if command == "live":
@@ -236,7 +250,8 @@ def _chat_model(args: argparse.Namespace) -> Any:
 
 
 def _on_device_prms(names: list[str], chat: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from langchain_adaptive.integrations.llamacpp import ProbePRM
+    """Name -> PRM; ``chat`` (the policy model) is needed only by the judge."""
+    from langchain_adaptive.integrations.llamacpp import ProbePRM, default_threads
     from langchain_adaptive.prm import LLMJudgePRM
 
     prms: dict[str, Any] = {}
@@ -246,7 +261,9 @@ def _on_device_prms(names: list[str], chat: Any, args: argparse.Namespace) -> di
                 raise ConfigurationError(
                     "the bundled probe head fits only the bundled model; use --prms judge"
                 )
-            prms[name] = ProbePRM(n_threads=chat.n_threads, n_gpu_layers=args.n_gpu_layers)
+            prms[name] = ProbePRM(
+                n_threads=args.threads or default_threads(), n_gpu_layers=args.n_gpu_layers
+            )
         elif name == "judge":
             prms[name] = LLMJudgePRM(model=chat)
         else:
@@ -275,6 +292,17 @@ def _record(args: argparse.Namespace) -> int:
         max_tokens_per_sample=args.max_tokens,
         settings={"dataset": args.dataset, "seed": args.seed},
     )
+    print(summary.model_dump_json(indent=2))
+    return 0 if not summary.failed else 1
+
+
+def _score_steps(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.record import score_pools
+
+    names = _names(args.prms)
+    chat = _chat_model(args) if "judge" in names else None
+    prms = _on_device_prms(names, chat, args)
+    summary = score_pools(args.pools, args.out, prms)
     print(summary.model_dump_json(indent=2))
     return 0 if not summary.failed else 1
 

@@ -398,4 +398,102 @@ def _session(
         bar.close()
 
 
-__all__ = ["RecordSummary", "arecord_pools", "model_identity", "record_pools"]
+def score_pools(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    prms: Mapping[str, ProcessRewardModel],
+    *,
+    progress: bool = True,
+    config: RunnableConfig | None = None,
+) -> RecordSummary:
+    """Score every step of every recorded sample with ``prms``, without drawing again.
+
+    Recording is the expensive part; a PRM trained or calibrated after the
+    recording can still score its samples, so replay can select with it and
+    run sequential IAS on it. Each PRM scores the prompt the samples were drawn
+    for (the header's instruction and system prompt) and the recorded steps; a
+    question estimate already recorded under the same name is kept (IAS
+    budgets on it), a missing one is added. The scored pools go to a new file,
+    appended a question at a time, so an interrupted run resumes; a question
+    whose PRM call fails is reported and left out, and a rerun retries it.
+
+    Raises:
+        ConfigurationError: No PRMs, or ``out`` is ``source``.
+        PoolMismatchError: ``out`` holds pools scored from other settings.
+    """
+    if not prms:
+        raise ConfigurationError("score_pools needs at least one PRM")
+    path = Path(out)
+    if path.exists() and path.resolve() == Path(source).resolve():
+        raise ConfigurationError(f"write the scored pools to another file than {source}")
+    recorded = read_pools(source)
+    settings = recorded.header.settings
+    header = recorded.header.model_copy(
+        update={
+            "prms": sorted({*recorded.header.prms, *prms}),
+            "settings": {
+                **settings,
+                "scored_steps": sorted({*settings.get("scored_steps", []), *prms}),
+            },
+        }
+    )
+    done: set[str] = set()
+    if path.exists() and path.stat().st_size > 0:
+        existing = read_pools(path)
+        existing.header.check_matches(header, path)
+        done = {pool.id for pool in existing.pools}
+    todo = [pool for pool in recorded.pools if pool.id not in done]
+    instruction = settings.get("instruction", DEFAULT_INSTRUCTION)
+    scored, failed, started = 0, {}, time.perf_counter()
+    run_config = ensure_config(config)
+    with _session(path, header, len(done), len(todo), progress) as (appender, bar):
+        for pool in todo:
+            question = parse_input(
+                {"question": pool.question, "gold": pool.gold},
+                system_prompt=settings.get("system_prompt"),
+                instruction=instruction,
+            )
+            try:
+                appender.append(_scored(pool, question.text, prms, run_config))
+                scored += 1
+            except _QUESTION_ERRORS as error:
+                logger.warning("question %s was not scored: %s", pool.id, error)
+                failed[pool.id] = f"{type(error).__name__}: {error}"
+            bar.add("samples", len(pool.samples))
+            bar.step()
+    return RecordSummary(
+        path=path,
+        recorded=scored,
+        already_recorded=len(done),
+        failed=failed,
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def _scored(
+    pool: QuestionPool,
+    prompt: str,
+    prms: Mapping[str, ProcessRewardModel],
+    config: RunnableConfig,
+) -> QuestionPool:
+    estimates = dict(pool.question_estimates)
+    rows: dict[str, list[Any]] = {}
+    for name, prm in prms.items():
+        if name not in estimates:
+            estimates[name] = prm.estimate_question(prompt, config)
+        rows[name] = list(prm.score(prompt, [s.steps for s in pool.samples], config))
+    samples = [
+        sample.model_copy(
+            update={
+                "step_estimates": {
+                    **sample.step_estimates,
+                    **{name: scores[index] for name, scores in rows.items()},
+                }
+            }
+        )
+        for index, sample in enumerate(pool.samples)
+    ]
+    return pool.model_copy(update={"question_estimates": estimates, "samples": samples})
+
+
+__all__ = ["RecordSummary", "arecord_pools", "model_identity", "record_pools", "score_pools"]

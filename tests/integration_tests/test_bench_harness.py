@@ -62,6 +62,30 @@ def test_record_stores_graded_samples_and_probe_estimates(pools: Path) -> None:
             assert len(sample.step_estimates["probe"]) == len(sample.steps)
 
 
+def test_score_steps_later_matches_recording_and_feeds_sequential_ias(
+    pools: Path, tmp_path: Path
+) -> None:
+    rescored = tmp_path / "rescored.jsonl"
+    code = main(
+        ["bench", "score-steps", str(pools), "--prms", "probe", "--threads", "2",
+         "--out", str(rescored)]
+    )  # fmt: skip
+    assert code == 0
+    recorded, again = read_pools(pools), read_pools(rescored)
+    assert again.header.settings["scored_steps"] == ["probe"]
+    for a, b in zip(recorded.pools, again.pools, strict=True):
+        for x, y in zip(a.samples, b.samples, strict=True):
+            # llama.cpp's embeddings move in the last digits with how prompts are batched
+            assert [e.median for e in y.step_estimates["probe"]] == pytest.approx(
+                [e.median for e in x.step_estimates["probe"]], abs=1e-3
+            )
+    replayed = tmp_path / "replay.json"
+    argv = ["bench", "replay", str(rescored), "--scorer", "probe", "--replicates", "2"]
+    assert main([*argv, "--out", str(replayed)]) == 0
+    names = {s.name for s in BenchReport.model_validate_json(replayed.read_text()).policies}
+    assert {"sequential-ias[probe]@0.9", "bon2-prm[probe]", "bon2-weighted[probe]"} <= names
+
+
 def test_replay_and_live_reports(pools: Path, tmp_path: Path) -> None:
     replayed = tmp_path / "replay.json"
     assert main(["bench", "replay", str(pools), "--replicates", "2", "--out", str(replayed)]) == 0

@@ -17,6 +17,7 @@ from langchain_adaptive.evaluation import (
     arecord_pools,
     read_pools,
     record_pools,
+    score_pools,
 )
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
@@ -149,3 +150,59 @@ def test_calibrated_estimates_are_derived_from_recorded_raw_scores(tmp_path: Pat
         add_calibrated_estimates(derived, "prm", IdentityCalibrator(), "prm-identity")
     with pytest.raises(ConfigurationError, match="no estimates from 'judge'"):
         add_calibrated_estimates(pools, "judge", IdentityCalibrator(), "x")
+
+
+class _FailsOnOne(ScriptedPRM):
+    """Fails to score the steps of one question, as a flaky PRM server might."""
+
+    def _score(self, question, solutions, *, config):  # type: ignore[no-untyped-def]
+        if "(1)" in question and any(solutions):
+            raise RuntimeError("scorer down")
+        return super()._score(question, solutions, config=config)
+
+
+def test_scoring_a_recorded_pool_later_equals_scoring_while_recording(tmp_path: Path) -> None:
+    model = ScriptedChatModel(responses=[RIGHT, WRONG])
+    scored_live, plain = tmp_path / "live.jsonl", tmp_path / "plain.jsonl"
+    recording_prm = ScriptedPRM(default_p=0.4)
+    _record(scored_live, model, prms={"prm": recording_prm})
+    _record(plain, model, prms={"prm": ScriptedPRM(default_p=0.4)}, score_steps_with=[])
+    assert not read_pools(plain).pools[0].samples[0].step_estimates
+    later = tmp_path / "later.jsonl"
+    other = ScriptedPRM(default_p=0.9, step_score=lambda step: 0.3)
+    summary = score_pools(plain, later, {"prm": ScriptedPRM(default_p=0.1), "other": other},
+                          progress=False)  # fmt: skip
+    assert (summary.recorded, summary.already_recorded, summary.failed) == (3, 0, {})
+    live, rescored = read_pools(scored_live), read_pools(later)
+    assert rescored.header.prms == ["other", "prm"]
+    assert rescored.header.settings["scored_steps"] == ["other", "prm"]
+    for a, b in zip(live.pools, rescored.pools, strict=True):
+        assert [s.step_estimates["prm"] for s in a.samples] == [
+            s.step_estimates["prm"] for s in b.samples
+        ]
+        # the recorded question estimate (0.4) is kept; the new PRM's is added
+        assert b.question_estimates["prm"].median == pytest.approx(0.4)
+        assert b.question_estimates["other"].median == pytest.approx(0.9)
+        assert [e.median for e in b.samples[0].step_estimates["other"]] == [0.3, 0.3]
+        assert [s.text for s in a.samples] == [s.text for s in b.samples]
+    # the new PRM saw exactly what the recording PRM saw
+    assert other.calls[1] == recording_prm.calls[1]
+
+
+def test_scoring_resumes_keeps_other_questions_when_one_fails_and_never_overwrites(
+    tmp_path: Path,
+) -> None:
+    plain, later = tmp_path / "plain.jsonl", tmp_path / "later.jsonl"
+    _record(plain, ScriptedChatModel(responses=[RIGHT]), score_steps_with=[])
+    first = score_pools(plain, later, {"prm": _FailsOnOne()}, progress=False)
+    assert first.recorded == 2 and list(first.failed) == ["q1"]
+    assert "scorer down" in first.failed["q1"]
+    again = score_pools(plain, later, {"prm": ScriptedPRM()}, progress=False)
+    assert (again.recorded, again.already_recorded, again.failed) == (1, 2, {})
+    assert sorted(p.id for p in read_pools(later).pools) == ["q0", "q1", "q2"]
+    with pytest.raises(PoolMismatchError, match="prms"):
+        score_pools(plain, later, {"judge": ScriptedPRM()}, progress=False)
+    with pytest.raises(ConfigurationError, match="another file"):
+        score_pools(plain, plain, {"prm": ScriptedPRM()}, progress=False)
+    with pytest.raises(ConfigurationError, match="at least one PRM"):
+        score_pools(plain, tmp_path / "none.jsonl", {}, progress=False)
