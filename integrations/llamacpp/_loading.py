@@ -324,9 +324,11 @@ def load_shared_llama(
         n_threads: CPU threads for generation; ``None`` keeps llama.cpp's
             default (half the logical cores).
         n_batch: Prompt tokens evaluated per decode call.
-        embedding: Load an embedding context (mean-pooled hidden states, no
-            sampling) instead of a generation context. llama.cpp embeds a text
-            in one batch, so pass ``n_batch=n_ctx`` to embed texts up to the context.
+        embedding: Load an embedding context (every token's final hidden
+            state, no sampling; pool them yourself, as
+            :class:`~langchain_adaptive.integrations.llamacpp.LlamaCppEmbedder`
+            does) instead of a generation context. llama.cpp embeds a text in
+            one batch, so pass ``n_batch=n_ctx`` to embed texts up to the context.
         verbose: Let llama.cpp print its load and timing logs. Not part of the
             cache key.
 
@@ -406,8 +408,9 @@ def _load_llama(
             n_batch=n_batch,
             logits_all=False,
             embedding=embedding,
-            # Mean pooling gives one vector per text whatever the model's default.
-            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN
+            # Per-token states whatever the model's default: the caller pools them, so
+            # the prefixes of one text are read off a single pass.
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE
             if embedding
             else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
             verbose=verbose,

@@ -2,7 +2,7 @@
 
 The embedding comes from the same GGUF file as the policy (a second, embedding
 context of it, mean-pooled), so the probe costs one prompt evaluation per
-prefix and no generation.
+solution (its step prefixes are read off the same pass) and no generation.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ def probe_text(question: str, prefix: str) -> str:
 class LlamaCppEmbedder:
     """Mean-pooled embeddings from a GGUF model, loaded once and shared under its lock.
 
+    Each text is evaluated alone, so its vector does not depend on which other
+    texts share the call (llama-cpp-python's multi-sequence ``embed`` moves some
+    vectors by whole units depending on how texts are packed). The context
+    returns per-token hidden states and the mean is taken here, so the step
+    prefixes of one solution cost a single pass: a text whose tokens begin a
+    longer text of the same call is read off that text's running mean (the
+    model is causal, so a token's state does not see what follows it).
+
     Recent embeddings are kept (``cache_size`` texts, least recently used
     dropped first): beam search scores every prefix of every open beam at each
     selection, and all but the newest prefix were embedded before.
@@ -71,7 +79,7 @@ class LlamaCppEmbedder:
         )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One vector per text.
+        """One vector per text: the mean of its tokens' final hidden states.
 
         Raises:
             ContextLengthExceededError: A text does not fit the context window.
@@ -79,24 +87,40 @@ class LlamaCppEmbedder:
         llama = self._shared.llama
         with self._shared.lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-            for text in missing:
-                tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=True))
-                if tokens > self.n_ctx:
+            tokens = {t: llama.tokenize(t.encode("utf-8"), add_bos=True) for t in missing}
+            for ids in tokens.values():
+                if len(ids) > self.n_ctx:
                     raise ContextLengthExceededError(
-                        f"a probe input has {tokens} tokens but n_ctx is {self.n_ctx}",
-                        prompt_tokens=tokens,
+                        f"a probe input has {len(ids)} tokens but n_ctx is {self.n_ctx}",
+                        prompt_tokens=len(ids),
                         context_size=self.n_ctx,
                     )
-            fresh = llama.embed(missing, truncate=False) if missing else []
             found = {t: self._cache[t] for t in texts if t in self._cache}
-            vectors = [np.asarray(v, dtype=np.float32) for v in fresh]
-            found.update(zip(missing, vectors, strict=True))
+            found.update(self._embed_prefix_chains(tokens))
             for text, vector in found.items():
                 self._cache[text] = vector
                 self._cache.move_to_end(text)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return [found[text].tolist() for text in texts]
+
+    def _embed_prefix_chains(self, tokens: dict[str, list[int]]) -> dict[str, np.ndarray]:
+        """Mean vectors of ``tokens``' texts, one model pass per text no other text extends."""
+        carriers: list[str] = []
+        carrier_of: dict[str, str] = {}
+        for text in sorted(tokens, key=lambda t: len(tokens[t]), reverse=True):
+            ids = tokens[text]
+            carrier_of[text] = next((c for c in carriers if tokens[c][: len(ids)] == ids), text)
+            if carrier_of[text] == text:
+                carriers.append(text)
+        running: dict[str, np.ndarray] = {}
+        for carrier in carriers:
+            states = np.asarray(self._shared.llama.embed(carrier, truncate=False), np.float64)
+            running[carrier] = np.cumsum(states.reshape(len(tokens[carrier]), -1), axis=0)
+        return {
+            text: (running[carrier][len(tokens[text]) - 1] / len(tokens[text])).astype(np.float32)
+            for text, carrier in carrier_of.items()
+        }
 
 
 class ProbePRM(ProcessRewardModel):

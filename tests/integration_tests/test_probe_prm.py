@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableConfig
 pytest.importorskip("llama_cpp")
 pytest.importorskip("torch")
 
+from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.calibration.probe import ProbeHead
 from langchain_adaptive.calibration.quantile import QuantileCalibrator
 from langchain_adaptive.calibration.records import prefix_features
@@ -68,20 +69,56 @@ def test_embedder_reuses_recent_embeddings(monkeypatch: pytest.MonkeyPatch) -> N
     embedded: list[str] = []
     real = llama.embed
 
-    def counting(texts: list[str], **kwargs: object) -> object:
-        embedded.extend(texts)
-        return real(texts, **kwargs)
+    def counting(text: str, **kwargs: object) -> object:
+        embedded.append(text)
+        return real(text, **kwargs)
 
     monkeypatch.setattr(llama, "embed", counting)
     first = embedder.embed(["What is 2 + 3?", "2 + 3 = 5"])
     again = embedder.embed(["2 + 3 = 5", "What is 2 + 3?", "2 + 3 = 5"])
-    assert embedded == ["What is 2 + 3?", "2 + 3 = 5"]
+    assert sorted(embedded) == ["2 + 3 = 5", "What is 2 + 3?"]
     assert again == [first[1], first[0], first[1]]
     assert first[0] != first[1]
 
     embedder.embed(["The answer is 5."])  # evicts the least recently used text
     embedder.embed(["What is 2 + 3?", "2 + 3 = 5"])
     assert embedded[2:] == ["The answer is 5.", "2 + 3 = 5"]
+
+
+def test_prefix_chains_cost_one_pass_and_equal_llama_cpp_mean_pooling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import llama_cpp
+    import numpy as np
+
+    question = "What is 2 + 6?"
+    steps = ["2 + 6 = 8", "So the sum is 8.", "The answer is 8."]
+    prefixes = [probe_text(question, STEP_JOINER.join(steps[:k])) for k in range(4)]
+    other = probe_text("What is 9 * 9?", "9 * 9 = 81")
+    embedder = LlamaCppEmbedder(cache_size=0)  # no cache: every call embeds afresh
+    llama = embedder._shared.llama
+    passes: list[str] = []
+    real = llama.embed
+
+    def counting(text: str, **kwargs: object) -> object:
+        passes.append(text)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(llama, "embed", counting)
+    together = np.asarray(embedder.embed([*prefixes, other]))
+    assert sorted(passes) == sorted([prefixes[-1], other])  # one pass a solution
+    alone = np.asarray([embedder.embed([text])[0] for text in [*prefixes, other]])
+    assert np.abs(together - alone).max() < 1e-5  # a vector does not depend on its company
+    reference = llama_cpp.Llama(
+        model_path=str(embedder.path),
+        n_ctx=256,
+        n_batch=256,
+        embedding=True,
+        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+        verbose=False,
+    )
+    pooled = np.asarray([reference.embed(text) for text in [*prefixes, other]])
+    assert np.abs(together - pooled).max() < 1e-4 * np.abs(pooled).max()
 
 
 def test_missing_head_is_a_clear_error(tmp_path: Path) -> None:
