@@ -92,11 +92,13 @@ class MatchRatio(BaseModel):
 
 
 class ParityMatch(BaseModel):
-    """The cheapest setting of a family whose metric is not significantly below a baseline's.
+    """Where a family stops being significantly below a baseline: its cheapest such setting.
 
     "Not significantly below" means the 95% bootstrap interval of the paired
-    difference (setting minus baseline, per replicate) reaches 0. The point
-    difference may still be negative: read it beside the ratio.
+    difference (setting minus baseline, per replicate) reaches 0; the setting
+    and every dearer setting of the family must pass, so one lucky cheap
+    setting does not count. The point difference may still be negative: read
+    it beside the ratio.
     """
 
     baseline: str
@@ -339,24 +341,30 @@ def _parity(
     cost: Cost,
 ) -> ParityMatch:
     base = float(costs[0, b])
-    for m in sorted(members, key=lambda m: (costs[0, m], m)):
+    found: tuple[int, tuple[float, float]] | None = None
+    # from the dearest setting down, while every setting stays within noise of the baseline
+    for m in sorted(members, key=lambda m: (costs[0, m], m), reverse=True):
         bounds = interval(values[1:, m] - values[1:, b])
         if bounds is None or bounds[1] < 0.0:
-            continue
+            break
+        found = (m, bounds)
+    if found is None:
         return ParityMatch(
-            baseline=baseline,
-            family=family,
-            metric=metric,
-            cost=cost,
-            policy=names[m],
+            baseline=baseline, family=family, metric=metric, cost=cost, policy=None,
             baseline_cost=base,
-            policy_cost=float(costs[0, m]),
-            ratio=float(costs[0, m]) / base if base > 0 else None,
-            difference=float(values[0, m] - values[0, b]),
-            difference_ci=Interval(low=bounds[0], high=bounds[1]),
-        )
+        )  # fmt: skip
+    m, (low, high) = found
     return ParityMatch(
-        baseline=baseline, family=family, metric=metric, cost=cost, policy=None, baseline_cost=base
+        baseline=baseline,
+        family=family,
+        metric=metric,
+        cost=cost,
+        policy=names[m],
+        baseline_cost=base,
+        policy_cost=float(costs[0, m]),
+        ratio=float(costs[0, m]) / base if base > 0 else None,
+        difference=float(values[0, m] - values[0, b]),
+        difference_ci=Interval(low=low, high=high),
     )
 
 
@@ -426,9 +434,10 @@ def report_markdown(
         measure = "generated tokens" if parity[0].cost == "tokens" else "samples"
         lines += [
             "",
-            f"Cheapest setting of each family whose {metric} is not significantly below the "
-            f"baseline's (the paired 95% bootstrap interval of the difference reaches 0), "
-            f"and its compute ({measure}) over the baseline's:",
+            f"Cheapest setting of each family from which on its {metric} is not significantly "
+            f"below the baseline's (the paired 95% bootstrap interval of the difference "
+            f"reaches 0 at that setting and every dearer one), and its compute ({measure}) "
+            f"over the baseline's:",
             "",
             f"| baseline | family | setting | {metric} difference [95% CI] | ratio |",
             "|---|---|---|---|---|",
