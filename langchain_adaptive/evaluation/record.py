@@ -379,7 +379,12 @@ def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def _session(
-    path: Path, header: PoolHeader, skipped: int, todo: int, progress: bool
+    path: Path,
+    header: PoolHeader,
+    skipped: int,
+    todo: int,
+    progress: bool,
+    desc: str = "recording",
 ) -> Iterator[tuple[JsonlAppender, ProgressBar]]:
     """The pool file open for appending (header first when new) and the progress bar."""
     new = not path.exists() or path.stat().st_size == 0
@@ -388,7 +393,7 @@ def _session(
         busy_message=f"{path} is being recorded by another run; wait for it or choose "
         "another --out",
     )
-    bar = ProgressBar(skipped + todo, skipped, desc="recording", unit="question", enabled=progress)
+    bar = ProgressBar(skipped + todo, skipped, desc=desc, unit="question", enabled=progress)
     try:
         with appender:
             if new:
@@ -446,7 +451,7 @@ def score_pools(
     instruction = settings.get("instruction", DEFAULT_INSTRUCTION)
     scored, failed, started = 0, {}, time.perf_counter()
     run_config = ensure_config(config)
-    with _session(path, header, len(done), len(todo), progress) as (appender, bar):
+    with _session(path, header, len(done), len(todo), progress, "scoring") as (appender, bar):
         for pool in todo:
             question = parse_input(
                 {"question": pool.question, "gold": pool.gold},
