@@ -17,7 +17,7 @@ question's true success rate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -390,6 +390,19 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _fmt_signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def _measure(cost: Cost) -> str:
+    return "generated tokens" if cost == "tokens" else "samples"
+
+
+def _table(title: str, columns: Sequence[str], rows: Iterable[str]) -> list[str]:
+    """A titled Markdown table (a blank line before the title and the header)."""
+    return ["", title, "", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *rows]
+
+
 def _fmt_ci(ci: Interval | None, digits: int = 3) -> str:
     return "" if ci is None else f" [{ci.low:.{digits}f}, {ci.high:.{digits}f}]"
 
@@ -397,7 +410,7 @@ def _fmt_ci(ci: Interval | None, digits: int = 3) -> str:
 def report_markdown(
     report: BenchReport, *, ratio_metrics: Sequence[Metric] = ("accuracy", "coverage")
 ) -> str:
-    """The report as Markdown tables: policies, match ratios, oracle gaps."""
+    """The report as Markdown tables: policies, match ratios, parity matches, oracle gaps."""
     lines = [
         f"**{report.source}** ({report.mode}): {report.questions} questions, "
         f"{report.samples_per_question} samples each, {report.replicates} bootstrap replicates.",
@@ -412,57 +425,42 @@ def report_markdown(
         )
     for metric in ratio_metrics:
         ratios = [r for r in report.ratios if r.metric == metric]
-        if not ratios:
-            continue
-        measure = "generated tokens" if ratios[0].cost == "tokens" else "samples"
-        lines += [
-            "",
-            f"Compute ({measure}) to match each baseline's {metric}, over the baseline's:",
-            "",
-            f"| baseline | {metric} | family | ratio [95% CI] | reached in |",
-            "|---|---|---|---|---|",
-        ]
-        for r in ratios:
-            lines.append(
-                f"| {r.baseline} | {r.target:.3f} | {r.family} | "
-                f"{_fmt(r.ratio, 2)}{_fmt_ci(r.ratio_ci, 2)} | {r.matched_fraction:.0%} |"
+        if ratios:
+            lines += _table(
+                f"Compute ({_measure(ratios[0].cost)}) to match each baseline's {metric}, "
+                "over the baseline's:",
+                ["baseline", metric, "family", "ratio [95% CI]", "reached in"],
+                (
+                    f"| {r.baseline} | {r.target:.3f} | {r.family} | "
+                    f"{_fmt(r.ratio, 2)}{_fmt_ci(r.ratio_ci, 2)} | {r.matched_fraction:.0%} |"
+                    for r in ratios
+                ),
             )
     for metric in ratio_metrics:
         parity = [m for m in report.parity if m.metric == metric]
-        if not parity:
-            continue
-        measure = "generated tokens" if parity[0].cost == "tokens" else "samples"
-        lines += [
-            "",
-            f"Cheapest setting of each family from which on its {metric} is not significantly "
-            f"below the baseline's (the paired 95% bootstrap interval of the difference "
-            f"reaches 0 at that setting and every dearer one), and its compute ({measure}) "
-            f"over the baseline's:",
-            "",
-            f"| baseline | family | setting | {metric} difference [95% CI] | ratio |",
-            "|---|---|---|---|---|",
-        ]
-        for m in parity:
-            difference = ("n/a" if m.difference is None else f"{m.difference:+.3f}") + _fmt_ci(
-                m.difference_ci
-            )
-            lines.append(
-                f"| {m.baseline} | {m.family} | {m.policy or 'none'} | {difference} | "
-                f"{_fmt(m.ratio, 2)} |"
+        if parity:
+            lines += _table(
+                f"Cheapest setting of each family from which on its {metric} is not "
+                "significantly below the baseline's (the paired 95% bootstrap interval of the "
+                "difference reaches 0 at that setting and every dearer one), and its compute "
+                f"({_measure(parity[0].cost)}) over the baseline's:",
+                ["baseline", "family", "setting", f"{metric} difference [95% CI]", "ratio"],
+                (
+                    f"| {m.baseline} | {m.family} | {m.policy or 'none'} | "
+                    f"{_fmt_signed(m.difference)}{_fmt_ci(m.difference_ci)} | {_fmt(m.ratio, 2)} |"
+                    for m in parity
+                ),
             )
     if report.oracle:
-        lines += [
-            "",
+        lines += _table(
             "Samples over the oracle's fewest for the same expected coverage:",
-            "",
-            "| policy | expected coverage | samples/q | oracle samples/q | ratio |",
-            "|---|---|---|---|---|",
-        ]
-        for g in report.oracle:
-            lines.append(
+            ["policy", "expected coverage", "samples/q", "oracle samples/q", "ratio"],
+            (
                 f"| {g.policy} | {g.expected_coverage:.3f} | {g.mean_samples:.2f} | "
                 f"{_fmt(g.oracle_mean_samples, 2)} | {_fmt(g.ratio, 2)} |"
-            )
+                for g in report.oracle
+            ),
+        )
     for note in report.notes:
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"
