@@ -415,10 +415,10 @@ def score_pools(
 
     Recording is the expensive part; a PRM trained or calibrated after the
     recording can still score its samples, so replay can select with it and
-    run sequential IAS on it. Each PRM scores the prompt the samples were drawn
-    for (the header's instruction and system prompt) and the recorded steps; a
-    question estimate already recorded under the same name is kept (IAS
-    budgets on it), a missing one is added. The scored pools go to a new file,
+    run sequential IAS on it. Each PRM scores the question text and the
+    recorded steps, exactly what a PRM saw while recording; a question
+    estimate already recorded under the same name is kept (IAS budgets on
+    it), a missing one is added. The scored pools go to a new file,
     appended a question at a time, so an interrupted run resumes; a question
     whose PRM call fails is reported and left out, and a rerun retries it.
 
@@ -448,18 +448,13 @@ def score_pools(
         existing.header.check_matches(header, path)
         done = {pool.id for pool in existing.pools}
     todo = [pool for pool in recorded.pools if pool.id not in done]
-    instruction = settings.get("instruction", DEFAULT_INSTRUCTION)
     scored, failed, started = 0, {}, time.perf_counter()
     run_config = ensure_config(config)
     with _session(path, header, len(done), len(todo), progress, "scoring") as (appender, bar):
         for pool in todo:
-            question = parse_input(
-                {"question": pool.question, "gold": pool.gold},
-                system_prompt=settings.get("system_prompt"),
-                instruction=instruction,
-            )
             try:
-                appender.append(_scored(pool, question.text, prms, run_config))
+                question = parse_input(pool.question, instruction=None).text
+                appender.append(_scored(pool, question, prms, run_config))
                 scored += 1
             except _QUESTION_ERRORS as error:
                 logger.warning("question %s was not scored: %s", pool.id, error)
@@ -477,7 +472,7 @@ def score_pools(
 
 def _scored(
     pool: QuestionPool,
-    prompt: str,
+    question: str,
     prms: Mapping[str, ProcessRewardModel],
     config: RunnableConfig,
 ) -> QuestionPool:
@@ -485,8 +480,8 @@ def _scored(
     rows: dict[str, list[Any]] = {}
     for name, prm in prms.items():
         if name not in estimates:
-            estimates[name] = prm.estimate_question(prompt, config)
-        rows[name] = list(prm.score(prompt, [s.steps for s in pool.samples], config))
+            estimates[name] = prm.estimate_question(question, config)
+        rows[name] = list(prm.score(question, [s.steps for s in pool.samples], config))
     samples = [
         sample.model_copy(
             update={
