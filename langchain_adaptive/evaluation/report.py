@@ -7,12 +7,12 @@ against accuracy; the compute at which its upper envelope first reaches the
 baseline's accuracy (linearly interpolated between settings) over the
 baseline's compute is the ratio, and the same computation on every bootstrap
 replicate gives its 95% interval. The parity match is the looser reading a
-benchmark's confidence interval allows: the cheapest setting of a family whose
-accuracy is not significantly below the baseline's, tested on the paired
-difference (every policy of a replicate sees the same questions and sample
-orders). The oracle gap compares a policy's samples
-with the fewest that reach the same expected coverage knowing every
-question's true success rate.
+benchmark's confidence interval allows: the cheapest setting from which on a
+family's accuracy is not significantly below the baseline's, tested on the
+paired difference (every policy of a replicate sees the same questions and
+sample orders). The oracle gap compares a policy's samples with the fewest
+that reach the same expected coverage knowing every question's true success
+rate.
 """
 
 from __future__ import annotations

@@ -75,9 +75,9 @@ def test_score_steps_later_matches_recording_and_feeds_sequential_ias(
     assert again.header.settings["scored_steps"] == ["probe"]
     for a, b in zip(recorded.pools, again.pools, strict=True):
         for x, y in zip(a.samples, b.samples, strict=True):
-            # llama.cpp's embeddings move in the last digits with how prompts are batched
+            # each text is embedded on its own, so scoring later gives the same scores
             assert [e.median for e in y.step_estimates["probe"]] == pytest.approx(
-                [e.median for e in x.step_estimates["probe"]], abs=1e-3
+                [e.median for e in x.step_estimates["probe"]], abs=1e-6
             )
     replayed = tmp_path / "replay.json"
     argv = ["bench", "replay", str(rescored), "--scorer", "probe", "--replicates", "2"]
