@@ -57,6 +57,20 @@ def test_probe_prm_scores_every_step(head_dir: Path) -> None:
     assert [len(row) for row in scores] == [2, 1]
 
 
+def _count_passes(embedder: LlamaCppEmbedder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts ``embedder`` evaluates from now on, one entry a model pass."""
+    llama = embedder._shared.llama
+    passes: list[str] = []
+    real = llama.embed
+
+    def counting(text: str, **kwargs: object) -> object:
+        passes.append(text)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(llama, "embed", counting)
+    return passes
+
+
 def test_embedder_rejects_text_longer_than_the_context() -> None:
     with pytest.raises(ContextLengthExceededError):
         LlamaCppEmbedder(n_ctx=32).embed(["one two three " * 40])
@@ -65,15 +79,7 @@ def test_embedder_rejects_text_longer_than_the_context() -> None:
 def test_embedder_reuses_recent_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beam search re-scores old prefixes: each text is embedded once while it is cached."""
     embedder = LlamaCppEmbedder(cache_size=2)
-    llama = embedder._shared.llama
-    embedded: list[str] = []
-    real = llama.embed
-
-    def counting(text: str, **kwargs: object) -> object:
-        embedded.append(text)
-        return real(text, **kwargs)
-
-    monkeypatch.setattr(llama, "embed", counting)
+    embedded = _count_passes(embedder, monkeypatch)
     first = embedder.embed(["What is 2 + 3?", "2 + 3 = 5"])
     again = embedder.embed(["2 + 3 = 5", "What is 2 + 3?", "2 + 3 = 5"])
     assert sorted(embedded) == ["2 + 3 = 5", "What is 2 + 3?"]
@@ -96,15 +102,7 @@ def test_prefix_chains_cost_one_pass_and_equal_llama_cpp_mean_pooling(
     prefixes = [probe_text(question, STEP_JOINER.join(steps[:k])) for k in range(4)]
     other = probe_text("What is 9 * 9?", "9 * 9 = 81")
     embedder = LlamaCppEmbedder(cache_size=0)  # no cache: every call embeds afresh
-    llama = embedder._shared.llama
-    passes: list[str] = []
-    real = llama.embed
-
-    def counting(text: str, **kwargs: object) -> object:
-        passes.append(text)
-        return real(text, **kwargs)
-
-    monkeypatch.setattr(llama, "embed", counting)
+    passes = _count_passes(embedder, monkeypatch)
     together = np.asarray(embedder.embed([*prefixes, other]))
     assert sorted(passes) == sorted([prefixes[-1], other])  # one pass a solution
     alone = np.asarray([embedder.embed([text])[0] for text in [*prefixes, other]])
