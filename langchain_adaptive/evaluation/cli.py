@@ -98,6 +98,13 @@ def add_bench_commands(commands: Any) -> None:
     replay.add_argument(
         "--round-size", type=int, default=2, help="samples per round of sequential IAS"
     )
+    replay.add_argument(
+        "--floor-samples",
+        type=int,
+        default=None,
+        help="also replay IAS that draws only this many samples where C is out of reach "
+        "within the cap (ias-floorK[EST]), beside the paper's spending the cap",
+    )
     replay.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     replay.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
 
@@ -335,6 +342,7 @@ def _replay(args: argparse.Namespace) -> int:
         confidences=[float(c) for c in _names(args.confidences)],
         quantile=args.quantile,
         round_size=args.round_size,
+        floor_samples=args.floor_samples,
     )
     if args.batch:
         policies += batch_policies(

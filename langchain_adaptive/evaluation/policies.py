@@ -75,6 +75,7 @@ def standard_policies(
     quantile: float = 0.1,
     oracle: bool = True,
     round_size: int = 2,
+    floor_samples: int | None = None,
 ) -> list[Policy]:
     """Every policy of the comparison that ``pool_size`` recorded samples per question allow.
 
@@ -91,6 +92,10 @@ def standard_policies(
         round_size: Samples per round of sequential IAS, which runs beside
             one-shot IAS for every estimator when a ``scorer`` is recorded (it
             stops on the scorer's step estimates of the samples drawn).
+        floor_samples: Also run IAS that gives up where the target is out of
+            reach within the cap, drawing only this many samples there
+            (``unreachable="floor"``; family ``ias-floorK[EST]``) instead of
+            the paper's spending the cap.
     """
     if pool_size < 1:
         raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
@@ -153,6 +158,25 @@ def standard_policies(
                     max_samples=pool_size,
                 )
             )
+        if floor_samples is not None and not is_oracle:
+            floored = AdaptiveBestOfN(
+                selection=selection,
+                quantile=quantile,
+                unreachable="floor",
+                floor_samples=floor_samples,
+            )
+            for confidence in confidences:
+                policies.append(
+                    Policy(
+                        name=f"ias-floor{floor_samples}[{estimator}]@{confidence:g}",
+                        family=f"ias-floor{floor_samples}[{estimator}]",
+                        strategy=floored,
+                        estimator=estimator,
+                        scorer=ias_scorer,
+                        target_confidence=confidence,
+                        max_samples=pool_size,
+                    )
+                )
         if scorer is not None and not is_oracle:
             sequential = SequentialAdaptiveBestOfN(
                 selection=selection, quantile=quantile, round_size=round_size

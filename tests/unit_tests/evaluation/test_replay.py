@@ -183,6 +183,17 @@ def test_the_oracle_spends_one_sample_on_hopeless_questions() -> None:
     assert out.samples[0, 0].tolist() == [1, 4]  # p = 0.5, C = 0.9 -> ceil(3.32) = 4
 
 
+def test_floored_ias_gives_up_where_the_cap_cannot_reach_the_target() -> None:
+    pools = prepare_pools([_pool("hard", [False] * 8, 0.01), _pool("easy", [True] * 8, 0.9)])
+    policies = standard_policies(8, estimators=["est"], confidences=(0.9,), floor_samples=2)
+    by_name = {p.name: i for i, p in enumerate(policies)}
+    out = replay(pools, policies, replicates=0)
+    # p = 0.01 needs ceil(log 0.1 / log 0.99) = 230 > 8: the paper spends the cap, the
+    # floored rule 2; p = 0.9 needs 1 either way
+    assert out.samples[0, by_name["ias[est]@0.9"]].tolist() == [8, 1]
+    assert out.samples[0, by_name["ias-floor2[est]@0.9"]].tolist() == [2, 1]
+
+
 def _brute_force_oracle(rates: list[float], target: float, cap: int) -> float | None:
     best = None
     for allocation in itertools.product(range(1, cap + 1), repeat=len(rates)):
