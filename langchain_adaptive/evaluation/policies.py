@@ -140,60 +140,58 @@ def standard_policies(
     )
     ias_scorer = scorer if selection != "majority_vote" else None
     for estimator in [*estimators, *([ORACLE] if oracle else [])]:
-        is_oracle = estimator == ORACLE
-        strategy = (
-            OracleBestOfN(selection=selection)
-            if is_oracle
-            else AdaptiveBestOfN(selection=selection, quantile=quantile)
-        )
-        for confidence in confidences:
-            policies.append(
-                Policy(
-                    name=f"ias[{estimator}]@{confidence:g}",
-                    family=f"ias[{estimator}]",
-                    strategy=strategy,
-                    estimator=estimator,
-                    scorer=ias_scorer,
-                    target_confidence=confidence,
-                    max_samples=pool_size,
-                )
-            )
-        if floor_samples is not None and not is_oracle:
+        if estimator == ORACLE:
+            policies += _confidence_family(
+                "ias", OracleBestOfN(selection=selection), estimator, ias_scorer,
+                confidences, pool_size,
+            )  # fmt: skip
+            continue
+        policies += _confidence_family(
+            "ias", AdaptiveBestOfN(selection=selection, quantile=quantile), estimator,
+            ias_scorer, confidences, pool_size,
+        )  # fmt: skip
+        if floor_samples is not None:
             floored = AdaptiveBestOfN(
                 selection=selection,
                 quantile=quantile,
                 unreachable="floor",
                 floor_samples=floor_samples,
             )
-            for confidence in confidences:
-                policies.append(
-                    Policy(
-                        name=f"ias-floor{floor_samples}[{estimator}]@{confidence:g}",
-                        family=f"ias-floor{floor_samples}[{estimator}]",
-                        strategy=floored,
-                        estimator=estimator,
-                        scorer=ias_scorer,
-                        target_confidence=confidence,
-                        max_samples=pool_size,
-                    )
-                )
-        if scorer is not None and not is_oracle:
+            policies += _confidence_family(
+                f"ias-floor{floor_samples}", floored, estimator, ias_scorer, confidences,
+                pool_size,
+            )  # fmt: skip
+        if scorer is not None:
             sequential = SequentialAdaptiveBestOfN(
                 selection=selection, quantile=quantile, round_size=round_size
             )
-            for confidence in confidences:
-                policies.append(
-                    Policy(
-                        name=f"sequential-ias[{estimator}]@{confidence:g}",
-                        family=f"sequential-ias[{estimator}]",
-                        strategy=sequential,
-                        estimator=estimator,
-                        scorer=scorer,
-                        target_confidence=confidence,
-                        max_samples=pool_size,
-                    )
-                )
+            policies += _confidence_family(
+                "sequential-ias", sequential, estimator, scorer, confidences, pool_size
+            )
     return policies
+
+
+def _confidence_family(
+    prefix: str,
+    strategy: Strategy,
+    estimator: str,
+    scorer: str | None,
+    confidences: Sequence[float],
+    pool_size: int,
+) -> list[Policy]:
+    """One strategy on one estimator at every target confidence: ``PREFIX[EST]@C``."""
+    return [
+        Policy(
+            name=f"{prefix}[{estimator}]@{confidence:g}",
+            family=f"{prefix}[{estimator}]",
+            strategy=strategy,
+            estimator=estimator,
+            scorer=scorer,
+            target_confidence=confidence,
+            max_samples=pool_size,
+        )
+        for confidence in confidences
+    ]
 
 
 def ias_total_samples(
