@@ -103,6 +103,8 @@ def test_replay_with_a_calibrator_on_a_recorded_pool(tmp_path: Path) -> None:
             f"prm-id=prm:{saved}",
             "--batch-budgets",
             "1,2.5",
+            "--floor-samples",
+            "2",
             "--out",
             str(out),
         ]
@@ -112,6 +114,9 @@ def test_replay_with_a_calibrator_on_a_recorded_pool(tmp_path: Path) -> None:
     names = {p["name"] for p in report["policies"]}
     assert {"ias[prm]@0.9", "ias[prm-id]@0.9", "bon4-prm[prm]", "bon4-weighted[prm]"} <= names
     assert {"batch[prm]@1s", "batch[prm]@2.5s", "batch[prm-id]@2.5s"} <= names
+    assert {"ias-floor2[prm]@0.9", "ias-floor2[prm-id]@0.9"} <= names
+    assert "ias-floor2[oracle]@0.9" not in names
+    assert any(m["family"] == "ias-floor2[prm]" for m in report["parity"])
 
 
 def test_replay_errors_are_reported_not_raised(
