@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         UnsupportedInputError,
     )
     from langchain_adaptive.escalation import escalate_when_unsure, needs_escalation
+    from langchain_adaptive.inputs import FewShotExample
     from langchain_adaptive.parsers import AdaptiveAnswerParser
     from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel
     from langchain_adaptive.results import (
@@ -115,6 +116,7 @@ _MODULE_OF: dict[str, str] = {
     "EarlyStoppingConsistency": "strategies",
     "EmptyGenerationError": "errors",
     "EmptyQuestionError": "errors",
+    "FewShotExample": "inputs",
     "FixedAllocation": "allocation",
     "IdentityCalibrator": "calibration",
     "JsonlTraceWriter": "callbacks",
@@ -181,6 +183,7 @@ __all__ = (
     "EarlyStoppingConsistency",
     "EmptyGenerationError",
     "EmptyQuestionError",
+    "FewShotExample",
     "FixedAllocation",
     "IdentityCalibrator",
     "JsonlTraceWriter",

@@ -28,6 +28,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, DatasetError
+from langchain_adaptive.inputs import FewShotExample
 
 
 class Problem(BaseModel):
@@ -280,6 +281,25 @@ def arithmetic_suite(
                 )
             )
     return problems
+
+
+def worked_examples(problems: Iterable[Problem]) -> list[FewShotExample]:
+    """Problems with reference solutions, as few-shot examples for a runnable's ``examples``.
+
+    Raises:
+        ConfigurationError: A problem has no reference solution (of the arithmetic
+            suite, only :data:`MULTI_STEP_LEVELS` have them).
+
+    Example:
+        >>> [e.question for e in worked_examples(arithmetic_suite(1, seed=3, levels=("steps2",)))]
+        ['What is (9 + 8) - 5?']
+    """
+    examples = []
+    for problem in problems:
+        if problem.solution is None:
+            raise ConfigurationError(f"problem {problem.id!r} has no reference solution to show")
+        examples.append(FewShotExample(question=problem.question, solution=problem.solution))
+    return examples
 
 
 # -- splitting -------------------------------------------------------------------------
@@ -853,4 +873,5 @@ __all__ = [
     "load_jsonl",
     "load_math",
     "train_test_split",
+    "worked_examples",
 ]

@@ -67,7 +67,7 @@ from langchain_adaptive.errors import (
     ModelError,
     PRMError,
 )
-from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, Question, parse_input
+from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, FewShotExample, Question, parse_input
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import (
     AdaptiveResult,
@@ -166,6 +166,8 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     """Prepended as a system message when the input has none."""
     instruction: str | None = DEFAULT_INSTRUCTION
     """Appended to plain-text questions so solutions have steps and a final answer."""
+    examples: list[FewShotExample] = Field(default_factory=list)
+    """Worked examples shown before plain-text questions as earlier chat turns (few-shot)."""
     step_delimiter: str = DEFAULT_STEP_DELIMITER
     """Regex that splits a solution into steps for the PRM (default: blank lines)."""
     answer_extractor: AnswerExtractor = extract_answer
@@ -488,7 +490,10 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             try:
                 texts.append(
                     parse_input(
-                        value, system_prompt=self.system_prompt, instruction=self.instruction
+                        value,
+                        system_prompt=self.system_prompt,
+                        instruction=self.instruction,
+                        examples=self.examples,
                     ).text
                 )
             except AdaptiveError as error:
@@ -578,7 +583,10 @@ class _Episode:
         self.strategy = runnable.resolved_strategy()
         limits = runnable._limits()
         self.question = parse_input(
-            input, system_prompt=runnable.system_prompt, instruction=runnable.instruction
+            input,
+            system_prompt=runnable.system_prompt,
+            instruction=runnable.instruction,
+            examples=runnable.examples,
         )
         group = {
             STRATEGY_KEY: self.strategy.name,

@@ -18,6 +18,7 @@ from typing import Any
 
 from langchain_adaptive.calibration.records import CalibrationRecord
 from langchain_adaptive.datasets import Problem
+from langchain_adaptive.inputs import FewShotExample
 
 METHODS = ("quantile", "platt", "isotonic", "binning")
 
@@ -35,6 +36,7 @@ def add_calibrate_commands(commands: Any) -> None:
     collect.add_argument("--max-steps", type=int, default=20, help="prefixes per trajectory")
     collect.add_argument("--max-tokens", type=int, default=64, help="tokens per sample")
     collect.add_argument("--temperature", type=float, default=0.7)
+    few_shot_arguments(collect)
     collect.add_argument("--out", type=Path, required=True, help="records JSONL (resumable)")
 
     fit = sub.add_parser("fit", help="fit one calibrator on the training questions and save it")
@@ -113,6 +115,39 @@ def _problem_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dataset", type=Path, default=None, help="JSONL with question and gold")
 
 
+def few_shot_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--few-shot K`` and ``--few-shot-seed``: worked examples shown before each question."""
+    group = parser.add_argument_group("few-shot prompt")
+    group.add_argument(
+        "--few-shot",
+        type=int,
+        default=0,
+        metavar="K",
+        help="show K worked examples a level of the suite (drawn at --few-shot-seed) before "
+        "each question, as earlier chat turns; questions equal to one are left out",
+    )
+    group.add_argument("--few-shot-seed", type=int, default=3)
+
+
+def few_shot_examples(
+    args: argparse.Namespace, problems: list[Problem]
+) -> tuple[list[FewShotExample], list[Problem]]:
+    """The ``--few-shot`` examples, and ``problems`` without the questions they show."""
+    from langchain_adaptive.datasets import _question_key, arithmetic_suite, worked_examples
+
+    if args.few_shot <= 0:
+        return [], problems
+    levels = tuple(dict.fromkeys(p.level for p in problems if p.level is not None))
+    examples = worked_examples(
+        arithmetic_suite(args.few_shot, seed=args.few_shot_seed, levels=levels)
+    )
+    shown = {_question_key(e.question) for e in examples}
+    kept = [p for p in problems if _question_key(p.question) not in shown]
+    if len(kept) < len(problems):
+        print(f"left out {len(problems) - len(kept)} question(s) shown as worked examples")
+    return examples, kept
+
+
 def _model_arguments(parser: argparse.ArgumentParser, *, prm: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, help="GGUF path or repo id (default: bundled)")
@@ -149,11 +184,13 @@ def _collect(args: argparse.Namespace) -> int:
     from langchain_adaptive.prm.judge import LLMJudgePRM
 
     chat = _chat_model(args)
+    examples, problems = few_shot_examples(args, _problems(args))
     records = collect_calibration_data(
         chat,
         LLMJudgePRM(model=chat),
-        _problems(args),
+        problems,
         out=args.out,
+        examples=examples,
         n_val=args.n_val,
         n_mc=args.n_mc,
         max_steps=args.max_steps,

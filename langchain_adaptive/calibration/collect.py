@@ -60,7 +60,7 @@ from langchain_adaptive.answers import answers_match as default_answers_match
 from langchain_adaptive.calibration.records import CalibrationRecord
 from langchain_adaptive.datasets import Problem, check_gold
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError, ModelError, PRMError
-from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, Question, parse_input
+from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, FewShotExample, Question, parse_input
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.sampling import Sample, SamplingFailure, adraw, call_kwargs, draw
@@ -145,6 +145,7 @@ def collect_calibration_data(
     answers_match: AnswerEquivalence = default_answers_match,
     system_prompt: str | None = None,
     instruction: str | None = DEFAULT_INSTRUCTION,
+    examples: Sequence[FewShotExample] = (),
     max_tokens_kwarg: str | None = "max_tokens",
     progress: bool = True,
     config: RunnableConfig | None = None,
@@ -198,6 +199,8 @@ def collect_calibration_data(
         answers_match: Whether ``(gold, answer)`` are equivalent.
         system_prompt: Optional system message, as in ``parse_input``.
         instruction: Appended to the question, as in ``parse_input``.
+        examples: Worked examples shown before each question, as in ``parse_input``
+            (the policy that is calibrated is the few-shot one).
         max_tokens_kwarg: Name of the model's generated-token cap keyword
             (``None`` to pass none).
         progress: Show a tqdm bar (questions, ETA, generated tokens) when tqdm
@@ -253,6 +256,7 @@ def collect_calibration_data(
         answers_match=answers_match,
         system_prompt=system_prompt,
         instruction=instruction,
+        examples=examples,
         max_tokens_kwarg=max_tokens_kwarg,
         progress=progress,
         config=config,
@@ -284,6 +288,7 @@ async def acollect_calibration_data(
     answers_match: AnswerEquivalence = default_answers_match,
     system_prompt: str | None = None,
     instruction: str | None = DEFAULT_INSTRUCTION,
+    examples: Sequence[FewShotExample] = (),
     max_tokens_kwarg: str | None = "max_tokens",
     progress: bool = True,
     config: RunnableConfig | None = None,
@@ -314,6 +319,7 @@ async def acollect_calibration_data(
         answers_match=answers_match,
         system_prompt=system_prompt,
         instruction=instruction,
+        examples=examples,
         max_tokens_kwarg=max_tokens_kwarg,
         progress=progress,
         config=config,
@@ -357,6 +363,7 @@ class _Settings:
     answers_match: AnswerEquivalence
     system_prompt: str | None
     instruction: str | None
+    examples: tuple[FewShotExample, ...]
 
 
 @dataclass(frozen=True)
@@ -392,6 +399,7 @@ def _plan(problem: Problem, settings: _Settings, store: _Store) -> _Plan:
         {"question": problem.question, "gold": gold},
         system_prompt=settings.system_prompt,
         instruction=settings.instruction,
+        examples=settings.examples,
     )
 
     def grade(text: str) -> bool:
@@ -584,6 +592,7 @@ class _Job:
         answers_match: AnswerEquivalence,
         system_prompt: str | None,
         instruction: str | None,
+        examples: Sequence[FewShotExample],
         max_tokens_kwarg: str | None,
         progress: bool,
         config: RunnableConfig | None,
@@ -618,6 +627,7 @@ class _Job:
             answers_match=answers_match,
             system_prompt=system_prompt,
             instruction=instruction,
+            examples=tuple(examples),
         )
         return cls(
             model=model,

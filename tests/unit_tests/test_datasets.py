@@ -17,6 +17,7 @@ from langchain_adaptive.datasets import (
     check_gold,
     load_jsonl,
     train_test_split,
+    worked_examples,
 )
 from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError
 
@@ -256,3 +257,15 @@ def test_an_empty_id_names_its_line(tmp_path) -> None:
     )
     with pytest.raises(AdaptiveInputError, match="line 2"):
         load_jsonl(path)
+
+
+def test_worked_examples_show_reference_solutions_and_refuse_problems_without_one() -> None:
+    problems = arithmetic_suite(2, seed=3, levels=("steps2", "steps3"))
+    examples = worked_examples(problems)
+    assert [e.question for e in examples] == [p.question for p in problems]
+    assert all(
+        e.solution.endswith(f"The answer is {p.gold}.")
+        for e, p in zip(examples, problems, strict=True)
+    )
+    with pytest.raises(ConfigurationError, match="add1-0"):
+        worked_examples(arithmetic_suite(1, seed=3, levels=("add1",)))

@@ -46,6 +46,7 @@ EXPECTED_ALL = [
     "EarlyStoppingConsistency",
     "EmptyGenerationError",
     "EmptyQuestionError",
+    "FewShotExample",
     "FixedAllocation",
     "IdentityCalibrator",
     "JsonlTraceWriter",

@@ -7,7 +7,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import ConfigurableField
 
@@ -20,6 +20,7 @@ from langchain_adaptive import (
     ConfigurationError,
     EmptyGenerationError,
     EmptyQuestionError,
+    FewShotExample,
     ModelError,
     PRMError,
     UnknownStrategyError,
@@ -185,6 +186,28 @@ def test_messages_and_prompt_values_are_accepted() -> None:
     assert model.calls[-1]["messages"] == messages
     prompt = ChatPromptTemplate.from_messages([("human", "What is {a} + {b}?")])
     assert runnable.invoke(prompt.invoke({"a": 7, "b": 8})).question == "What is 7 + 8?"
+
+
+def test_few_shot_examples_come_before_a_plain_question_as_chat_turns() -> None:
+    model = ScriptedChatModel(responses=[RIGHT])
+    example = FewShotExample(question="What is 2 + 5?", solution="2 + 5 = 7\n\nThe answer is 7.")
+    runnable = reasoner(
+        model=model, strategy=BestOfN(n=1), examples=[example], system_prompt="be brief"
+    )
+    result = runnable.invoke({"question": "What is 7 + 8?", "gold": "15"})
+    assert result.question == "What is 7 + 8?"
+    assert result.correct
+    sent = model.calls[-1]["messages"]
+    assert [m.type for m in sent] == ["system", "human", "ai", "human"]
+    assert sent[1].content == f"What is 2 + 5?\n\n{runnable.instruction}"
+    assert sent[2] == AIMessage(example.solution)
+    assert sent[3].content == f"What is 7 + 8?\n\n{runnable.instruction}"
+    # A conversation the caller built is used as given: examples are not injected into it.
+    runnable.invoke([HumanMessage("What is 7 + 8?")])
+    assert model.calls[-1]["messages"] == [
+        SystemMessage("be brief"),
+        HumanMessage("What is 7 + 8?"),
+    ]
 
 
 def test_lcel_chain_with_parser() -> None:

@@ -31,6 +31,7 @@ from langchain_adaptive.calibration.collect import (
 from langchain_adaptive.calibration.records import CalibrationRecord
 from langchain_adaptive.datasets import Problem
 from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, ModelError, PRMError
+from langchain_adaptive.inputs import FewShotExample
 from langchain_adaptive.prm.base import PRMScores
 from langchain_adaptive.results import SuccessEstimate
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedLLM, ScriptedPRM
@@ -250,6 +251,23 @@ def test_rollouts_continue_the_prefix_and_are_graded_with_it(tmp_path: Path) -> 
     assert isinstance(rollout_messages[-1], AIMessage)
     assert rollout_messages[-1].content == "The answer is 7." + STEP_JOINER
     assert rollout_messages[:-1] == model.calls[0]["messages"]
+
+
+def test_few_shot_examples_precede_the_question_in_trajectories_and_rollouts(
+    tmp_path: Path,
+) -> None:
+    example = FewShotExample(question="What is 2 + 5?", solution="2 + 5 = 7\n\nThe answer is 7.")
+    model = ScriptedChatModel(responses=[RIGHT, RIGHT, RIGHT, RIGHT, RIGHT])
+    collect_calibration_data(
+        model, ScriptedPRM(), [PROBLEM], out=tmp_path / "c.jsonl", n_val=1, n_mc=2,
+        examples=[example], config=SEQUENTIAL,
+    )  # fmt: skip
+
+    for call in model.calls:
+        human, shown, *_ = call["messages"]
+        assert human.content.startswith("What is 2 + 5?")
+        assert shown == AIMessage(example.solution)
+        assert call["messages"][2].content.startswith(PROBLEM.question)
 
 
 def test_sampling_settings_reach_the_model(tmp_path: Path) -> None:
