@@ -126,3 +126,20 @@ def test_bad_records_file_is_a_typed_error(
         ]
     )
     assert code == 2 and "CalibrationError" in capsys.readouterr().err
+
+
+def test_few_shot_examples_come_from_the_suite_and_leave_their_questions_out() -> None:
+    import argparse
+
+    from langchain_adaptive.calibration.cli import few_shot_arguments, few_shot_examples
+    from langchain_adaptive.datasets import arithmetic_suite
+
+    parser = argparse.ArgumentParser()
+    few_shot_arguments(parser)
+    problems = arithmetic_suite(3, seed=0, levels=("steps2",))
+    assert few_shot_examples(parser.parse_args([]), problems) == ([], problems)
+
+    args = parser.parse_args(["--few-shot", "2", "--few-shot-seed", "0"])
+    examples, kept = few_shot_examples(args, problems)
+    assert [e.question for e in examples] == [p.question for p in problems[:2]]
+    assert kept == problems[2:]  # a question shown solved is not asked again
