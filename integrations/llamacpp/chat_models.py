@@ -771,8 +771,8 @@ class ChatLlamaCpp(BaseChatModel):
         A final AI message is a prefill: the messages before it are rendered
         with the generation prompt and its text follows verbatim, with no
         end-of-turn token, so the model continues that partial answer. The
-        whole string is tokenized at once, so the prefill is split exactly as
-        it would be had the model written it.
+        prefill is tokenized as it stands when more text follows it, which is
+        how the model wrote it (see :func:`_continued_tokens`).
         """
         if self._formatter is None:
             from llama_cpp import llama_chat_format
@@ -790,11 +790,14 @@ class ChatLlamaCpp(BaseChatModel):
             prefill = messages[-1].text
             messages = messages[:-1]
         rendered = self._formatter(messages=[_to_chat_dict(m) for m in messages])
-        return llama.tokenize(
-            (rendered.prompt + prefill).encode("utf-8"),
-            add_bos=not rendered.added_special,
-            special=True,
+        text = (rendered.prompt + prefill).encode("utf-8")
+        tokens = llama.tokenize(text, add_bos=not rendered.added_special, special=True)
+        if not prefill:
+            return tokens
+        followed = llama.tokenize(
+            text + _FOLLOWER, add_bos=not rendered.added_special, special=True
         )
+        return _continued_tokens(llama, tokens, followed)
 
     def _room(self, prompt_tokens: int, max_tokens: int) -> int:
         """Tokens that may be generated: ``max_tokens`` clamped to the context."""
@@ -1100,6 +1103,35 @@ class ChatLlamaCpp(BaseChatModel):
             cancel.set()
             with contextlib.suppress(BaseException):
                 await worker
+
+
+_FOLLOWER = b"x"
+"""Text appended to a prefill to see how it tokenizes when the model writes on after it."""
+
+
+def _continued_tokens(llama: llama_cpp.Llama, tokens: list[int], followed: list[int]) -> list[int]:
+    """A prefill's tokens as the model would have written them, with more text to come.
+
+    A BPE tokenizer splits the end of a string differently from the same text
+    mid-stream: SmolLM2 writes a blank line before a word as two ``"\\n"``
+    tokens, but a string ending in a blank line tokenizes to one ``"\\n\\n"``
+    token the model rarely sees followed by text, and continuing from it, it
+    starts a new calculation instead of stating its answer. ``followed`` is
+    the tokenization of the text plus :data:`_FOLLOWER`; its tokens up to the
+    follower's are used when they spell exactly the same text, else ``tokens``.
+    """
+    common = 0
+    for plain, continued in zip(tokens, followed, strict=False):
+        if plain != continued:
+            break
+        common += 1
+    if common == len(tokens):
+        return tokens
+    tail = llama.detokenize(tokens[common:], special=True)
+    for cut in range(len(followed) - 1, common, -1):
+        if llama.detokenize(followed[common:cut], special=True) == tail:
+            return followed[:cut]
+    return tokens
 
 
 def _special_text(llama: llama_cpp.Llama, token: int) -> str:

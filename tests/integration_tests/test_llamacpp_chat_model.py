@@ -27,6 +27,7 @@ from langchain_adaptive.errors import (
     ModelError,
     ModelNotFoundError,
 )
+from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.integrations.llamacpp import (  # lazy: imports no llama_cpp
     ChatLlamaCpp,
     bundled_model_path,
@@ -585,6 +586,29 @@ def test_prefill_tokens_are_the_prompt_plus_the_text_without_end_of_turn(
     assert prefilled[: len(plain)] == plain  # the question's KV cache is reused
     assert rendered.endswith("<|im_start|>assistant\n" + PREFILL)
     assert rendered.count("<|im_end|>") == SUM_TURNS
+
+
+def test_a_prefill_ending_in_a_blank_line_is_tokenized_as_the_model_writes_it(
+    greedy: ChatLlamaCpp,
+) -> None:
+    """At a string's end a blank line is one token; before a word, as the model writes it, two."""
+    solved = parse_input("What is 7 + 8?").messages
+    step = "7 + 8 = 15\n\n"
+    shared = greedy.shared_llama
+    with shared.lock:
+        llama = shared.llama
+        tokens = greedy._prompt_tokens(llama, [*solved, AIMessage(step)])
+        written = llama.tokenize(b"7 + 8 = 15\n\nThe", add_bos=False)[:-1]
+        at_end = llama.tokenize(step.encode(), add_bos=False)
+        assert at_end != written  # the tokenizer really does split the two differently
+        assert tokens[-len(written) :] == written
+        rendered = llama.detokenize(tokens, special=True).decode()
+    assert rendered.endswith("<|im_start|>assistant\n" + step)
+
+    # Continued from the step the model wrote, it states its answer instead of starting over.
+    assert greedy.invoke([*solved, AIMessage(step)], max_tokens=8).content.startswith(
+        "The answer is 15"
+    )
 
 
 def test_prefill_streams_and_samples_n_like_invoke(greedy: ChatLlamaCpp) -> None:
