@@ -297,6 +297,7 @@ class BatchedSampler:
         top_logprobs: int = 0,
         max_cells: int | None = None,
         layout: KVLayout = "per_sequence",
+        lead_in: bool = False,
     ) -> list[SequenceResult]:
         """Draw ``len(seeds)`` samples of one prompt, decoded together.
 
@@ -320,6 +321,8 @@ class BatchedSampler:
             layout: How the samples hold the KV cache (see :data:`KVLayout`):
                 ``"per_sequence"`` reproduces the sequential path's text,
                 ``"shared"`` needs fewer cells and decodes faster on a CPU.
+            lead_in: The prompt ends in a prefill whose trailing whitespace
+                the samples write themselves; it is left out of their text.
 
         Returns:
             One result per seed, in the same order.
@@ -376,7 +379,9 @@ class BatchedSampler:
                 )
             window = needed if layout == "shared" else needed // n
             context = self._context_for(n, window, cells, layout)
-            return self._decode(context, prompt, list(seeds), limits, stops, settings)
+            return self._decode(
+                context, prompt, list(seeds), limits, stops, settings, lead_in=lead_in
+            )
 
     def close(self) -> None:
         """Free the native context now (a later call creates a new one)."""
@@ -413,6 +418,8 @@ class BatchedSampler:
         limits: list[int],
         stops: list[tuple[str, ...]],
         settings: _Sampling,
+        *,
+        lead_in: bool = False,
     ) -> list[SequenceResult]:
         """The token loop (the caller holds the lock and has checked that n sequences fit)."""
         llama, memory = self._shared.llama, context.memory
@@ -420,7 +427,9 @@ class BatchedSampler:
         is_eog = _eog_checker(llama)
         results = [SequenceResult(seed=seed) for seed in seeds]
         trackers = [
-            _TextTracker(lambda token: llama.detokenize([token]), is_eog, stop, limit)
+            _TextTracker(
+                lambda token: llama.detokenize([token]), is_eog, stop, limit, lead_in=lead_in
+            )
             for stop, limit in zip(stops, limits, strict=True)
         ]
         finished: list[bool] = [False] * len(seeds)

@@ -24,7 +24,7 @@ import itertools
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -107,6 +107,8 @@ class _CallOptions:
     logprobs: bool
     top_logprobs: int
     n: int
+    lead_in: bool = False
+    """The prompt ends in a prefill whose trailing whitespace the model writes itself."""
 
 
 class _Sample(Protocol):
@@ -142,7 +144,10 @@ class _TextTracker:
     Text held back because it might be the start of a stop string is emitted
     only once it is known not to be; the stop string itself is never emitted.
     Bytes of a UTF-8 character split across tokens are decoded once complete;
-    an incomplete character at the very end is dropped.
+    an incomplete character at the very end is dropped. With ``lead_in`` the
+    whitespace the text starts with is the end of a prefill the model wrote
+    itself (see :func:`_leaves_lead_in`): it is left out, and stop strings
+    match only after it.
     """
 
     def __init__(
@@ -151,7 +156,10 @@ class _TextTracker:
         is_eog: Callable[[int], bool],
         stop: Sequence[str],
         max_new_tokens: int,
+        *,
+        lead_in: bool = False,
     ) -> None:
+        self._lead_in = lead_in  # leading whitespace still to be left out of the text
         self._detokenize = detokenize
         self._is_eog = is_eog
         self._stops = tuple(s for s in stop if s)
@@ -180,6 +188,15 @@ class _TextTracker:
         self.text += self._decoder.decode(self._detokenize(token))
         if entry is not None:
             self._pending.append((start, entry))
+        if self._lead_in:
+            written = self.text.lstrip()
+            lead = len(self.text) - len(written)
+            self.text, start = written, max(0, start - lead)
+            self._pending = [(max(0, at - lead), e) for at, e in self._pending]
+            if not written:  # still writing the lead-in: nothing to emit or stop on yet
+                self.done = self.output_tokens >= self._max_new
+                return None
+            self._lead_in = False
         if self._stops:
             self._cut = _find_stop(self.text, self._stops, start - self._longest_stop + 1)
             if self._cut is not None:
@@ -242,6 +259,7 @@ class _SampleRun:
             is_eog or _eog_checker(llama),
             options.stop,
             max_new_tokens,
+            lead_in=options.lead_in,
         )
 
     @property
@@ -770,9 +788,9 @@ class ChatLlamaCpp(BaseChatModel):
 
         A final AI message is a prefill: the messages before it are rendered
         with the generation prompt and its text follows verbatim, with no
-        end-of-turn token, so the model continues that partial answer. The
-        prefill is tokenized as it stands when more text follows it, which is
-        how the model wrote it (see :func:`_continued_tokens`).
+        end-of-turn token, so the model continues that partial answer.
+        Trailing whitespace is left out of the prefill for the model to write
+        (see :func:`_leaves_lead_in`).
         """
         if self._formatter is None:
             from llama_cpp import llama_chat_format
@@ -790,14 +808,11 @@ class ChatLlamaCpp(BaseChatModel):
             prefill = messages[-1].text
             messages = messages[:-1]
         rendered = self._formatter(messages=[_to_chat_dict(m) for m in messages])
-        text = (rendered.prompt + prefill).encode("utf-8")
-        tokens = llama.tokenize(text, add_bos=not rendered.added_special, special=True)
-        if not prefill:
-            return tokens
-        followed = llama.tokenize(
-            text + _FOLLOWER, add_bos=not rendered.added_special, special=True
+        return llama.tokenize(
+            (rendered.prompt + prefill.rstrip()).encode("utf-8"),
+            add_bos=not rendered.added_special,
+            special=True,
         )
-        return _continued_tokens(llama, tokens, followed)
 
     def _room(self, prompt_tokens: int, max_tokens: int) -> int:
         """Tokens that may be generated: ``max_tokens`` clamped to the context."""
@@ -886,7 +901,7 @@ class ChatLlamaCpp(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        options = self._call_options(stop, kwargs)
+        options = replace(self._call_options(stop, kwargs), lead_in=_leaves_lead_in(messages))
         shared = self.shared_llama
         with _exclusive(shared) as llama:
             prompt = self._prompt_tokens(llama, messages)
@@ -979,6 +994,7 @@ class ChatLlamaCpp(BaseChatModel):
                     top_logprobs=options.top_logprobs,
                     max_cells=self.batched_n_ctx,
                     layout=self.batched_kv_layout,
+                    lead_in=options.lead_in,
                 )
         except BatchedDecodeError as exc:
             exc.finished[:0] = done
@@ -992,7 +1008,7 @@ class ChatLlamaCpp(BaseChatModel):
         kwargs: dict[str, Any],
         cancel: threading.Event | None = None,
     ) -> Iterator[ChatGenerationChunk]:
-        options = self._call_options(stop, kwargs)
+        options = replace(self._call_options(stop, kwargs), lead_in=_leaves_lead_in(messages))
         if options.n != 1:
             raise ConfigurationError(
                 f"n={options.n} samples cannot be streamed; call generate/invoke with "
@@ -1105,33 +1121,18 @@ class ChatLlamaCpp(BaseChatModel):
                 await worker
 
 
-_FOLLOWER = b"x"
-"""Text appended to a prefill to see how it tokenizes when the model writes on after it."""
+def _leaves_lead_in(messages: Sequence[BaseMessage]) -> bool:
+    """Whether the prompt ends in a prefill whose trailing whitespace the model writes itself.
 
-
-def _continued_tokens(llama: llama_cpp.Llama, tokens: list[int], followed: list[int]) -> list[int]:
-    """A prefill's tokens as the model would have written them, with more text to come.
-
-    A BPE tokenizer splits the end of a string differently from the same text
-    mid-stream: SmolLM2 writes a blank line before a word as two ``"\\n"``
-    tokens, but a string ending in a blank line tokenizes to one ``"\\n\\n"``
-    token the model rarely sees followed by text, and continuing from it, it
-    starts a new calculation instead of stating its answer. ``followed`` is
-    the tokenization of the text plus :data:`_FOLLOWER`; its tokens up to the
-    follower's are used when they spell exactly the same text, else ``tokens``.
+    The whitespace that ends a partial answer (a step's blank line) is where a
+    model decides what comes next, and its tokens carry the decision: SmolLM2
+    writes a blank line as one ``"\\n\\n"`` token before another calculation
+    and as two ``"\\n"`` tokens before "The answer is". Tokenizing the prefill's
+    blank line would fix one of the two, so the prompt stops before it, the
+    model writes its own, and that lead-in is left out of the reply (stop
+    strings match only after it).
     """
-    common = 0
-    for plain, continued in zip(tokens, followed, strict=False):
-        if plain != continued:
-            break
-        common += 1
-    if common == len(tokens):
-        return tokens
-    tail = llama.detokenize(tokens[common:], special=True)
-    for cut in range(len(followed) - 1, common, -1):
-        if llama.detokenize(followed[common:cut], special=True) == tail:
-            return followed[:cut]
-    return tokens
+    return bool(messages) and messages[-1].type == "ai" and messages[-1].text[-1:].isspace()
 
 
 def _special_text(llama: llama_cpp.Llama, token: int) -> str:

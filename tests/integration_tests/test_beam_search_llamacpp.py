@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
-from langchain_adaptive.datasets import arithmetic_suite
+from langchain_adaptive.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
@@ -78,11 +78,13 @@ def test_beam_search_end_to_end_with_the_probe_prm() -> None:
 
 
 def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
+    """Few-shot, past the questions a head would be trained on, as the README runs it."""
     out = tmp_path / "beam.json"
     script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
-    args = ["--per-level", "1", "--paths", "2", "--beams", "1", "--per-beam", "2",
-            "--max-steps", "1", "--step-tokens", "8", "--sample-tokens", "8",
-            "--replicates", "20", "--threads", "1", "--out", str(out)]  # fmt: skip
+    args = ["--per-level", "1", "--skip-first", "1", "--few-shot", "1", "--paths", "2",
+            "--beams", "1", "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8",
+            "--sample-tokens", "8", "--replicates", "20", "--threads", "1",
+            "--out", str(out)]  # fmt: skip
     subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
     report = json.loads(out.read_text())
     assert report["questions"] == 2
@@ -90,9 +92,11 @@ def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
     for entry in report["summary"].values():
         assert 0.0 <= entry["accuracy"] <= 1.0 and entry["mean_generated_tokens"] > 0
     assert {row["id"] for row in report["per_question"]["IAS-of-M"]} == {
-        "steps2-0",
-        "steps3-0",
+        "steps2-1",
+        "steps3-1",
     }
+    shown = worked_examples(arithmetic_suite(1, seed=3, levels=("steps2", "steps3")))
+    assert report["few_shot_examples"] == [e.question for e in shown]
     assert out.with_suffix(".png").stat().st_size > 0
 
 

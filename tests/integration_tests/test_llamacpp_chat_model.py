@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 
+from langchain_adaptive.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.errors import (
     AdaptiveInputError,
     ConfigurationError,
@@ -588,27 +589,52 @@ def test_prefill_tokens_are_the_prompt_plus_the_text_without_end_of_turn(
     assert rendered.count("<|im_end|>") == SUM_TURNS
 
 
-def test_a_prefill_ending_in_a_blank_line_is_tokenized_as_the_model_writes_it(
+def test_a_prefill_ending_in_a_blank_line_leaves_it_for_the_model_to_write(
     greedy: ChatLlamaCpp,
 ) -> None:
-    """At a string's end a blank line is one token; before a word, as the model writes it, two."""
-    solved = parse_input("What is 7 + 8?").messages
-    step = "7 + 8 = 15\n\n"
+    """The blank line after a step is the model's to write: its tokens carry what comes next."""
+    shown = worked_examples(arithmetic_suite(4, seed=3, levels=("steps2",)))
+    asked = parse_input("What is 7 * 6 - 2?", examples=shown).messages
+    one, two = "7 * 6 = 42\n\n", "7 * 6 = 42\n\n42 - 2 = 40\n\n"
     shared = greedy.shared_llama
     with shared.lock:
-        llama = shared.llama
-        tokens = greedy._prompt_tokens(llama, [*solved, AIMessage(step)])
-        written = llama.tokenize(b"7 + 8 = 15\n\nThe", add_bos=False)[:-1]
-        at_end = llama.tokenize(step.encode(), add_bos=False)
-        assert at_end != written  # the tokenizer really does split the two differently
-        assert tokens[-len(written) :] == written
-        rendered = llama.detokenize(tokens, special=True).decode()
-    assert rendered.endswith("<|im_start|>assistant\n" + step)
+        with_line = greedy._prompt_tokens(shared.llama, [*asked, AIMessage(two)])
+        without = greedy._prompt_tokens(shared.llama, [*asked, AIMessage(two.rstrip())])
+    assert with_line == without
 
-    # Continued from the step the model wrote, it states its answer instead of starting over.
-    assert greedy.invoke([*solved, AIMessage(step)], max_tokens=8).content.startswith(
-        "The answer is 15"
-    )
+    # One step in, the model goes on calculating; two steps in, it states its answer. (With
+    # the blank line tokenized into the prompt, it did one of the two after either step.)
+    after_one = greedy.invoke([*asked, AIMessage(one)], stop=["\n\n"]).content
+    after_two = greedy.invoke([*asked, AIMessage(two)], stop=["\n\n"]).content
+    assert after_one == "42 - 2 = 40"
+    assert after_two == "The answer is 40."
+    streamed = "".join(c.text for c in greedy.stream([*asked, AIMessage(two)], stop=["\n\n"]))
+    assert streamed == after_two
+    samples = greedy.generate([[*asked, AIMessage(two)]], n=3, stop=["\n\n"], temperature=0.7)
+    assert all(not g.text[:1].isspace() and g.text for g in samples.generations[0])
+
+
+def test_the_lead_in_is_left_out_and_stops_match_only_after_it() -> None:
+    pieces = {1: b"\n\n", 2: b"The", 3: b" answer", 4: b"\n\n", 5: b"!"}
+
+    def run(tokens: list[int], *, lead_in: bool, limit: int = 16) -> chat_models._TextTracker:
+        tracker = chat_models._TextTracker(
+            pieces.__getitem__, lambda token: token == 0, ("\n\n",), limit, lead_in=lead_in
+        )
+        for token in tokens:
+            tracker.push(token, {"token": pieces.get(token, b"").decode()})
+            if tracker.done:
+                break
+        tracker.finish()
+        return tracker
+
+    led = run([1, 2, 3, 4, 5], lead_in=True)
+    assert (led.text, led.finish_reason, led.output_tokens) == ("The answer", "stop", 4)
+    assert [e["token"] for e in led.logprobs] == ["\n\n", "The", " answer"]
+    plain = run([1, 2, 3, 4, 5], lead_in=False)
+    assert (plain.text, plain.finish_reason, plain.output_tokens) == ("", "stop", 1)
+    cut = run([1, 1, 2], lead_in=True, limit=2)  # the cap can fall inside the lead-in
+    assert (cut.text, cut.finish_reason, cut.output_tokens) == ("", "length", 2)
 
 
 def test_prefill_streams_and_samples_n_like_invoke(greedy: ChatLlamaCpp) -> None:
