@@ -2,17 +2,25 @@
 
 Every policy answers the same questions of the two- and three-step levels of
 the seeded arithmetic suite (``steps2``, ``steps3``; ``--levels`` picks others) with the bundled
-SmolLM2-135M-Instruct and the bundled probe PRM, interleaved question by
-question so every policy sees the same machine load. Per policy the JSON
-records accuracy (with a bootstrap interval over questions), generated tokens,
-reasoning steps and wall time per question, and the tokens ratio against fixed
-beam search; the PNG plots accuracy against generated tokens.
+SmolLM2-135M-Instruct and a probe PRM (the bundled head, or ``--probe-head``), interleaved
+question by question so every policy sees the same machine load. ``--few-shot K``
+shows K worked examples a level before each question, which puts two-step
+questions within the bundled model's reach; ``--skip-first N`` leaves out the
+questions a head was trained on. Per policy the JSON records accuracy (with a
+bootstrap interval over questions), generated tokens, reasoning steps and wall
+time per question, and the tokens ratio against fixed beam search; the PNG
+plots accuracy against generated tokens.
 
 Run::
 
     pip install "langchain-adaptive[llamacpp,bench]"
     python examples/benchmarks/beam_search.py --per-level 6 \\
         --out bench-results/beam_search.json
+    # few-shot, with a head trained on the first 40 questions of the level:
+    python examples/benchmarks/beam_search.py --levels steps2 --suite-seed 0 \\
+        --skip-first 40 --per-level 30 --few-shot 4 \\
+        --probe-head bench-results/calibration/steps2-fewshot/probe \\
+        --out bench-results/beam_search_steps2_fewshot.json
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch, BestOfN, Strategy
-from langchain_adaptive.datasets import MULTI_STEP_LEVELS, arithmetic_suite
+from langchain_adaptive.calibration.cli import few_shot_arguments, few_shot_examples
+from langchain_adaptive.datasets import MULTI_STEP_LEVELS, Problem, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 
 
@@ -41,6 +50,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated levels of the seeded arithmetic suite",
     )
     parser.add_argument("--suite-seed", type=int, default=7, help="seed of the question suite")
+    parser.add_argument(
+        "--skip-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave out each level's first N questions (those a probe head was trained on "
+        "with calibrate collect --per-level N at the same seed)",
+    )
+    parser.add_argument(
+        "--probe-head", default=None, help="probe head directory (default: the bundled one)"
+    )
     parser.add_argument("--paths", type=int, default=8, help="N: paths (and best-of-N samples)")
     parser.add_argument("--beams", type=int, default=2, help="K: beams kept at most")
     parser.add_argument("--per-beam", type=int, default=4, help="M: next steps per beam at most")
@@ -52,11 +72,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--out", type=Path, default=Path("bench-results/beam_search.json"))
+    few_shot_arguments(parser)
     return parser.parse_args(argv)
 
 
 def _levels(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(level for level in args.levels.split(",") if level)
+
+
+def _problems(args: argparse.Namespace) -> list[Problem]:
+    """Each level's questions after the first ``--skip-first`` (the suite extends a level
+    without changing its first questions, so the two sets never share one)."""
+    suite = arithmetic_suite(
+        args.skip_first + args.per_level, seed=args.suite_seed, levels=_levels(args)
+    )
+    return [p for p in suite if int(p.id.rsplit("-", 1)[1]) >= args.skip_first]
 
 
 def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
@@ -86,9 +116,9 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every policy on every question; write the JSON and the plot; print a table."""
     args = _parse_args(argv)
-    problems = arithmetic_suite(args.per_level, seed=args.suite_seed, levels=_levels(args))
+    examples, problems = few_shot_examples(args, _problems(args))
     chat = ChatLlamaCpp(seed=args.seed, n_threads=args.threads)
-    prm = ProbePRM(n_threads=args.threads)
+    prm = ProbePRM(n_threads=args.threads, head_path=args.probe_head)
     policies = _policies(args)
     load_start = os.getloadavg()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in policies}
@@ -101,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 max_samples=args.paths,
                 max_tokens_per_sample=tokens,
                 target_confidence=args.target_confidence,
+                examples=examples,
             )
             start = time.perf_counter()
             result = reasoner.invoke({"question": problem.question, "gold": problem.gold})
@@ -127,8 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         entry["tokens_over_fixed_beam_search"] = entry["mean_generated_tokens"] / fixed
     results: dict[str, Any] = {
         "model": chat.model_name,
-        "prm": "bundled probe",
+        "prm": args.probe_head or "bundled probe",
         "questions": len(problems),
+        "few_shot_examples": [e.question for e in examples],
         "levels": list(_levels(args)),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "machine": {
