@@ -30,7 +30,10 @@ STEP_TOKENS = 24
 
 def test_steps_continue_a_prefilled_partial_solution() -> None:
     chat = ChatLlamaCpp(seed=3)
-    question = parse_input("What is (3 + 4) * 2?")
+    # With worked examples SmolLM2 goes on after a first step; without, it may end there
+    # (the blank line after a step is its to write, and it may write end-of-text instead).
+    shown = worked_examples(arithmetic_suite(4, seed=3, levels=("steps2",)))
+    question = parse_input("What is (3 + 4) * 2?", examples=shown)
     steps = draw_steps(
         chat,
         question,
