@@ -87,10 +87,10 @@ def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
     args = ["--per-level", "1", "--skip-first", "1", "--few-shot", "1", "--paths", "2",
             "--beams", "1", "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8",
             "--sample-tokens", "8", "--replicates", "20", "--threads", "1",
-            "--out", str(out)]  # fmt: skip
+            "--probe-head", str(BUNDLED_HEAD), "--out", str(out)]  # fmt: skip
     subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
     report = json.loads(out.read_text())
-    assert report["questions"] == 2
+    assert report["questions"] == 2 and report["prm"] == str(BUNDLED_HEAD)
     assert report["summary"]["beam search"]["tokens_over_fixed_beam_search"] == 1.0
     for entry in report["summary"].values():
         assert 0.0 <= entry["accuracy"] <= 1.0 and entry["mean_generated_tokens"] > 0
