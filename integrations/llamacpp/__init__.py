@@ -8,6 +8,8 @@ SmolLM2-135M-Instruct, so ``ChatLlamaCpp()`` works offline with no download.
   locally or in the Hugging Face cache (``_loading.py``).
 - :class:`ProbePRM`, :class:`LlamaCppEmbedder`: an on-device PRM reading the
   policy's own embedding of a prefix through a trained probe head (``probe.py``).
+- :class:`TokenConfidencePRM`: an on-device PRM scoring a prefix by the
+  policy's probability of the least likely token in it (``confidence.py``).
 - :func:`default_reasoner`: the embedded default, an adaptive reasoner on one
   local model with an on-device PRM (``default.py``).
 - :func:`load_shared_llama`, :class:`SharedLlama`: load each model once per
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         resolve_model_path,
     )
     from .chat_models import ChatLlamaCpp
+    from .confidence import TokenConfidencePRM
     from .default import default_reasoner, default_threads
     from .probe import LlamaCppEmbedder, ProbePRM
 
@@ -38,6 +41,7 @@ __all__ = (
     "LlamaCppEmbedder",
     "ProbePRM",
     "SharedLlama",
+    "TokenConfidencePRM",
     "bundled_model_path",
     "default_reasoner",
     "default_threads",
@@ -50,6 +54,7 @@ _MODULE_OF: dict[str, str] = {
     "LlamaCppEmbedder": "probe",
     "ProbePRM": "probe",
     "SharedLlama": "_loading",
+    "TokenConfidencePRM": "confidence",
     "bundled_model_path": "_loading",
     "default_reasoner": "default",
     "default_threads": "default",

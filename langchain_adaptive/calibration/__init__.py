@@ -9,7 +9,8 @@
 - ``quantile``: :class:`QuantileCalibrator`, the paper's pinball-loss head (torch).
 - ``metrics``: Brier, ECE, pinball loss, coverage, AUROC, :func:`evaluate`, plots.
 - ``collect``: :func:`collect_calibration_data`, Monte-Carlo success rates of
-  solution prefixes from any LangChain model, resumable JSONL.
+  solution prefixes from any LangChain model, resumable JSONL;
+  :func:`rescore_records` gives the same records another PRM's raw scores.
 - ``probe``: :class:`ProbeHead`, success quantiles from the policy's own embedding.
 
 Names are imported on first use, so torch loads only with :class:`QuantileCalibrator`.
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         acollect_calibration_data,
         collect_calibration_data,
         read_records,
+        rescore_records,
     )
     from langchain_adaptive.calibration.metrics import (
         CalibrationReport,
@@ -68,6 +70,7 @@ _MODULE_OF: dict[str, str] = {
     "acollect_calibration_data": "collect",
     "collect_calibration_data": "collect",
     "read_records": "collect",
+    "rescore_records": "collect",
     "auroc": "metrics",
     "brier_score": "metrics",
     "evaluate": "metrics",
@@ -104,6 +107,7 @@ __all__ = (
     "read_records",
     "reliability_diagram",
     "report_markdown",
+    "rescore_records",
     "split_by_question",
 )
 

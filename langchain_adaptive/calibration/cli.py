@@ -1,11 +1,13 @@
-"""``langchain-adaptive calibrate collect|fit|eval|fit-probe``: the calibration pipeline.
+"""``langchain-adaptive calibrate collect|rescore|fit|eval|fit-probe``: the calibration pipeline.
 
 ``collect`` writes Monte-Carlo success rates of solution prefixes (resumable
-JSONL); ``fit`` fits one calibrator on the training questions and saves it;
-``eval`` fits every requested calibrator on the training questions and compares
-them, the raw PRM and an optional probe on the held-out questions (JSON,
-Markdown and a reliability diagram); ``fit-probe`` trains a probe head on the
-policy's own embeddings.
+JSONL); ``rescore`` writes the same records with another PRM's raw scores (no
+new rollouts, so PRMs compare on one set of labels); ``fit`` fits one
+calibrator on the training questions and saves it; ``eval`` fits every
+requested calibrator on the training questions and compares them, the raw PRM
+and an optional probe on the held-out questions (JSON, Markdown and a
+reliability diagram); ``fit-probe`` trains a probe head on the policy's own
+embeddings.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def add_calibrate_commands(commands: Any) -> None:
     collect.add_argument("--temperature", type=float, default=0.7)
     few_shot_arguments(collect)
     collect.add_argument("--out", type=Path, required=True, help="records JSONL (resumable)")
+
+    rescore = sub.add_parser(
+        "rescore", help="the same records with another PRM's raw scores (no new rollouts)"
+    )
+    rescore.add_argument("--data", type=Path, required=True, help="records JSONL from collect")
+    _problem_arguments(rescore)
+    _model_arguments(rescore)
+    few_shot_arguments(rescore)
+    rescore.add_argument("--out", type=Path, required=True, help="rescored records JSONL")
 
     fit = sub.add_parser("fit", help="fit one calibrator on the training questions and save it")
     _data_arguments(fit)
@@ -156,7 +167,12 @@ def _model_arguments(parser: argparse.ArgumentParser, *, prm: bool = True) -> No
     group.add_argument("--threads", type=int, default=None)
     group.add_argument("--seed", type=int, default=0, help="sampling seed")
     if prm:
-        group.add_argument("--prm", choices=["judge"], default="judge", help="PRM to calibrate")
+        group.add_argument(
+            "--prm",
+            choices=["judge", "confidence"],
+            default="judge",
+            help="PRM to calibrate: the model as its own judge, or its token confidence",
+        )
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +185,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     """Dispatch a ``calibrate`` sub-command."""
     handlers = {
         "collect": _collect,
+        "rescore": _rescore,
         "fit": _fit,
         "eval": _eval,
         "fit-probe": _fit_probe,
@@ -181,13 +198,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _collect(args: argparse.Namespace) -> int:
     from langchain_adaptive.calibration.collect import collect_calibration_data
-    from langchain_adaptive.prm.judge import LLMJudgePRM
 
     chat = _chat_model(args)
     examples, problems = few_shot_examples(args, _problems(args))
     records = collect_calibration_data(
         chat,
-        LLMJudgePRM(model=chat),
+        _prm(args, chat, examples),
         problems,
         out=args.out,
         examples=examples,
@@ -198,6 +214,25 @@ def _collect(args: argparse.Namespace) -> int:
         temperature=args.temperature,
     )
     print(f"{len(records)} records in {args.out}")
+    return 0
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from langchain_adaptive.calibration.collect import read_records, rescore_records
+
+    chat = _chat_model(args)
+    problems = _problems(args)
+    examples, _ = few_shot_examples(args, problems)
+    records = rescore_records(
+        read_records(args.data),
+        {p.id: p.question for p in problems},
+        _prm(args, chat, examples),
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.out.with_name(args.out.name + ".partial")
+    partial.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    partial.replace(args.out)
+    print(f"{len(records)} records rescored by the {args.prm} PRM in {args.out}")
     return 0
 
 
@@ -295,6 +330,17 @@ def _chat_model(args: argparse.Namespace) -> Any:
         n_threads=args.threads or default_threads(),
         seed=args.seed,
     )
+
+
+def _prm(args: argparse.Namespace, chat: Any, examples: list[FewShotExample]) -> Any:
+    """The ``--prm`` named, reading ``chat``; the confidence PRM sees the policy's prompt."""
+    if args.prm == "confidence":
+        from langchain_adaptive.integrations.llamacpp import TokenConfidencePRM
+
+        return TokenConfidencePRM(policy=chat, examples=examples)
+    from langchain_adaptive.prm.judge import LLMJudgePRM
+
+    return LLMJudgePRM(model=chat)
 
 
 def _policy_name(args: argparse.Namespace) -> str:

@@ -36,7 +36,15 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +130,42 @@ def read_records(path: str | os.PathLike[str]) -> list[CalibrationRecord]:
             len(records) - len(unique),
         )
     return list(unique.values())
+
+
+def rescore_records(
+    records: Iterable[CalibrationRecord],
+    questions: Mapping[str, str],
+    prm: ProcessRewardModel,
+) -> list[CalibrationRecord]:
+    """The same records with ``raw_score`` from another PRM: compare PRMs on one set of labels.
+
+    The Monte-Carlo success rates (the costly part) are kept; only the PRM is
+    run again, one call per question for all its prefixes.
+
+    Args:
+        records: Records as read by :func:`read_records`.
+        questions: Question text by question id.
+        prm: The PRM whose raw scores replace the recorded ones.
+
+    Raises:
+        ConfigurationError: A record's question id is not in ``questions``.
+    """
+    by_question: dict[str, list[CalibrationRecord]] = {}
+    for record in records:
+        by_question.setdefault(record.question_id, []).append(record)
+    missing = sorted(by_question.keys() - questions.keys())
+    if missing:
+        raise ConfigurationError(
+            f"{len(missing)} question id(s) of the records have no question text "
+            f"(e.g. {missing[0]!r}); pass the questions the records were collected on"
+        )
+    rescored: dict[Key, CalibrationRecord] = {}
+    for question_id, group in by_question.items():
+        solutions = [r.prefix.split(STEP_JOINER) if r.k else [] for r in group]
+        for record, row in zip(group, prm.score(questions[question_id], solutions), strict=True):
+            raw = row[-1].raw_score if row[-1].raw_score is not None else row[-1].median
+            rescored[record.key] = record.model_copy(update={"raw_score": raw})
+    return [rescored[r.key] for group in by_question.values() for r in group]
 
 
 # -- the public verbs ------------------------------------------------------------------
@@ -830,5 +874,6 @@ __all__ = [
     "acollect_calibration_data",
     "collect_calibration_data",
     "read_records",
+    "rescore_records",
     "trajectories_path",
 ]

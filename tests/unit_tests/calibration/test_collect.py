@@ -26,6 +26,7 @@ from langchain_adaptive.calibration.collect import (
     acollect_calibration_data,
     collect_calibration_data,
     read_records,
+    rescore_records,
     trajectories_path,
 )
 from langchain_adaptive.calibration.records import CalibrationRecord
@@ -613,3 +614,27 @@ def test_a_second_writer_on_the_same_file_is_refused(tmp_path: Path) -> None:
         n_val=1, n_mc=1, config=SEQUENTIAL,
     )  # fmt: skip
     assert records  # once the other run let go, collection proceeds
+
+
+# -- rescore_records ----------------------------------------------------------------------
+
+
+def _record(k: int, prefix: str, raw: float = 0.5) -> CalibrationRecord:
+    return CalibrationRecord(
+        question_id="q", trajectory=0, k=k, num_steps=2, prefix=prefix, complete=k == 2,
+        raw_score=raw, successes=k, trials=2, trajectory_correct=True,
+    )  # fmt: skip
+
+
+def test_rescore_records_keeps_labels_and_takes_the_new_prms_scores() -> None:
+    records = [_record(0, ""), _record(1, "3 + 4 = 7."), _record(2, RIGHT)]
+    prm = ScriptedPRM(question_p={PROBLEM.question: 0.3}, step_score=lambda s: len(s) / 100)
+    rescored = rescore_records(records, {"q": PROBLEM.question}, prm)
+    assert [r.raw_score for r in rescored] == [0.3, len("3 + 4 = 7.") / 100, 0.16]
+    assert [r.model_copy(update={"raw_score": 0.5}) for r in rescored] == records
+    assert prm.calls == [(PROBLEM.question, [[], ["3 + 4 = 7."], RIGHT.split(STEP_JOINER)])]
+
+
+def test_rescore_records_names_a_question_it_cannot_find() -> None:
+    with pytest.raises(ConfigurationError, match="'q'"):
+        rescore_records([_record(0, "")], {"other": "What is 1 + 1?"}, ScriptedPRM())
