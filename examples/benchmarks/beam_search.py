@@ -2,7 +2,9 @@
 
 Every policy answers the same questions of the two- and three-step levels of
 the seeded arithmetic suite (``steps2``, ``steps3``; ``--levels`` picks others) with the bundled
-SmolLM2-135M-Instruct and a probe PRM (the bundled head, or ``--probe-head``), interleaved
+SmolLM2-135M-Instruct and a PRM (``--prm``: a probe, the bundled head or ``--probe-head``;
+or the policy's token confidence through a ``--calibrator`` fitted on ``calibrate rescore``
+records), interleaved
 question by question so every policy sees the same machine load. ``--few-shot K``
 shows K worked examples a level before each question, which puts two-step
 questions within the bundled model's reach; ``--skip-first N`` leaves out the
@@ -21,6 +23,11 @@ Run::
         --skip-first 40 --per-level 30 --few-shot 4 \\
         --probe-head bench-results/calibration/steps2-fewshot/probe \\
         --out bench-results/beam_search_steps2_fewshot.json
+    # the same questions, scored by the policy's token confidence:
+    python examples/benchmarks/beam_search.py --levels steps2 --suite-seed 0 \\
+        --skip-first 40 --per-level 30 --few-shot 4 --prm confidence \\
+        --calibrator bench-results/calibration/steps2-fewshot-confidence/quantile \\
+        --out bench-results/beam_search_steps2_fewshot_confidence.json
 """
 
 from __future__ import annotations
@@ -35,10 +42,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch, BestOfN, Strategy
+from langchain_adaptive import (
+    AdaptiveReasoningRunnable,
+    BeamSearch,
+    BestOfN,
+    CalibratedPRM,
+    ProcessRewardModel,
+    Strategy,
+)
+from langchain_adaptive.calibration import Calibrator
 from langchain_adaptive.calibration.cli import few_shot_arguments, few_shot_examples
 from langchain_adaptive.datasets import MULTI_STEP_LEVELS, Problem, arithmetic_suite
-from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
+from langchain_adaptive.inputs import FewShotExample
+from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM, TokenConfidencePRM
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,7 +75,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with calibrate collect --per-level N at the same seed)",
     )
     parser.add_argument(
+        "--prm",
+        choices=["probe", "confidence"],
+        default="probe",
+        help="probe: ProbePRM; confidence: TokenConfidencePRM on the policy",
+    )
+    parser.add_argument(
         "--probe-head", default=None, help="probe head directory (default: the bundled one)"
+    )
+    parser.add_argument(
+        "--calibrator",
+        default=None,
+        help="saved calibrator the confidence PRM's scores pass through (calibrate fit)",
     )
     parser.add_argument("--paths", type=int, default=8, help="N: paths (and best-of-N samples)")
     parser.add_argument("--beams", type=int, default=2, help="K: beams kept at most")
@@ -89,6 +116,17 @@ def _problems(args: argparse.Namespace) -> list[Problem]:
     return [p for p in suite if int(p.id.rsplit("-", 1)[1]) >= args.skip_first]
 
 
+def _prm(
+    args: argparse.Namespace, chat: ChatLlamaCpp, examples: list[FewShotExample]
+) -> ProcessRewardModel:
+    if args.prm == "probe":
+        return ProbePRM(n_threads=args.threads, head_path=args.probe_head)
+    confidence = TokenConfidencePRM(policy=chat, examples=examples)
+    if args.calibrator is None:
+        return confidence
+    return CalibratedPRM(prm=confidence, calibrator=Calibrator.load(args.calibrator))
+
+
 def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
     """Name -> (strategy, token cap per generation)."""
     beam = {
@@ -102,7 +140,7 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
             BestOfN(n=args.paths, selection="majority_vote"),
             args.sample_tokens,
         ),
-        f"best-of-{args.paths} (probe)": (
+        f"best-of-{args.paths} ({args.prm})": (
             BestOfN(n=args.paths, selection="prm"),
             args.sample_tokens,
         ),
@@ -118,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse_args(argv)
     examples, problems = few_shot_examples(args, _problems(args))
     chat = ChatLlamaCpp(seed=args.seed, n_threads=args.threads)
-    prm = ProbePRM(n_threads=args.threads, head_path=args.probe_head)
+    prm = _prm(args, chat, examples)
     policies = _policies(args)
     load_start = os.getloadavg()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in policies}
@@ -158,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         entry["tokens_over_fixed_beam_search"] = entry["mean_generated_tokens"] / fixed
     results: dict[str, Any] = {
         "model": chat.model_name,
-        "prm": args.probe_head or "bundled probe",
+        "prm": _prm_name(args),
         "questions": len(problems),
         "few_shot_examples": [e.question for e in examples],
         "levels": list(_levels(args)),
@@ -177,6 +215,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _plot(results, args.out.with_suffix(".png"))
     _print_table(results)
     return results
+
+
+def _prm_name(args: argparse.Namespace) -> str:
+    if args.prm == "probe":
+        return args.probe_head or "bundled probe"
+    return f"token confidence, calibrator {args.calibrator or 'none (raw)'}"
 
 
 def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:

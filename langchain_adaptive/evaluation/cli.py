@@ -41,7 +41,7 @@ def add_bench_commands(commands: Any) -> None:
     record.add_argument(
         "--prms",
         default="probe,judge",
-        help="comma-separated on-device PRMs whose estimates are stored (probe, judge)",
+        help="comma-separated on-device PRMs whose estimates are stored (probe, judge, confidence)",
     )
     record.add_argument(
         "--score-steps",
@@ -57,7 +57,10 @@ def add_bench_commands(commands: Any) -> None:
     )
     score.add_argument("pools", type=Path, help="pool file from `bench record`")
     score.add_argument(
-        "--prms", default="probe", help="comma-separated on-device PRMs (probe, judge)"
+        "--prms",
+        default="probe",
+        help="comma-separated on-device PRMs (probe, judge, confidence: the policy's token "
+        "confidence, read under the prompt the pool was recorded with)",
     )
     _model_arguments(score)
     score.add_argument("--out", type=Path, required=True, help="scored pool file (resumable)")
@@ -97,6 +100,14 @@ def add_bench_commands(commands: Any) -> None:
     )
     replay.add_argument(
         "--round-size", type=int, default=2, help="samples per round of sequential IAS"
+    )
+    replay.add_argument(
+        "--selection",
+        choices=["majority_vote", "weighted_vote", "prm"],
+        default="majority_vote",
+        help="how IAS, sequential IAS and the oracle pick the answer (weighted_vote and prm "
+        "read --scorer's step scores); fixed best-of-N is replayed with every rule the "
+        "scorer allows, batch allocation with majority vote",
     )
     replay.add_argument(
         "--floor-samples",
@@ -256,9 +267,23 @@ def _chat_model(args: argparse.Namespace) -> Any:
     )
 
 
-def _on_device_prms(names: list[str], chat: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Name -> PRM; ``chat`` (the policy model) is needed only by the judge."""
-    from langchain_adaptive.integrations.llamacpp import ProbePRM, default_threads
+def _on_device_prms(
+    names: list[str],
+    chat: Any,
+    args: argparse.Namespace,
+    prompt: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Name -> PRM; ``chat`` (the policy model) is needed by the judge and the confidence PRM.
+
+    ``prompt`` holds the ``instruction`` and ``system_prompt`` the samples were
+    drawn with (a pool header's settings): the confidence PRM reads the
+    policy's probabilities under the prompt it sampled from.
+    """
+    from langchain_adaptive.integrations.llamacpp import (
+        ProbePRM,
+        TokenConfidencePRM,
+        default_threads,
+    )
     from langchain_adaptive.prm import LLMJudgePRM
 
     prms: dict[str, Any] = {}
@@ -273,8 +298,12 @@ def _on_device_prms(names: list[str], chat: Any, args: argparse.Namespace) -> di
             )
         elif name == "judge":
             prms[name] = LLMJudgePRM(model=chat)
+        elif name == "confidence":
+            prms[name] = TokenConfidencePRM(policy=chat, **(prompt or {}))
         else:
-            raise ConfigurationError(f"unknown on-device PRM {name!r}; choose probe or judge")
+            raise ConfigurationError(
+                f"unknown on-device PRM {name!r}; choose probe, judge or confidence"
+            )
     return prms
 
 
@@ -307,8 +336,10 @@ def _score_steps(args: argparse.Namespace) -> int:
     from langchain_adaptive.evaluation.record import score_pools
 
     names = _names(args.prms)
-    chat = _chat_model(args) if "judge" in names else None
-    prms = _on_device_prms(names, chat, args)
+    chat = _chat_model(args) if {"judge", "confidence"} & set(names) else None
+    settings = read_pools(args.pools).header.settings
+    prompt = {key: settings.get(key) for key in ("instruction", "system_prompt")}
+    prms = _on_device_prms(names, chat, args, prompt)
     summary = score_pools(args.pools, args.out, prms)
     print(summary.model_dump_json(indent=2))
     return 0 if not summary.failed else 1
@@ -340,6 +371,7 @@ def _replay(args: argparse.Namespace) -> int:
         estimators=[e for e in estimators if e != ORACLE],
         scorer=args.scorer,
         confidences=[float(c) for c in _names(args.confidences)],
+        selection=args.selection,
         quantile=args.quantile,
         round_size=args.round_size,
         floor_samples=args.floor_samples,

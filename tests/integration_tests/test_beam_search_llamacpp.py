@@ -113,3 +113,27 @@ def test_beam_search_benchmark_takes_other_levels(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["levels"] == ["add1"] and report["questions"] == 1
     assert {row["id"] for row in report["per_question"]["beam search"]} == {"add1-0"}
+
+
+def test_beam_search_benchmark_with_the_calibrated_confidence_prm(tmp_path: Path) -> None:
+    from langchain_adaptive.calibration import CalibrationRecord, PlattCalibrator
+
+    records = [
+        CalibrationRecord(question_id=f"q{i}", trajectory=0, k=1, num_steps=2, prefix="1 + 1 = 2",
+                          complete=False, raw_score=(i + 1) / 21, successes=i % 3, trials=2,
+                          trajectory_correct=True)
+        for i in range(20)
+    ]  # fmt: skip
+    calibrator = PlattCalibrator().fit_records(records)
+    calibrator.save(tmp_path / "platt")
+    out = tmp_path / "beam.json"
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+    args = ["--levels", "steps2", "--per-level", "1", "--few-shot", "1", "--paths", "2",
+            "--beams", "1", "--per-beam", "2", "--max-steps", "2", "--step-tokens", "12",
+            "--sample-tokens", "8", "--replicates", "5", "--threads", "1", "--prm",
+            "confidence", "--calibrator", str(tmp_path / "platt"), "--out", str(out)]  # fmt: skip
+    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["prm"] == f"token confidence, calibrator {tmp_path / 'platt'}"
+    assert "best-of-2 (confidence)" in report["summary"]
+    assert report["summary"]["IAS-of-K+M"]["mean_generated_tokens"] > 0
