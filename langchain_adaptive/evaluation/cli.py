@@ -105,9 +105,9 @@ def add_bench_commands(commands: Any) -> None:
         "--selection",
         choices=["majority_vote", "weighted_vote", "prm"],
         default="majority_vote",
-        help="how IAS, sequential IAS and the oracle pick the answer (weighted_vote and prm "
-        "read --scorer's step scores); fixed best-of-N is replayed with every rule the "
-        "scorer allows, batch allocation with majority vote",
+        help="how IAS, sequential IAS, batch allocation and the oracle pick the answer "
+        "(weighted_vote and prm read --scorer's step scores); fixed best-of-N is replayed "
+        "with every rule the scorer allows",
     )
     replay.add_argument(
         "--floor-samples",
@@ -376,6 +376,8 @@ def _replay(args: argparse.Namespace) -> int:
         round_size=args.round_size,
         floor_samples=args.floor_samples,
     )
+    scorer = args.scorer if args.selection != "majority_vote" else None
+    selection: dict[str, Any] = {"selection": args.selection, "scorer": scorer}
     if args.batch:
         policies += batch_policies(
             pools,
@@ -383,6 +385,7 @@ def _replay(args: argparse.Namespace) -> int:
             max_samples=size,
             confidences=[float(c) for c in _names(args.confidences)],
             quantile=args.quantile,
+            **selection,
         )
     if args.batch_budgets:
         policies += batch_budget_policies(
@@ -391,6 +394,7 @@ def _replay(args: argparse.Namespace) -> int:
             [float(b) for b in _names(args.batch_budgets)],
             max_samples=size,
             quantile=args.quantile,
+            **selection,
         )
     equivalence = pool_file.header.equivalence
     prepared = prepare_pools(pools, answer_equivalence(equivalence))

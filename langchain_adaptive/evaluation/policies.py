@@ -220,6 +220,7 @@ def batch_allocation_policy(
     max_samples: int,
     quantile: float | None = None,
     selection: SelectionRule = "majority_vote",
+    scorer: str | None = None,
     name: str | None = None,
 ) -> Policy:
     """The batch allocation of ``total_samples`` over ``pools`` as one replayable policy.
@@ -227,7 +228,8 @@ def batch_allocation_policy(
     The allocation (:func:`~langchain_adaptive.allocation.allocate_budget` on
     the recorded question estimates) is made once, over the questions of the
     run, exactly as :meth:`AdaptiveReasoningRunnable.batch_with_budget` makes it
-    live; the policy then draws each question's share.
+    live; the policy then draws each question's share, and picks the answer
+    by ``selection`` (on ``scorer``'s step scores, by default the estimator's).
 
     Raises:
         ConfigurationError: Two pools share a question text (the allocation is
@@ -257,6 +259,7 @@ def batch_allocation_policy(
             selection=selection,
         ),
         estimator=estimator,
+        scorer=scorer,
         max_samples=max_samples,
     )
 
@@ -269,6 +272,7 @@ def batch_policies(
     confidences: Sequence[float] = CONFIDENCES,
     quantile: float = 0.1,
     selection: SelectionRule = "majority_vote",
+    scorer: str | None = None,
 ) -> list[Policy]:
     """Batch allocation at the total one-shot IAS spends at each confidence, per estimator.
 
@@ -288,6 +292,7 @@ def batch_policies(
                     total,
                     max_samples=max_samples,
                     selection=selection,
+                    scorer=scorer,
                     name=f"batch[{estimator}]@{confidence:g}",
                 )
             )
@@ -302,6 +307,7 @@ def batch_budget_policies(
     max_samples: int,
     quantile: float = 0.1,
     selection: SelectionRule = "majority_vote",
+    scorer: str | None = None,
 ) -> list[Policy]:
     """Batch allocation at fixed mean budgets (samples a question), per estimator.
 
@@ -318,6 +324,7 @@ def batch_budget_policies(
             max_samples=max_samples,
             quantile=quantile,
             selection=selection,
+            scorer=scorer,
             name=f"batch[{estimator}]@{budget:g}s",
         )
         for estimator in estimators

@@ -119,6 +119,33 @@ def test_replay_with_a_calibrator_on_a_recorded_pool(tmp_path: Path) -> None:
     assert any(m["family"] == "ias-floor2[prm]" for m in report["parity"])
 
 
+def test_replay_selection_lets_adaptive_policies_pick_by_the_scorer(tmp_path: Path) -> None:
+    """Three wrong samples outvote the right one; the scorer's pick is the right one."""
+    pools = tmp_path / "pools.jsonl"
+    problems = [Problem(id=f"q{i}", question=f"What is 3 + {i}?", gold="7") for i in range(2)]
+    record_pools(
+        ScriptedChatModel(responses=["The answer is 8."] * 3 + ["The answer is 7."]),
+        problems,
+        pools,
+        samples=4,
+        prms={"prm": ScriptedPRM(default_p=0.01, step_score=lambda s: 0.9 if "7" in s else 0.1)},
+        progress=False,
+        config={"max_concurrency": 1},
+    )
+    accuracy: dict[str, dict[str, float]] = {}
+    for selection in ("majority_vote", "prm"):
+        out = tmp_path / f"{selection}.json"
+        argv = ["bench", "replay", str(pools), "--replicates", "2", "--scorer", "prm"]
+        argv += ["--selection", selection, "--no-batch", "--batch-budgets", "4"]
+        assert main([*argv, "--out", str(out)]) == 0
+        report = BenchReport.model_validate_json(out.read_text())
+        accuracy[selection] = {s.name: s.accuracy for s in report.policies}
+    for name in ("ias[prm]@0.9", "ias[oracle]@0.9", "batch[prm]@4s"):  # all four samples
+        assert accuracy["majority_vote"][name] == 0.0 and accuracy["prm"][name] == 1.0
+    assert accuracy["prm"]["bon4-majority"] == 0.0  # fixed baselines keep their own rules
+    assert accuracy["prm"]["bon4-prm[prm]"] == 1.0
+
+
 def test_replay_errors_are_reported_not_raised(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
