@@ -19,6 +19,7 @@ questions it saw; question-level differences are for a question-level PRM.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -65,6 +66,7 @@ class TokenConfidencePRM(ProcessRewardModel):
     """Prefix scores kept (least recently used dropped): beam search re-scores open beams."""
 
     _cache: OrderedDict[tuple[str, str], float] = PrivateAttr(default_factory=OrderedDict)
+    _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _score(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
@@ -85,15 +87,19 @@ class TokenConfidencePRM(ProcessRewardModel):
 
     def _confidences(self, question: str, prefixes: set[str]) -> dict[str, float]:
         """The score of every prefix, from the cache or one pass per prefix chain."""
-        found = {p: self._cache[(question, p)] for p in prefixes if (question, p) in self._cache}
+        with self._cache_lock:
+            found = {
+                p: self._cache[(question, p)] for p in prefixes if (question, p) in self._cache
+            }
         missing = sorted(prefixes - found.keys())
         if missing:
             found.update(self._evaluate(question, missing))
-        for prefix, value in found.items():
-            self._cache[(question, prefix)] = value
-            self._cache.move_to_end((question, prefix))
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            for prefix, value in found.items():
+                self._cache[(question, prefix)] = value
+                self._cache.move_to_end((question, prefix))
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return found
 
     def _evaluate(self, question: str, prefixes: list[str]) -> dict[str, float]:
