@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.escalation import escalate_when_unsure, needs_escalation
     from langchain_adaptive.inputs import FewShotExample
     from langchain_adaptive.parsers import AdaptiveAnswerParser
-    from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel
+    from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel, SplitPRM
     from langchain_adaptive.results import (
         AdaptiveResult,
         Beam,
@@ -126,6 +126,7 @@ _MODULE_OF: dict[str, str] = {
     "ModelPrice": "callbacks",
     "PRMError": "errors",
     "ProcessRewardModel": "prm",
+    "SplitPRM": "prm",
     "SequentialAdaptiveBestOfN": "strategies",
     "StepScored": "callbacks",
     "Strategy": "strategies",
@@ -194,6 +195,7 @@ __all__ = (
     "PRMError",
     "ProcessRewardModel",
     "SequentialAdaptiveBestOfN",
+    "SplitPRM",
     "StepScored",
     "Strategy",
     "SuccessEstimate",

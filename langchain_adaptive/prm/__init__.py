@@ -1,4 +1,5 @@
-"""Process reward models: the protocol, an LLM-as-judge PRM, and the calibration wrapper."""
+"""Process reward models: the protocol, an LLM-as-judge PRM, the calibration wrapper,
+and a PRM that splits question and step scoring between two PRMs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from langchain_adaptive.prm.base import (
 )
 from langchain_adaptive.prm.calibrated import CalibratedPRM
 from langchain_adaptive.prm.judge import LLMJudgePRM
+from langchain_adaptive.prm.split import SplitPRM
 
 __all__ = [
     "CalibratedPRM",
@@ -18,6 +20,7 @@ __all__ = [
     "PRMRequest",
     "PRMScores",
     "ProcessRewardModel",
+    "SplitPRM",
     "check_scores",
     "estimate_from_probability",
 ]
