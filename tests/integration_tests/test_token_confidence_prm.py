@@ -142,3 +142,32 @@ def test_rescore_command_gives_records_the_confidence_scores(tmp_path: Path) -> 
         .median
     )
     assert rescored[1].raw_score == pytest.approx(expected, rel=1e-4)
+
+
+def test_split_prm_budgets_on_the_probe_and_selects_by_confidence() -> None:
+    """The replayed configuration, live: probe estimates budget, token confidence selects."""
+    from langchain_adaptive import AdaptiveBestOfN, AdaptiveReasoningRunnable, SplitPRM
+    from langchain_adaptive.integrations.llamacpp import ProbePRM
+
+    chat = ChatLlamaCpp(seed=5)
+    probe = ProbePRM()
+    prm = SplitPRM(question_prm=probe, step_prm=TokenConfidencePRM(policy=chat))
+    strategy = AdaptiveBestOfN(selection="prm", unreachable="floor", floor_samples=2)
+    reasoner = AdaptiveReasoningRunnable(
+        model=chat, prm=prm, strategy=strategy, max_samples=4, max_tokens_per_sample=48
+    )
+    collector = RunCollector()
+    result = reasoner.invoke("What is 37 * 48?", {"callbacks": [collector]})
+
+    assert result.question_estimate == probe.estimate_question("What is 37 * 48?")
+    assert 1 <= result.budget.samples_used <= 4
+    scored = [c for c in result.candidates if c.score is not None]
+    assert scored and all(0.0 < c.score <= 1.0 for c in scored)
+    assert result.selected_index == max(
+        range(len(result.candidates)), key=lambda i: result.candidates[i].score or -1.0
+    )
+    splits = [r for r in collector.root().child_runs if r.name == "SplitPRM"]
+    assert {child.name for run in splits for child in run.child_runs} == {
+        "ProbePRM",
+        "TokenConfidencePRM",
+    }
