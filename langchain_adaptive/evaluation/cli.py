@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 DATASET_KINDS = ("arithmetic", "gsm8k", "math", "jsonl")
 
 
+SELECTION_RULES = ["majority_vote", "weighted_vote", "prm"]
+"""The ``--selection`` choices: a vote, or rules that read a PRM's step scores."""
+
+
 def add_bench_commands(commands: Any) -> None:
     """Register ``bench`` and its subcommands on the top-level parser."""
     bench = commands.add_parser("bench", help="record pools, replay policies, run live")
@@ -103,7 +107,7 @@ def add_bench_commands(commands: Any) -> None:
     )
     replay.add_argument(
         "--selection",
-        choices=["majority_vote", "weighted_vote", "prm"],
+        choices=SELECTION_RULES,
         default="majority_vote",
         help="how IAS, sequential IAS, batch allocation and the oracle pick the answer "
         "(weighted_vote and prm read --scorer's step scores); fixed best-of-N is replayed "
@@ -133,11 +137,11 @@ def add_bench_commands(commands: Any) -> None:
     live.add_argument("--target-confidence", type=float, default=0.9)
     live.add_argument(
         "--selection",
-        choices=["majority_vote", "weighted_vote", "prm"],
+        choices=SELECTION_RULES,
         default="majority_vote",
         help="how PRM-budgeted policies (ias, sequential_ias) pick the answer; majority "
-        "vote (the default) is what replay and the majority_vote:N baseline use; the "
-        "others score every step of every sample with the PRM",
+        "vote (the default, as in replay and the majority_vote:N baseline) or one that "
+        "scores every step of every sample with the PRM",
     )
     live.add_argument("--out", type=Path, required=True, help="report JSON (.md beside)")
 
@@ -168,7 +172,7 @@ def add_bench_commands(commands: Any) -> None:
     )
     choose.add_argument(
         "--selection",
-        choices=["majority_vote", "weighted_vote", "prm"],
+        choices=SELECTION_RULES,
         default="majority_vote",
         help="the selection rule every chosen strategy uses (prm rules need --scorer)",
     )
