@@ -100,7 +100,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--out", type=Path, default=Path("bench-results/beam_search.json"))
     few_shot_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.calibrator is not None and args.prm != "confidence":
+        parser.error("--calibrator calibrates the confidence PRM: pass --prm confidence")
+    return args
 
 
 def _levels(args: argparse.Namespace) -> tuple[str, ...]:

@@ -137,3 +137,10 @@ def test_beam_search_benchmark_with_the_calibrated_confidence_prm(tmp_path: Path
     assert report["prm"] == f"token confidence, calibrator {tmp_path / 'platt'}"
     assert "best-of-2 (confidence)" in report["summary"]
     assert report["summary"]["IAS-of-K+M"]["mean_generated_tokens"] > 0
+
+
+def test_beam_search_benchmark_refuses_a_calibrator_for_the_probe(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+    args = ["--calibrator", str(tmp_path), "--out", str(tmp_path / "beam.json")]
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    assert run.returncode == 2 and "--prm confidence" in run.stderr
