@@ -23,7 +23,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-import numpy as np
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr
@@ -34,7 +33,7 @@ from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, FewShotExample, parse
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
-from .chat_models import ChatLlamaCpp
+from .chat_models import ChatLlamaCpp, _logprob_entry
 
 
 class TokenConfidencePRM(ProcessRewardModel):
@@ -150,6 +149,8 @@ def token_logprobs(llama: object, tokens: list[int], start: int) -> list[float]:
     """
     import llama_cpp
 
+    from .batched import _fill
+
     model: llama_cpp.Llama = llama  # type: ignore[assignment]
     start = max(start, 1)
     cached = _common_length(model.input_ids[: model.n_tokens].tolist(), tokens)
@@ -160,34 +161,19 @@ def token_logprobs(llama: object, tokens: list[int], start: int) -> list[float]:
     batch = model._batch.batch
     for chunk_start in range(first, len(tokens), model.n_batch):
         chunk = tokens[chunk_start : chunk_start + model.n_batch]
-        for i, token in enumerate(chunk):
-            position = chunk_start + i
-            batch.token[i] = token
-            batch.pos[i] = position
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = start - 1 <= position < len(tokens) - 1
-        batch.n_tokens = len(chunk)
+        _fill(batch, [(t, chunk_start + i, 0) for i, t in enumerate(chunk)], logits=False)
+        for i in range(len(chunk)):
+            batch.logits[i] = start - 1 <= chunk_start + i < len(tokens) - 1
         if llama_cpp.llama_decode(model.ctx, batch) != 0:
             raise ModelError("llama.cpp failed to evaluate a scored prefix")
         for i in range(len(chunk)):
             position = chunk_start + i
             if start - 1 <= position < len(tokens) - 1:
-                logprobs[position + 1] = _logprob(model, i, tokens[position + 1])
+                entry = _logprob_entry(model, tokens[position + 1], 0, index=i)
+                logprobs[position + 1] = entry["logprob"]
         model.input_ids[chunk_start : chunk_start + len(chunk)] = chunk
         model.n_tokens = chunk_start + len(chunk)
     return logprobs
-
-
-def _logprob(model: object, row: int, token: int) -> float:
-    import llama_cpp
-
-    pointer = llama_cpp.llama_get_logits_ith(model.ctx, row)  # type: ignore[attr-defined]
-    if not pointer:
-        raise ModelError(f"llama.cpp returned no logits for batch row {row}")
-    logits = np.ctypeslib.as_array(pointer, shape=(model.n_vocab(),)).astype(np.float64)  # type: ignore[attr-defined]
-    shift = float(logits.max())
-    return float(logits[token] - shift - np.log(np.exp(logits - shift).sum()))
 
 
 def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
