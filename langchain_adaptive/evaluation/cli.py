@@ -21,7 +21,12 @@ from typing import Any
 
 from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, load_jsonl, load_math
 from langchain_adaptive.errors import ConfigurationError
-from langchain_adaptive.evaluation.pools import ORACLE, answer_equivalence, read_pools
+from langchain_adaptive.evaluation.pools import (
+    ORACLE,
+    answer_equivalence,
+    read_pool_header,
+    read_pools,
+)
 from langchain_adaptive.evaluation.report import BenchReport, report_markdown
 
 logger = logging.getLogger(__name__)
@@ -341,7 +346,7 @@ def _score_steps(args: argparse.Namespace) -> int:
 
     names = _names(args.prms)
     chat = _chat_model(args) if {"judge", "confidence"} & set(names) else None
-    settings = read_pools(args.pools).header.settings
+    settings = read_pool_header(args.pools).settings
     prompt = {key: settings.get(key) for key in ("instruction", "system_prompt")}
     prms = _on_device_prms(names, chat, args, prompt)
     summary = score_pools(args.pools, args.out, prms)

@@ -200,6 +200,18 @@ def read_pools(
     return PoolFile(header=header, pools=list(unique.values()))
 
 
+def read_pool_header(path: str | os.PathLike[str]) -> PoolHeader:
+    """Only the header of a pool file (its first line), without reading the pools.
+
+    Raises:
+        FileNotFoundError: No such file.
+        DatasetError: The first line is not a pool header.
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        return _read_header(path, handle.readline().rstrip(b"\n"))
+
+
 def write_pools(
     path: str | os.PathLike[str], header: PoolHeader, pools: Sequence[QuestionPool]
 ) -> Path:
@@ -294,6 +306,7 @@ __all__ = [
     "add_calibrated_estimates",
     "answer_equivalence",
     "exact_match",
+    "read_pool_header",
     "read_pools",
     "write_pools",
 ]

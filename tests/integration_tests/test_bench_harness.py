@@ -135,3 +135,20 @@ def test_replaying_a_live_run_makes_its_decisions() -> None:
         live.stop_reason,
         bool(live.correct),
     )
+
+
+def test_score_steps_with_the_policys_token_confidence(pools: Path, tmp_path: Path) -> None:
+    """The confidence PRM reads the samples under the prompt recorded in the pool header."""
+    from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, TokenConfidencePRM
+
+    scored = tmp_path / "confidence.jsonl"
+    argv = ["bench", "score-steps", str(pools), "--prms", "confidence", "--threads", "2"]
+    assert main([*argv, "--out", str(scored)]) == 0
+    pool = read_pools(scored, prms=["confidence"]).pools[0]
+    expected = TokenConfidencePRM(policy=ChatLlamaCpp()).score(
+        pool.question, [s.steps for s in pool.samples]
+    )
+    for sample, row in zip(pool.samples, expected, strict=True):
+        got = [e.median for e in sample.step_estimates["confidence"]]
+        assert got == pytest.approx([e.median for e in row], rel=1e-4)
+        assert all(0.0 < value <= 1.0 for value in got)

@@ -19,6 +19,7 @@ from langchain_adaptive.evaluation import (
     record_pools,
     score_pools,
 )
+from langchain_adaptive.evaluation.pools import read_pool_header
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 RIGHT = "3 + 4 = 7\n\nThe answer is 7."
@@ -48,6 +49,7 @@ def test_pools_hold_samples_grades_costs_and_estimates(tmp_path: Path) -> None:
     assert summary.generated_tokens == sum(
         s.output_tokens for p in pool_file.pools for s in p.samples
     )
+    assert read_pool_header(out) == pool_file.header
 
 
 def test_a_rerun_resumes_and_other_settings_are_refused(tmp_path: Path) -> None:
@@ -99,6 +101,8 @@ def test_not_a_pool_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a pool file") as caught:
         read_pools(path)
     assert caught.value.line == 1
+    with pytest.raises(DatasetError, match="not a pool file"):
+        read_pool_header(path)
 
 
 def test_bad_settings_are_refused_before_any_call(tmp_path: Path) -> None:
