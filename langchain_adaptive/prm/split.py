@@ -25,8 +25,17 @@ class SplitPRM(ProcessRewardModel):
     Example:
         .. code-block:: python
 
+            from langchain_adaptive import AdaptiveReasoningRunnable, SplitPRM
+            from langchain_adaptive.integrations.llamacpp import (
+                ChatLlamaCpp,
+                ProbePRM,
+                TokenConfidencePRM,
+            )
+
+            chat = ChatLlamaCpp()
             prm = SplitPRM(question_prm=ProbePRM(), step_prm=TokenConfidencePRM(policy=chat))
-            reasoner = AdaptiveReasoningRunnable(model=chat, prm=prm)
+            reasoner = AdaptiveReasoningRunnable(model=chat, prm=prm, max_samples=2)
+            reasoner.invoke("What is 7 + 8?").answer
     """
 
     question_prm: ProcessRewardModel

@@ -171,3 +171,16 @@ def test_split_prm_budgets_on_the_probe_and_selects_by_confidence() -> None:
         "ProbePRM",
         "TokenConfidencePRM",
     }
+
+
+@pytest.mark.parametrize("documented", ["TokenConfidencePRM", "SplitPRM"])
+def test_the_docstring_examples_run(documented: str) -> None:
+    import re
+    import textwrap
+
+    import langchain_adaptive
+
+    cls = TokenConfidencePRM if documented == "TokenConfidencePRM" else langchain_adaptive.SplitPRM
+    [block] = re.findall(r"code-block:: python\n\n(.*?)\n\s*\"\"\"", cls.__doc__ + '"""', re.S)
+    assert "prm = " in block  # the example itself, not an empty match
+    exec(textwrap.dedent(block), {})
