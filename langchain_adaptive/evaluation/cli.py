@@ -148,6 +148,27 @@ def add_bench_commands(commands: Any) -> None:
         "vote (the default, as in replay and the majority_vote:N baseline) or one that "
         "scores every step of every sample with the PRM",
     )
+    live.add_argument(
+        "--scorer",
+        default=None,
+        help="on-device PRM whose step scores select (prm and weighted_vote selection) "
+        "instead of the PRM that budgets, as in replay",
+    )
+    live.add_argument(
+        "--floor-samples",
+        type=int,
+        default=None,
+        help="ias policies draw only this many samples where C is out of reach within the "
+        "cap (ias-floorK[PRM], as in replay)",
+    )
+    live.add_argument(
+        "--baseline-pools",
+        type=Path,
+        default=None,
+        help="pool file recorded on the same questions with the same model and settings: "
+        "its fixed best-of-N (majority, and --scorer's when scored) join the report, "
+        "compared question by question without drawing again",
+    )
     live.add_argument("--out", type=Path, required=True, help="report JSON (.md beside)")
 
     choose = sub.add_parser(
@@ -477,19 +498,31 @@ def _calibrator_spec(spec: str) -> tuple[str, str, Path]:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.live import live_policy, run_live
+    from langchain_adaptive.evaluation.live import live_policy, recorded_baselines, run_live
+    from langchain_adaptive.evaluation.record import model_identity
+    from langchain_adaptive.inputs import DEFAULT_INSTRUCTION
 
     problems = load_problems(args)
     chat = _chat_model(args)
+    recorded = None
+    if args.baseline_pools is not None:
+        recorded = recorded_baselines(
+            read_pools(args.baseline_pools),
+            problems,
+            source=args.baseline_pools.name,
+            model=model_identity(chat),
+            max_tokens_per_sample=args.max_tokens,
+            temperature=args.temperature,
+            prompt={"instruction": DEFAULT_INSTRUCTION, "system_prompt": None},
+            scorer=args.scorer,
+        )
     specs = _names(args.policies)
-    prm_names = sorted(
-        {
-            argument
-            for name, _, argument in (spec.partition(":") for spec in specs)
-            if argument and name not in ("best_of_n", "majority_vote")
-        }
-    )
-    prms = _on_device_prms(prm_names, chat, args)
+    prm_names = {
+        argument
+        for name, _, argument in (spec.partition(":") for spec in specs)
+        if argument and name not in ("best_of_n", "majority_vote")
+    }
+    prms = _on_device_prms(sorted(prm_names | {args.scorer} - {None}), chat, args)
     policies = [
         live_policy(
             spec,
@@ -497,6 +530,8 @@ def _live(args: argparse.Namespace) -> int:
             max_samples=args.max_samples,
             target_confidence=args.target_confidence,
             selection=args.selection,
+            scorer=args.scorer,
+            floor_samples=args.floor_samples,
         )
         for spec in specs
     ]
@@ -507,6 +542,7 @@ def _live(args: argparse.Namespace) -> int:
         source=f"live ({chat.model_name})",
         max_tokens_per_sample=args.max_tokens,
         temperature=args.temperature,
+        recorded=recorded,
     )
     _write_report(report, args.out, plots=False)
     return 0

@@ -23,13 +23,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from langchain_adaptive._jsonl import ProgressBar
 from langchain_adaptive.datasets import Problem, check_gold
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError
-from langchain_adaptive.evaluation.replay import Outcomes, Policy, QuestionOutcome
+from langchain_adaptive.evaluation.policies import FIXED_SIZES, standard_policies
+from langchain_adaptive.evaluation.pools import PoolFile, PoolMismatchError, answer_equivalence
+from langchain_adaptive.evaluation.replay import (
+    FAILED_OUTCOME,
+    Outcomes,
+    Policy,
+    PreparedPool,
+    QuestionOutcome,
+    prepare_pools,
+    replay_question,
+)
 from langchain_adaptive.evaluation.report import BenchReport, summarize
 from langchain_adaptive.prm.base import ProcessRewardModel
+from langchain_adaptive.prm.split import SplitPRM
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from langchain_adaptive.selection import SelectionRule
-from langchain_adaptive.strategies import build_strategy
+from langchain_adaptive.strategies import AdaptiveBestOfN, build_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +63,15 @@ def live_policy(
     max_samples: int,
     target_confidence: float,
     selection: SelectionRule = "majority_vote",
+    scorer: str | None = None,
+    floor_samples: int | None = None,
 ) -> LivePolicy:
     """A live policy from a short spec: ``majority_vote:16``, ``ias:probe``, ``esc``, ...
 
     ``NAME:N`` fixes the samples of ``best_of_n``/``majority_vote``; ``ias:PRM``
     and other PRM-budgeted strategies name the PRM; vote-based strategies take
-    no argument.
+    no argument. Names follow replay's (``ias[probe]@0.9``,
+    ``ias-floor4[probe]@0.9``), so a live row and a replayed one line up.
 
     Args:
         selection: How PRM-budgeted whole-solution strategies (``ias``,
@@ -67,29 +81,71 @@ def live_policy(
             ``prm`` also score every step of every sample with the PRM, which
             costs one PRM pass per step. Step-level search always selects by
             PRM.
+        scorer: A PRM of ``prms`` that scores the samples instead of the
+            budgeting one (replay's ``--scorer``): whole-solution strategies get
+            a :class:`~langchain_adaptive.prm.SplitPRM`, and a ``best_of_n:N``
+            that selects by score reads it.
+        floor_samples: IAS (``ias:PRM``) draws only this many samples where the
+            target is out of reach within the cap (``unreachable="floor"``),
+            as replay's ``ias-floorK`` family does.
+
+    Raises:
+        ConfigurationError: A PRM or scorer that ``prms`` lacks, or a spec
+            that does not parse.
     """
     name, _, argument = spec.partition(":")
     settings: dict[str, Any] = {}
-    prm = None
     cap = max_samples
-    if name in ("best_of_n", "majority_vote") and argument:
-        settings["n"] = cap = int(argument)
+    fixed = name in ("best_of_n", "majority_vote")
+    if fixed and argument:
+        try:
+            settings["n"] = cap = int(argument)
+        except ValueError:
+            raise ConfigurationError(f"policy {spec!r}: {name}:N takes a number") from None
     strategy = build_strategy(name, **settings)
+    if scorer is not None and scorer not in prms:
+        raise ConfigurationError(f"scorer {scorer!r} is not one of the PRMs {sorted(prms)}")
     if strategy.requires_prm and not strategy.stepwise:
         strategy = strategy.model_copy(update={"selection": selection})
+    prefix = name
+    if floor_samples is not None and isinstance(strategy, AdaptiveBestOfN):
+        strategy = strategy.model_copy(
+            update={"unreachable": "floor", "floor_samples": floor_samples}
+        )
+        prefix = f"{name}-floor{floor_samples}"
+    prm: ProcessRewardModel | None = None
+    if fixed:
+        if strategy.needs_scores:
+            if scorer is None:
+                raise ConfigurationError(f"policy {spec!r} selects by score: name a scorer")
+            prm = prms[scorer]
+        return LivePolicy(
+            policy=Policy(
+                name=spec,
+                family=name,
+                strategy=strategy,
+                scorer=scorer if prm is not None else None,
+                target_confidence=target_confidence,
+                max_samples=cap,
+            ),
+            prm=prm,
+        )
     if strategy.requires_prm or strategy.needs_scores:
         if argument not in prms:
             raise ConfigurationError(
                 f"policy {spec!r} needs a PRM: write {name}:PRM with PRM one of {sorted(prms)}"
             )
         prm = prms[argument]
-    label = f"{name}[{argument}]@{target_confidence:g}" if prm is not None else spec
+        if scorer is not None and scorer != argument and not strategy.stepwise:
+            prm = SplitPRM(question_prm=prm, step_prm=prms[scorer])
+    label = f"{prefix}[{argument}]@{target_confidence:g}" if prm is not None else spec
     return LivePolicy(
         policy=Policy(
             name=label,
-            family=f"{name}[{argument}]" if prm is not None else name,
+            family=f"{prefix}[{argument}]" if prm is not None else name,
             strategy=strategy,
             estimator=argument if prm is not None else None,
+            scorer=scorer if prm is not None and not strategy.stepwise else None,
             target_confidence=target_confidence,
             max_samples=cap,
         ),
@@ -109,16 +165,25 @@ def run_live(
     seed: int = 0,
     progress: bool = True,
     config: RunnableConfig | None = None,
+    recorded: RecordedBaselines | None = None,
 ) -> BenchReport:
     """Answer every problem with every policy, live; report as replay does, with wall time.
 
     Bootstrap intervals resample questions (a live run has one sample order).
     Each question's success rate, for difficulty bins and the oracle, is
-    estimated from every sample any policy drew for it.
+    estimated from every sample any policy drew for it (and every recorded one).
+
+    Args:
+        recorded: Fixed baselines replayed from pools of the same questions
+            (:func:`recorded_baselines`), in recorded order, so a dear baseline
+            recorded once is compared question by question with cheap live
+            policies, without drawing its samples again.
     """
     check_gold(problems)
     if not problems or not policies:
         raise ConfigurationError("a live run needs at least one problem and one policy")
+    if recorded is not None and [p.pool.id for p in recorded.pools] != [p.id for p in problems]:
+        raise ConfigurationError("recorded baselines must hold one pool per problem, in order")
     started = time.perf_counter()
     grades: list[list[bool]] = [[] for _ in problems]
     rows: list[list[QuestionOutcome]] = []
@@ -149,12 +214,24 @@ def run_live(
             rows.append(row)
     finally:
         bar.close()
+    replayed = list(recorded.policies) if recorded is not None else []
+    if recorded is not None:
+        rows.extend(_replay_recorded(recorded, notes))
+        for q, prepared in enumerate(recorded.pools):
+            grades[q].extend(prepared.correct)
+        notes.append(
+            f"the {len(replayed)} best-of-N rows (bon*) are replayed in recorded order from "
+            f"{recorded.source}: their model time is the recorded one of their samples, a "
+            "live row's is its wall time"
+        )
+    all_policies = [live.policy for live in policies] + replayed
+    adaptive = [p for p in all_policies if p.strategy.name != "best_of_n"]
     rates = [sum(g) / len(g) if g else 0.0 for g in grades]
     outcomes = Outcomes(
-        [live.policy for live in policies],
+        all_policies,
         rates,
         replicates=replicates,
-        pool_size=max(live.policy.max_samples for live in policies),
+        pool_size=max(policy.max_samples for policy in all_policies),
     )
     for p, row in enumerate(rows):
         for q, outcome in enumerate(row):
@@ -170,7 +247,8 @@ def run_live(
         source=source,
         mode="live",
         seed=seed,
-        baselines=[lp.policy.name for lp in policies if lp.policy.strategy.name == "best_of_n"],
+        baselines=[p.name for p in all_policies if p.strategy.name == "best_of_n"],
+        families=list(dict.fromkeys(p.family for p in adaptive)),
         notes=[
             *notes,
             "success rates for bins and the oracle are estimated from the samples all "
@@ -178,6 +256,89 @@ def run_live(
         ],
         wall_s=wall,
     )
+
+
+class RecordedBaselines(BaseModel):
+    """Fixed best-of-N policies and the recorded pools they replay on, one per live question."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    source: str
+    pools: list[PreparedPool]
+    policies: list[Policy]
+
+
+def recorded_baselines(
+    pool_file: PoolFile,
+    problems: Sequence[Problem],
+    *,
+    source: str,
+    model: str,
+    max_tokens_per_sample: int,
+    temperature: float | None,
+    prompt: Mapping[str, Any],
+    sizes: Sequence[int] = FIXED_SIZES,
+    scorer: str | None = None,
+) -> RecordedBaselines:
+    """Fixed best-of-N baselines from a pool file recorded on the live run's questions.
+
+    Every N of ``sizes`` the pools hold is replayed by majority vote (and by
+    ``scorer``'s argmax and weighted vote when its step scores are recorded).
+
+    Raises:
+        PoolMismatchError: The pools were drawn by another model, token cap,
+            temperature or prompt than the live run's, or lack a live question
+            (a question's text must match too).
+    """
+    header = pool_file.header
+    wanted = {
+        "model": model,
+        "max_tokens_per_sample": max_tokens_per_sample,
+        "temperature": temperature,
+        **{key: prompt.get(key) for key in ("instruction", "system_prompt")},
+    }
+    have = {**header.model_dump(), **header.settings}
+    differ = [f"{k}: pools have {have.get(k)!r}, live has {v!r}" for k, v in wanted.items()
+              if have.get(k) != v]  # fmt: skip
+    if differ:
+        raise PoolMismatchError(
+            f"{source} was recorded with other settings than the live run ({'; '.join(differ)})"
+        )
+    by_id = {pool.id: pool for pool in pool_file.pools}
+    missing = [p.id for p in problems if p.id not in by_id or by_id[p.id].question != p.question]
+    if missing:
+        raise PoolMismatchError(
+            f"{source} lacks {len(missing)} live question(s) (e.g. {missing[0]!r}) or records "
+            "another text for them"
+        )
+    if scorer is not None and scorer not in header.settings.get("scored_steps", []):
+        raise PoolMismatchError(f"{source} holds no step scores from {scorer!r}")
+    pools = [by_id[p.id] for p in problems]
+    size = min(len(pool.samples) for pool in pools)
+    policies = [
+        policy
+        for policy in standard_policies(size, scorer=scorer, sizes=sizes, oracle=False)
+        if policy.family.startswith("best-of-n")
+    ]
+    return RecordedBaselines(
+        source=source,
+        pools=prepare_pools(pools, answer_equivalence(header.equivalence)),
+        policies=policies,
+    )
+
+
+def _replay_recorded(recorded: RecordedBaselines, notes: list[str]) -> list[list[QuestionOutcome]]:
+    rows = []
+    for policy in recorded.policies:
+        row = []
+        for prepared in recorded.pools:
+            try:
+                row.append(replay_question(policy, prepared))
+            except Exception as error:  # one failing replay must not lose the live answers
+                notes.append(f"{policy.name} failed on {prepared.pool.id}: {error}")
+                row.append(FAILED_OUTCOME)
+        rows.append(row)
+    return rows
 
 
 def _answer(
@@ -211,4 +372,4 @@ def _outcome(result: AdaptiveResult | None, elapsed: float) -> QuestionOutcome:
     )
 
 
-__all__ = ["LivePolicy", "live_policy", "run_live"]
+__all__ = ["LivePolicy", "RecordedBaselines", "live_policy", "recorded_baselines", "run_live"]

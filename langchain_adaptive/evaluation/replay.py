@@ -312,7 +312,7 @@ class Outcomes:
         return picked.mean(axis=2)
 
 
-_FAILED = QuestionOutcome(0, 0, False, False, 0.0, 0, "error")
+FAILED_OUTCOME = QuestionOutcome(0, 0, False, False, 0.0, 0, "error")
 """Recorded for a policy whose strategy raised on a question: counted wrong, no compute."""
 
 
@@ -384,7 +384,7 @@ def replay(
                     outcomes.failures.append(
                         f"{policy.name} on {prepared.pool.id}: {type(error).__name__}: {error}"
                     )
-                    outcome = _FAILED
+                    outcome = FAILED_OUTCOME
                 outcomes.put(r, p, q, outcome)
     outcomes.elapsed_s = time.perf_counter() - started
     return outcomes
