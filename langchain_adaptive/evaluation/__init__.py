@@ -24,7 +24,13 @@ from langchain_adaptive.evaluation.game24 import (
     load_game24_puzzles,
     load_game24_recorded,
 )
-from langchain_adaptive.evaluation.live import LivePolicy, live_policy, run_live
+from langchain_adaptive.evaluation.live import (
+    LivePolicy,
+    RecordedBaselines,
+    live_policy,
+    recorded_baselines,
+    run_live,
+)
 from langchain_adaptive.evaluation.policies import (
     OracleBestOfN,
     batch_allocation_policy,
@@ -65,6 +71,7 @@ from langchain_adaptive.evaluation.report import (
     BenchReport,
     MatchRatio,
     OracleGap,
+    PairedDifference,
     ParityMatch,
     PolicySummary,
     report_markdown,
@@ -80,6 +87,7 @@ __all__ = [
     "OracleBestOfN",
     "OracleGap",
     "Outcomes",
+    "PairedDifference",
     "ParityMatch",
     "Policy",
     "PolicySummary",
@@ -89,6 +97,7 @@ __all__ = [
     "PreparedPool",
     "QuestionPool",
     "RecordSummary",
+    "RecordedBaselines",
     "RecordedSample",
     "add_calibrated_estimates",
     "answer_equivalence",
@@ -111,6 +120,7 @@ __all__ = [
     "prepare_pools",
     "read_pools",
     "record_pools",
+    "recorded_baselines",
     "replay",
     "replay_question",
     "report_markdown",

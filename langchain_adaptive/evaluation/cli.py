@@ -125,6 +125,14 @@ def add_bench_commands(commands: Any) -> None:
         help="also replay IAS that draws only this many samples where C is out of reach "
         "within the cap (ias-floorK[EST]), beside the paper's spending the cap",
     )
+    replay.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("FIRST", "SECOND"),
+        help="also compare two policies directly: FIRST minus SECOND, paired interval",
+    )
     replay.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     replay.add_argument("--out", type=Path, required=True, help="report JSON (.md, .png beside)")
 
@@ -434,6 +442,7 @@ def _replay(args: argparse.Namespace) -> int:
         source=f"{args.pools.name} ({pool_file.header.model})",
         seed=args.seed,
         costs=(args.cost,),
+        pairs=[(first, second) for first, second in args.compare],
     )
     _write_report(report, args.out, plots=True)
     return 0

@@ -10,6 +10,7 @@ that fails keeps its partial result; the other questions are unaffected.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -170,7 +171,8 @@ def run_live(
     """Answer every problem with every policy, live; report as replay does, with wall time.
 
     Bootstrap intervals resample questions (a live run has one sample order).
-    Each question's success rate, for difficulty bins and the oracle, is
+    Every two PRM-budgeted policies are also compared directly (paired
+    differences). Each question's success rate, for difficulty bins and the oracle, is
     estimated from every sample any policy drew for it (and every recorded one).
 
     Args:
@@ -226,6 +228,7 @@ def run_live(
         )
     all_policies = [live.policy for live in policies] + replayed
     adaptive = [p for p in all_policies if p.strategy.name != "best_of_n"]
+    budgeted = [live.policy.name for live in policies if live.policy.estimator is not None]
     rates = [sum(g) / len(g) if g else 0.0 for g in grades]
     outcomes = Outcomes(
         all_policies,
@@ -249,6 +252,7 @@ def run_live(
         seed=seed,
         baselines=[p.name for p in all_policies if p.strategy.name == "best_of_n"],
         families=list(dict.fromkeys(p.family for p in adaptive)),
+        pairs=list(itertools.combinations(budgeted, 2)),
         notes=[
             *notes,
             "success rates for bins and the oracle are estimated from the samples all "

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.replay import (
     SUCCESS_BINS,
     Outcomes,
@@ -116,6 +117,25 @@ class ParityMatch(BaseModel):
     difference_ci: Interval | None = None
 
 
+class PairedDifference(BaseModel):
+    """Two policies compared directly: ``first`` minus ``second`` on the same questions.
+
+    What a single-setting comparison needs (say calibrated against raw IAS at
+    about the same compute), where the match ratio and parity, which walk a
+    family's curve up to a baseline, say little. The interval is over the
+    paired bootstrap replicates.
+    """
+
+    first: str
+    second: str
+    metric: Metric
+    difference: float
+    difference_ci: Interval | None = None
+    cost: Cost
+    cost_ratio: float | None
+    """``first``'s compute over ``second``'s."""
+
+
 class OracleGap(BaseModel):
     """A policy's samples over the oracle's fewest samples for the same expected coverage."""
 
@@ -139,6 +159,7 @@ class BenchReport(BaseModel):
     policies: list[PolicySummary]
     ratios: list[MatchRatio] = Field(default_factory=list)
     parity: list[ParityMatch] = Field(default_factory=list)
+    differences: list[PairedDifference] = Field(default_factory=list)
     oracle: list[OracleGap] = Field(default_factory=list)
     harness_s: float
     """Time the harness itself took (replay: all policies and replicates; no model time)."""
@@ -158,6 +179,7 @@ def summarize(
     notes: Sequence[str] = (),
     wall_s: float | None = None,
     costs: Sequence[Cost] = ("tokens",),
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> BenchReport:
     """Summaries of every policy, match ratios of adaptive families, and oracle gaps.
 
@@ -167,6 +189,11 @@ def summarize(
             with more than one policy that is not best-of-N).
         costs: Compute measures of the ratios: generated ``tokens`` (what a
             model pays for) and/or ``samples``.
+        pairs: ``(first, second)`` policy names to compare directly
+            (:class:`PairedDifference`).
+
+    Raises:
+        ConfigurationError: A pair names a policy the run does not have.
     """
     policies = run.policies
     accuracy, coverage = run.metric("correct"), run.metric("covered")
@@ -223,6 +250,16 @@ def summarize(
         for family in families
         for metric, values in (("accuracy", accuracy), ("coverage", coverage))
     ] if run.replicates else []  # fmt: skip
+    unknown = sorted({name for pair in pairs for name in pair} - set(names))
+    if unknown:
+        raise ConfigurationError(f"cannot compare {unknown}: the run's policies are {names}")
+    differences = [
+        _difference(names.index(first), names.index(second), names, metric, values,
+                    cost_values[cost], cost)
+        for cost in costs
+        for first, second in pairs
+        for metric, values in (("accuracy", accuracy), ("coverage", coverage))
+    ]  # fmt: skip
     oracle = [
         _oracle_gap(run, p, rates)
         for p, policy in enumerate(policies)
@@ -238,6 +275,7 @@ def summarize(
         policies=summaries,
         ratios=ratios,
         parity=parity,
+        differences=differences,
         oracle=oracle,
         harness_s=run.elapsed_s,
         wall_s=wall_s,
@@ -368,6 +406,27 @@ def _parity(
     )
 
 
+def _difference(
+    a: int,
+    b: int,
+    names: list[str],
+    metric: Metric,
+    values: np.ndarray,
+    costs: np.ndarray,
+    cost: Cost,
+) -> PairedDifference:
+    bounds = interval(values[1:, a] - values[1:, b]) if values.shape[0] > 1 else None
+    return PairedDifference(
+        first=names[a],
+        second=names[b],
+        metric=metric,
+        difference=float(values[0, a] - values[0, b]),
+        difference_ci=Interval(low=bounds[0], high=bounds[1]) if bounds else None,
+        cost=cost,
+        cost_ratio=float(costs[0, a] / costs[0, b]) if costs[0, b] > 0 else None,
+    )
+
+
 def _oracle_gap(run: Outcomes, p: int, rates: np.ndarray) -> OracleGap:
     used = run.samples[0, p].astype(np.float64)
     target = expected_coverage(rates, used)
@@ -451,6 +510,18 @@ def report_markdown(
                     for m in parity
                 ),
             )
+    if report.differences:
+        lines += _table(
+            "Policies compared directly (first minus second on the same questions, paired "
+            f"95% bootstrap interval; compute: {_measure(report.differences[0].cost)}):",
+            ["first", "second", "metric", "difference [95% CI]", "compute ratio"],
+            (
+                f"| {d.first} | {d.second} | {d.metric} | "
+                f"{_fmt_signed(d.difference)}{_fmt_ci(d.difference_ci)} | "
+                f"{_fmt(d.cost_ratio, 2)} |"
+                for d in report.differences
+            ),
+        )
     if report.oracle:
         lines += _table(
             "Samples over the oracle's fewest for the same expected coverage:",
@@ -472,6 +543,7 @@ __all__ = [
     "Interval",
     "MatchRatio",
     "OracleGap",
+    "PairedDifference",
     "ParityMatch",
     "PolicySummary",
     "envelope_cost",

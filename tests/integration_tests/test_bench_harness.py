@@ -17,7 +17,7 @@ from langchain_adaptive.evaluation import (
     read_pools,
     replay_question,
 )
-from langchain_adaptive.strategies import AdaptiveConsistency
+from langchain_adaptive.strategies import AdaptiveConsistency, BestOfN
 
 pytest.importorskip("llama_cpp")
 pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
@@ -116,6 +116,40 @@ def test_replay_and_live_reports(pools: Path, tmp_path: Path) -> None:
     by_name = {p["name"]: p for p in data["policies"]}
     assert by_name["majority_vote:2"]["mean_samples"] == 2
     assert 1 <= by_name["ias[probe]@0.9"]["mean_samples"] <= 2
+
+
+def test_live_compares_with_best_of_n_replayed_from_pools_of_the_same_questions(
+    pools: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = tmp_path / "live.json"
+    argv = ["bench", "live", *QUESTIONS, *MODEL, "--policies", "ias:probe", "--max-samples", "3",
+            "--scorer", "probe", "--selection", "prm", "--floor-samples", "1",
+            "--baseline-pools", str(pools), "--out", str(live)]  # fmt: skip
+    assert main(argv) == 0
+    report = BenchReport.model_validate_json(live.read_text())
+    rows = {s.name: s for s in report.policies}
+    assert set(rows) == {
+        "ias-floor1[probe]@0.9",
+        *(
+            f"bon{n}-{rule}"
+            for n in (1, 2)
+            for rule in ("majority", "prm[probe]", "weighted[probe]")
+        ),
+    }
+    recorded = prepare_pools(read_pools(pools).pools)
+    bon2 = Policy(
+        name="bon2", family="b", strategy=BestOfN(n=2, selection="majority_vote"), max_samples=2
+    )
+    expected = [replay_question(bon2, prepared) for prepared in recorded]
+    assert rows["bon2-majority"].mean_tokens == sum(o.tokens for o in expected) / 2
+    assert 1 <= rows["ias-floor1[probe]@0.9"].mean_samples <= 3
+    assert {(p.baseline, p.family) for p in report.parity} >= {
+        ("bon2-majority", "ias-floor1[probe]")
+    }
+
+    capsys.readouterr()
+    assert main([*argv[:-1], str(tmp_path / "other.json"), "--temperature", "0"]) == 2
+    assert "temperature: pools have 0.7, live has 0.0" in capsys.readouterr().err
 
 
 def test_replaying_a_live_run_makes_its_decisions() -> None:

@@ -287,6 +287,30 @@ def test_parity_is_the_cheapest_setting_not_significantly_below_on_paired_replic
     assert summarize(run, source="synthetic").parity == []
 
 
+def test_paired_differences_compare_two_policies_on_the_same_questions() -> None:
+    policies = [
+        Policy(name=name, family=name, strategy=BestOfN(n=1), max_samples=1)
+        for name in ("calibrated", "raw")
+    ]
+    questions = 200
+    run = Outcomes(policies, [0.5] * questions, replicates=300, pool_size=1)
+    raw = np.arange(questions) % 2 == 0  # 100 right
+    calibrated = raw.copy()
+    calibrated[1:60:2] = True  # also gets 30 of raw's misses: clearly better
+    run.correct[:, 0], run.correct[:, 1] = calibrated, raw
+    run.tokens[:, 0], run.tokens[:, 1] = 45, 50
+    run.resample_questions(np.random.default_rng(0))
+    report = summarize(run, source="synthetic", pairs=[("calibrated", "raw")])
+    accuracy = next(d for d in report.differences if d.metric == "accuracy")
+    assert (accuracy.first, accuracy.second) == ("calibrated", "raw")
+    assert accuracy.difference == pytest.approx(0.15)
+    assert accuracy.difference_ci is not None and accuracy.difference_ci.low > 0.0
+    assert accuracy.cost_ratio == pytest.approx(0.9)
+    assert "| calibrated | raw | accuracy | +0.150" in report_markdown(report)
+    with pytest.raises(ConfigurationError, match=r"cannot compare \['judge'\]"):
+        summarize(run, source="synthetic", pairs=[("calibrated", "judge")])
+
+
 class _Exploding(BestOfN):
     """Raises on one question, as a buggy user strategy might."""
 
