@@ -245,7 +245,7 @@ def run_live(
     outcomes.resample_questions(np.random.default_rng(seed))
     wall = time.perf_counter() - started
     outcomes.elapsed_s = wall
-    return summarize(
+    report = summarize(
         outcomes,
         source=source,
         mode="live",
@@ -259,6 +259,14 @@ def run_live(
             "policies drew",
         ],
         wall_s=wall,
+    )
+    return report.model_copy(
+        update={
+            "question_ids": [problem.id for problem in problems],
+            "per_question": {
+                policy.name: row for policy, row in zip(all_policies, rows, strict=True)
+            },
+        }
     )
 
 

@@ -27,6 +27,7 @@ from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.replay import (
     SUCCESS_BINS,
     Outcomes,
+    QuestionOutcome,
     expected_coverage,
     interval,
     oracle_samples,
@@ -166,6 +167,11 @@ class BenchReport(BaseModel):
     wall_s: float | None = None
     """Live mode: the wall time of the whole run, model calls included."""
     notes: list[str] = Field(default_factory=list)
+    question_ids: list[str] = Field(default_factory=list)
+    """Live mode: the questions, in the order of ``per_question``'s lists."""
+    per_question: dict[str, list[QuestionOutcome]] = Field(default_factory=dict)
+    """Live mode: what each policy did on each question (a live run cannot be replayed,
+    so its raw outcomes are kept for any later analysis)."""
 
 
 def summarize(

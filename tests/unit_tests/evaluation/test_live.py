@@ -127,8 +127,11 @@ def test_recorded_baselines_join_the_live_report_question_by_question(
     ias = rows["ias-floor2[budget]@0.9"]
     assert ias.mean_samples == 2  # floored: the budget PRM says hopeless
     assert ias.accuracy == 1.0  # the step scorer picks the right one of WRONG, RIGHT
+    assert report.question_ids == ["b", "a"]  # raw outcomes kept: a live run cannot be replayed
+    assert report.per_question["ias-floor2[budget]@0.9"][0].samples == 2
     for policy in recorded.policies:
         expected = [replay_question(policy, prepared) for prepared in recorded.pools]
+        assert report.per_question[policy.name] == expected
         assert rows[policy.name].accuracy == sum(o.correct for o in expected) / 2
         assert rows[policy.name].mean_tokens == sum(o.tokens for o in expected) / 2
     assert rows["bon8-majority"].accuracy == 0.0  # 6 WRONG against 2 RIGHT
