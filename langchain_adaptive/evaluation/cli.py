@@ -436,6 +436,9 @@ def _replay(args: argparse.Namespace) -> int:
         )
     equivalence = pool_file.header.equivalence
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
+    unknown = sorted({name for pair in args.compare for name in pair} - {p.name for p in policies})
+    if unknown:  # before the replay, which may take minutes
+        raise ConfigurationError(f"--compare names {unknown}, which this replay does not run")
     run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
     report = summarize(
         run,

@@ -145,6 +145,18 @@ def test_replay_selection_lets_adaptive_policies_pick_by_the_scorer(tmp_path: Pa
     assert accuracy["prm"]["bon4-majority"] == 0.0  # fixed baselines keep their own rules
     assert accuracy["prm"]["bon4-prm[prm]"] == 1.0
 
+    out = tmp_path / "compared.json"
+    compare = ["--compare", "ias[prm]@0.9", "bon4-majority"]
+    assert main([*argv, *compare, "--out", str(out)]) == 0
+    [difference] = [
+        d for d in BenchReport.model_validate_json(out.read_text()).differences
+        if d.metric == "accuracy"
+    ]  # fmt: skip
+    assert (difference.difference, difference.cost_ratio) == (1.0, 1.0)
+    typo = tmp_path / "typo.json"
+    assert main([*argv, "--compare", "ias[prm]@0.8", "bon4-majority", "--out", str(typo)]) == 2
+    assert not typo.exists()  # refused before replaying anything
+
 
 def test_replay_errors_are_reported_not_raised(
     tmp_path: Path, capsys: pytest.CaptureFixture
