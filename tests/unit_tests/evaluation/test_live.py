@@ -77,7 +77,7 @@ def test_floored_ias_with_a_separate_scorer_is_named_as_in_replay() -> None:
     assert isinstance(strategy, AdaptiveBestOfN)
     assert (strategy.unreachable, strategy.floor_samples, strategy.selection) == ("floor", 2, "prm")
     assert isinstance(live.prm, SplitPRM)
-    assert (live.prm.question_prm, live.prm.step_prm) == (prms["budget"], prms["steps"])
+    assert live.prm.question_prm is prms["budget"] and live.prm.step_prm is prms["steps"]
 
 
 def test_fixed_best_of_n_selecting_by_score_reads_the_scorer() -> None:
