@@ -391,7 +391,7 @@ def _replay(args: argparse.Namespace) -> int:
     )
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
     from langchain_adaptive.evaluation.replay import prepare_pools, replay
-    from langchain_adaptive.evaluation.report import summarize
+    from langchain_adaptive.evaluation.report import check_pairs, summarize
 
     pool_file = read_pools(args.pools, model=args.expect_model)
     pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
@@ -436,16 +436,15 @@ def _replay(args: argparse.Namespace) -> int:
         )
     equivalence = pool_file.header.equivalence
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
-    unknown = sorted({name for pair in args.compare for name in pair} - {p.name for p in policies})
-    if unknown:  # before the replay, which may take minutes
-        raise ConfigurationError(f"--compare names {unknown}, which this replay does not run")
+    pairs = [(first, second) for first, second in args.compare]
+    check_pairs(pairs, [policy.name for policy in policies])  # before the replay: minutes
     run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
     report = summarize(
         run,
         source=f"{args.pools.name} ({pool_file.header.model})",
         seed=args.seed,
         costs=(args.cost,),
-        pairs=[(first, second) for first, second in args.compare],
+        pairs=pairs,
     )
     _write_report(report, args.out, plots=True)
     return 0

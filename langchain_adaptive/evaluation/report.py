@@ -256,9 +256,7 @@ def summarize(
         for family in families
         for metric, values in (("accuracy", accuracy), ("coverage", coverage))
     ] if run.replicates else []  # fmt: skip
-    unknown = sorted({name for pair in pairs for name in pair} - set(names))
-    if unknown:
-        raise ConfigurationError(f"cannot compare {unknown}: the run's policies are {names}")
+    check_pairs(pairs, names)
     differences = [
         _difference(names.index(first), names.index(second), names, metric, values,
                     cost_values[cost], cost)
@@ -412,6 +410,17 @@ def _parity(
     )
 
 
+def check_pairs(pairs: Sequence[tuple[str, str]], names: Sequence[str]) -> None:
+    """Refuse a pair naming a policy the run does not have (callers check before a long run).
+
+    Raises:
+        ConfigurationError: Naming the unknown policies.
+    """
+    unknown = sorted({name for pair in pairs for name in pair} - set(names))
+    if unknown:
+        raise ConfigurationError(f"cannot compare {unknown}: the run's policies are {list(names)}")
+
+
 def _difference(
     a: int,
     b: int,
@@ -552,6 +561,7 @@ __all__ = [
     "PairedDifference",
     "ParityMatch",
     "PolicySummary",
+    "check_pairs",
     "envelope_cost",
     "report_markdown",
     "summarize",
