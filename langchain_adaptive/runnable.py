@@ -879,6 +879,7 @@ class _Episode:
                 dropped=[b.id for b in action.dropped],
                 k=action.k,
                 m=action.m,
+                floored=action.floored,
             )
         )
 

@@ -28,6 +28,8 @@ Run::
         --skip-first 40 --per-level 30 --few-shot 4 --prm confidence \\
         --calibrator bench-results/calibration/steps2-fewshot-confidence/quantile \\
         --out bench-results/beam_search_steps2_fewshot_confidence.json
+    # add the IAS variants that drop to a floor where no beams can reach C:
+    python examples/benchmarks/beam_search.py ... --floor --floor-beams 1 --floor-samples 2
 """
 
 from __future__ import annotations
@@ -95,6 +97,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-tokens", type=int, default=48, help="token cap per step")
     parser.add_argument("--sample-tokens", type=int, default=160, help="token cap per BoN sample")
     parser.add_argument("--target-confidence", type=float, default=0.9)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help='also run the IAS variants with unreachable="floor": where no beams reach C, '
+        "each adaptive width drops to its floor",
+    )
+    parser.add_argument("--floor-beams", type=int, default=1, help="K at a floored selection")
+    parser.add_argument(
+        "--floor-samples", type=int, default=2, help="M per beam at a floored selection"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
@@ -138,6 +150,21 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
         "samples_per_beam": args.per_beam,
         "max_steps": args.max_steps,
     }
+    adaptive = {
+        "IAS-of-K": {"adaptive_k": True},
+        "IAS-of-M": {"adaptive_m": True},
+        "IAS-of-K+M": {"adaptive_k": True, "adaptive_m": True},
+    }
+    floor = {
+        "unreachable": "floor",
+        "floor_beams": args.floor_beams,
+        "floor_samples_per_beam": args.floor_samples,
+    }
+    floored = {
+        f"{name}, floor": (BeamSearch(**beam, **widths, **floor), args.step_tokens)
+        for name, widths in adaptive.items()
+        if args.floor
+    }
     return {
         f"best-of-{args.paths} (majority)": (
             BestOfN(n=args.paths, selection="majority_vote"),
@@ -148,9 +175,11 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
             args.sample_tokens,
         ),
         "beam search": (BeamSearch(**beam), args.step_tokens),
-        "IAS-of-K": (BeamSearch(**beam, adaptive_k=True), args.step_tokens),
-        "IAS-of-M": (BeamSearch(**beam, adaptive_m=True), args.step_tokens),
-        "IAS-of-K+M": (BeamSearch(**beam, adaptive_k=True, adaptive_m=True), args.step_tokens),
+        **{
+            name: (BeamSearch(**beam, **widths), args.step_tokens)
+            for name, widths in adaptive.items()
+        },
+        **floored,
     }
 
 
@@ -195,8 +224,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     summary = {name: _summarize(rows[name], args.replicates) for name in policies}
     fixed = summary["beam search"]["mean_generated_tokens"]
-    for entry in summary.values():
+    for name, entry in summary.items():
         entry["tokens_over_fixed_beam_search"] = entry["mean_generated_tokens"] / fixed
+        entry["accuracy_minus_fixed_beam_search_ci95"] = _paired_difference_ci(
+            rows[name], rows["beam search"], args.replicates
+        )
     results: dict[str, Any] = {
         "model": chat.model_name,
         "prm": _prm_name(args),
@@ -243,6 +275,16 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     }
 
 
+def _paired_difference_ci(
+    rows: list[dict[str, Any]], baseline: list[dict[str, Any]], replicates: int
+) -> list[float]:
+    """95% bootstrap interval of the accuracy difference, resampling questions in pairs."""
+    diffs = [float(a["correct"]) - float(b["correct"]) for a, b in zip(rows, baseline, strict=True)]
+    rng = random.Random(1)
+    boots = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(replicates))
+    return [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]]
+
+
 def _plot(results: dict[str, Any], path: Path) -> None:
     try:
         import matplotlib
@@ -267,13 +309,15 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
 
 def _print_table(results: dict[str, Any]) -> None:
-    print(f"{'policy':<24}{'accuracy':>9}{'95% CI':>16}{'tokens':>8}{'ratio':>7}"
-          f"{'steps':>7}{'paths':>7}{'s/q':>7}")  # fmt: skip
+    print(f"{'policy':<24}{'accuracy':>9}{'95% CI':>16}{'vs beam [95% CI]':>20}{'tokens':>8}"
+          f"{'ratio':>7}{'steps':>7}{'paths':>7}{'s/q':>7}")  # fmt: skip
     for name, e in results["summary"].items():
         low, high = e["accuracy_ci95"]
+        d_low, d_high = e["accuracy_minus_fixed_beam_search_ci95"]
         steps = f"{e['mean_steps']:.1f}" if e["mean_steps"] is not None else "-"
         print(
             f"{name:<24}{e['accuracy']:>9.3f}{f'[{low:.2f}, {high:.2f}]':>16}"
+            f"{f'[{d_low:+.2f}, {d_high:+.2f}]':>20}"
             f"{e['mean_generated_tokens']:>8.0f}{e['tokens_over_fixed_beam_search']:>7.2f}"
             f"{steps:>7}{e['mean_paths']:>7.1f}{e['mean_seconds']:>7.1f}"
         )

@@ -125,6 +125,8 @@ class BeamsPruned(AdaptiveEvent):
     dropped: list[int]
     k: int
     m: int
+    floored: bool = False
+    """The target was out of reach and the adaptive widths dropped to their floors."""
 
 
 class EarlyStop(AdaptiveEvent):

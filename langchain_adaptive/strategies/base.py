@@ -89,6 +89,8 @@ class PruneBeams:
     dropped: tuple[Beam, ...]
     k: int
     m: int
+    floored: bool = False
+    """The target was out of reach and the adaptive widths dropped to their floors."""
 
 
 @dataclass(frozen=True)

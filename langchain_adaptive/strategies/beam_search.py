@@ -16,15 +16,22 @@ bounds ``p`` (with ``N_IAS(p) = ceil(log(1 - C) / log(1 - p))``):
 - IAS-of-M gives each kept beam ``min(M_max, ceil(N_IAS(p_weakest) / K_max))``
   samples, ``p_weakest`` the lowest lower bound among the kept beams: sure
   beams need few continuations.
+
+When even the widest search cannot reach ``C`` (every lower bound is low), the
+paper keeps the widest search (``unreachable="spend_max"``). With
+``unreachable="floor"`` each adaptive width drops to its floor instead
+(``floor_beams``, ``floor_samples_per_beam``): our variant, which stops paying
+full width for beams the PRM says will almost surely fail, as
+``AdaptiveBestOfN(unreachable="floor")`` does for whole samples.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.budget import ias_sample_count
@@ -66,12 +73,20 @@ def ias_beams_kept(lower_bounds: Sequence[float], m_max: int, target_confidence:
     """
     if not lower_bounds or m_max < 1:
         raise ValueError("IAS-of-K needs at least one beam and m_max >= 1")
+    k = _fewest_beams_reaching(lower_bounds, m_max, target_confidence)
+    return len(lower_bounds) if k is None else k
+
+
+def _fewest_beams_reaching(
+    lower_bounds: Sequence[float], m_max: int, target_confidence: float
+) -> int | None:
+    """The fewest leading beams that reach ``C`` with ``m_max`` samples each, or ``None``."""
     weakest = math.inf
     for k, p in enumerate(lower_bounds, start=1):
         weakest = min(weakest, p)
         if k * m_max >= ias_sample_count(weakest, target_confidence):
             return k
-    return len(lower_bounds)
+    return None
 
 
 def ias_samples_per_beam(
@@ -100,7 +115,10 @@ class BeamWidths(BaseModel):
     kept: list[Beam]
     m: int
     reachable: bool
-    """Whether ``K * M`` covers ``N_IAS`` of the weakest kept beam."""
+    """Whether ``K * M`` covers ``N_IAS`` of the weakest kept beam (before any floor)."""
+    floored: bool = False
+    """No ``K`` leading beams reach ``C`` even with ``M_max`` samples each, and the
+    adaptive widths dropped to their floors."""
 
 
 class BeamSearch(Strategy):
@@ -154,8 +172,23 @@ class BeamSearch(Strategy):
     """IAS-of-M: give kept beams only the samples the weakest of them needs."""
     quantile: float = Field(default=0.1, gt=0.0, lt=1.0)
     """Quantile of a beam's estimate used as its lower bound ``p``."""
+    unreachable: Literal["spend_max", "floor"] = "spend_max"
+    """When no ``K <= K_max`` leading beams reach ``C`` with ``M_max`` samples each: keep
+    the widths IAS chose (the paper: the widest) or drop each adaptive width to its floor."""
+    floor_beams: int = Field(default=1, ge=1)
+    """``K`` at an unreachable selection with ``adaptive_k`` and ``unreachable="floor"``."""
+    floor_samples_per_beam: int = Field(default=2, ge=1)
+    """``M`` at an unreachable selection with ``adaptive_m`` and ``unreachable="floor"``."""
     step_stop: tuple[str, ...] = (STEP_JOINER,)
     """Stop strings that end one step (a blank line, matching the default step delimiter)."""
+
+    @model_validator(mode="after")
+    def _floor_needs_an_adaptive_width(self) -> BeamSearch:
+        if self.unreachable == "floor" and not (self.adaptive_k or self.adaptive_m):
+            raise ValueError(
+                'unreachable="floor" lowers the adaptive widths: set adaptive_k or adaptive_m'
+            )
+        return self
 
     def widths(self, ranked: Sequence[Beam], width: int, target_confidence: float) -> BeamWidths:
         """Which beams to keep and how many samples each gets, from the ranked open beams.
@@ -175,11 +208,13 @@ class BeamSearch(Strategy):
             if self.adaptive_m
             else m_cap
         )
-        return BeamWidths(
-            kept=list(ranked[:k]),
-            m=m,
-            reachable=ias_reachable(weakest, k, m, target_confidence),
-        )
+        reachable = ias_reachable(weakest, k, m, target_confidence)
+        out_of_reach = _fewest_beams_reaching(lowers[:k_cap], m_cap, target_confidence) is None
+        floored = out_of_reach and self.unreachable == "floor"
+        if floored:
+            k = min(self.floor_beams, k) if self.adaptive_k else k
+            m = min(self.floor_samples_per_beam, m) if self.adaptive_m else m
+        return BeamWidths(kept=list(ranked[:k]), m=m, reachable=reachable, floored=floored)
 
     def plan(self, state: RunState) -> Plan:
         n = min(self.n_paths or state.max_samples, state.max_samples)
@@ -220,7 +255,9 @@ class BeamSearch(Strategy):
                 kept = chosen.kept
                 low_confidence = low_confidence or not chosen.reachable
                 dropped = [b for b in ranked if all(b is not k for k in kept)]
-                yield PruneBeams(step, tuple(kept), tuple(dropped), len(kept), chosen.m)
+                yield PruneBeams(
+                    step, tuple(kept), tuple(dropped), len(kept), chosen.m, chosen.floored
+                )
                 wanted = [chosen.m] * len(kept)
             else:
                 kept, wanted = active, [1] * len(active)

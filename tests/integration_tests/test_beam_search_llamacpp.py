@@ -108,11 +108,14 @@ def test_beam_search_benchmark_takes_other_levels(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
             "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--sample-tokens", "8",
-            "--replicates", "5", "--threads", "1", "--out", str(out)]  # fmt: skip
+            "--replicates", "5", "--threads", "1", "--floor", "--out", str(out)]  # fmt: skip
     subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
     report = json.loads(out.read_text())
     assert report["levels"] == ["add1"] and report["questions"] == 1
     assert {row["id"] for row in report["per_question"]["beam search"]} == {"add1-0"}
+    summary = report["summary"]
+    assert {"IAS-of-K, floor", "IAS-of-M, floor", "IAS-of-K+M, floor"} <= set(summary)
+    assert summary["beam search"]["accuracy_minus_fixed_beam_search_ci95"] == [0.0, 0.0]
 
 
 def test_beam_search_benchmark_with_the_calibrated_confidence_prm(tmp_path: Path) -> None:

@@ -92,6 +92,39 @@ def test_widths_combine_ias_of_k_and_ias_of_m(
     assert widths.reachable == (k * m >= n_ias(weakest, 0.99))
 
 
+@pytest.mark.parametrize(
+    ("adaptive_k", "adaptive_m", "k", "m"),
+    [(True, False, 1, 4), (False, True, 3, 2), (True, True, 1, 2)],
+)
+def test_unreachable_floor_drops_each_adaptive_width_to_its_floor(
+    adaptive_k: bool, adaptive_m: bool, k: int, m: int
+) -> None:
+    # N_IAS(0.05) = 90 at C = 0.99: far beyond 3 beams of 4 samples.
+    ranked = [_scored(i, 0.05, 0.3 - i / 100) for i in range(4)]
+    beam = {"beams_kept": 3, "samples_per_beam": 4, "adaptive_k": adaptive_k}
+    spend = BeamSearch(**beam, adaptive_m=adaptive_m).widths(ranked, 16, 0.99)
+    assert (len(spend.kept), spend.m, spend.reachable, spend.floored) == (3, 4, False, False)
+    floored = BeamSearch(**beam, adaptive_m=adaptive_m, unreachable="floor").widths(
+        ranked, 16, 0.99
+    )
+    assert ([b.id for b in floored.kept], floored.m) == (list(range(k)), m)
+    assert floored.floored and not floored.reachable
+
+
+def test_floor_leaves_reachable_selections_alone() -> None:
+    ranked = [_scored(0, 0.6, 0.8), _scored(1, 0.5, 0.7), _scored(2, 0.45, 0.6)]
+    strategy = BeamSearch(
+        beams_kept=3, samples_per_beam=4, adaptive_k=True, adaptive_m=True, unreachable="floor"
+    )
+    widths = strategy.widths(ranked, width=16, target_confidence=0.99)
+    assert (len(widths.kept), widths.m, widths.floored) == (2, 3, False)
+
+
+def test_floor_without_an_adaptive_width_is_refused() -> None:
+    with pytest.raises(ValueError, match="adaptive_k or adaptive_m"):
+        BeamSearch(unreachable="floor")
+
+
 def test_widths_never_exceed_the_open_paths() -> None:
     ranked = [_scored(i, 0.2, 0.5 - i / 100) for i in range(6)]
     widths = BeamSearch(beams_kept=4, samples_per_beam=4).widths(ranked, 6, 0.9)
@@ -221,7 +254,14 @@ def test_beam_search_prunes_to_the_best_beams_and_keeps_their_lineage() -> None:
     first = [b for b in beams.values() if b.parent_id is None]
     assert [b.steps for b in first] == [["3 + 4 = 7"], ["3 + 4 = 8"]] * 2
     [pruned] = recorder.named("adaptive_beams_pruned")[:1]
-    assert pruned == {"step_index": 0, "kept": [0, 2], "dropped": [1, 3], "k": 2, "m": 2}
+    assert pruned == {
+        "step_index": 0,
+        "kept": [0, 2],
+        "dropped": [1, 3],
+        "k": 2,
+        "m": 2,
+        "floored": False,
+    }
     assert [beams[i].pruned for i in (0, 1, 2, 3)] == [False, True, False, True]
     for beam in beams.values():  # every child extends its parent by exactly one step
         if beam.parent_id is not None:
@@ -292,6 +332,26 @@ def test_unreachable_target_is_flagged_low_confidence() -> None:
     prm = ScriptedPRM(step_score=lambda step: 0.05)
     result = reasoner(prm=prm, adaptive_k=True, adaptive_m=True).invoke(QUESTION)
     assert result.low_confidence
+
+
+def test_floored_search_narrows_when_every_beam_is_unlikely() -> None:
+    model = StepChatModel(next_step=arithmetic_steps)
+    recorder = EventRecorder()
+    prm = ScriptedPRM(step_score=lambda step: 0.05)
+    result = reasoner(
+        model=model,
+        prm=prm,
+        n_paths=8,
+        beams_kept=2,
+        samples_per_beam=4,
+        adaptive_k=True,
+        adaptive_m=True,
+        unreachable="floor",
+    ).invoke(QUESTION, {"callbacks": [recorder]})
+    first = recorder.named("adaptive_beams_pruned")[0]
+    assert (first["k"], first["m"], first["floored"]) == (1, 2, True)
+    assert [call["n"] for call in model.calls][:2] == [8, 2]
+    assert result.low_confidence and result.candidates
 
 
 def test_token_budget_is_a_hard_limit_and_keeps_the_beams() -> None:

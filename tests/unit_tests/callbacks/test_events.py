@@ -23,7 +23,7 @@ CONTRACT = {
     "adaptive_candidate_generated": {"index", "output_tokens", "finish_reason", "answer"},
     "adaptive_candidate_scored": {"index", "score", "step_estimates"},
     "adaptive_step_scored": {"beam_id", "step_index", "lower", "median", "finished"},
-    "adaptive_beams_pruned": {"step_index", "kept", "dropped", "k", "m"},
+    "adaptive_beams_pruned": {"step_index", "kept", "dropped", "k", "m", "floored"},
     "adaptive_early_stop": {"reason", "samples_used", "confidence"},
     "adaptive_finished": {
         "strategy",
