@@ -260,14 +260,10 @@ def _prm_name(args: argparse.Namespace) -> str:
 
 def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     correct = [float(r["correct"]) for r in rows]
-    rng = random.Random(0)
-    boots = sorted(
-        statistics.fmean(rng.choices(correct, k=len(correct))) for _ in range(replicates)
-    )
     steps = [r["steps"] for r in rows if r["steps"] is not None]
     return {
         "accuracy": statistics.fmean(correct),
-        "accuracy_ci95": [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]],
+        "accuracy_ci95": _bootstrap_ci(correct, replicates, seed=0),
         "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
         "mean_steps": statistics.fmean(steps) if steps else None,
         "mean_paths": statistics.fmean(r["paths"] for r in rows),
@@ -280,8 +276,13 @@ def _paired_difference_ci(
 ) -> list[float]:
     """95% bootstrap interval of the accuracy difference, resampling questions in pairs."""
     diffs = [float(a["correct"]) - float(b["correct"]) for a, b in zip(rows, baseline, strict=True)]
-    rng = random.Random(1)
-    boots = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(replicates))
+    return _bootstrap_ci(diffs, replicates, seed=1)
+
+
+def _bootstrap_ci(values: list[float], replicates: int, seed: int) -> list[float]:
+    """95% percentile interval of the mean over ``replicates`` resamples of ``values``."""
+    rng = random.Random(seed)
+    boots = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(replicates))
     return [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]]
 
 
