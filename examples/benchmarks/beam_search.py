@@ -30,6 +30,8 @@ Run::
         --out bench-results/beam_search_steps2_fewshot_confidence.json
     # add the IAS variants that drop to a floor where no beams can reach C:
     python examples/benchmarks/beam_search.py ... --floor --floor-beams 1 --floor-samples 2
+    # only some policies (fixed beam search always runs: every ratio is against it):
+    python examples/benchmarks/beam_search.py ... --policies ias-km-floor --floor-samples 1
 """
 
 from __future__ import annotations
@@ -57,6 +59,19 @@ from langchain_adaptive.calibration.cli import few_shot_arguments, few_shot_exam
 from langchain_adaptive.datasets import MULTI_STEP_LEVELS, Problem, arithmetic_suite
 from langchain_adaptive.inputs import FewShotExample
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM, TokenConfidencePRM
+
+POLICY_KEYS = (
+    "bon-majority",
+    "bon-prm",
+    "beam",
+    "ias-k",
+    "ias-m",
+    "ias-km",
+    "ias-k-floor",
+    "ias-m-floor",
+    "ias-km-floor",
+)
+"""``--policies`` keys, in the order of the policies' table rows."""
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -107,6 +122,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--floor-samples", type=int, default=2, help="M per beam at a floored selection"
     )
+    parser.add_argument(
+        "--policies",
+        default=None,
+        help="comma-separated policy keys to run (default: all; fixed beam search always runs, "
+        f"every ratio is against it): {', '.join(POLICY_KEYS)}",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates")
@@ -115,6 +136,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.calibrator is not None and args.prm != "confidence":
         parser.error("--calibrator calibrates the confidence PRM: pass --prm confidence")
+    if args.policies is not None:
+        keys = {key for key in args.policies.split(",") if key}
+        unknown = sorted(keys - set(POLICY_KEYS))
+        if unknown:
+            parser.error(f"unknown --policies {unknown}: choose from {', '.join(POLICY_KEYS)}")
+        if any(key.endswith("-floor") for key in keys):
+            args.floor = True
+        args.policies = sorted(keys | {"beam"})  # a list, for the JSON settings
     return args
 
 
@@ -143,7 +172,7 @@ def _prm(
 
 
 def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
-    """Name -> (strategy, token cap per generation)."""
+    """Name -> (strategy, token cap per generation), for the ``--policies`` chosen."""
     beam = {
         "n_paths": args.paths,
         "beams_kept": args.beams,
@@ -151,35 +180,39 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
         "max_steps": args.max_steps,
     }
     adaptive = {
-        "IAS-of-K": {"adaptive_k": True},
-        "IAS-of-M": {"adaptive_m": True},
-        "IAS-of-K+M": {"adaptive_k": True, "adaptive_m": True},
+        "k": ("IAS-of-K", {"adaptive_k": True}),
+        "m": ("IAS-of-M", {"adaptive_m": True}),
+        "km": ("IAS-of-K+M", {"adaptive_k": True, "adaptive_m": True}),
     }
     floor = {
         "unreachable": "floor",
         "floor_beams": args.floor_beams,
         "floor_samples_per_beam": args.floor_samples,
     }
-    floored = {
-        f"{name}, floor": (BeamSearch(**beam, **widths, **floor), args.step_tokens)
-        for name, widths in adaptive.items()
-        if args.floor
-    }
-    return {
-        f"best-of-{args.paths} (majority)": (
+    policies: dict[str, tuple[str, Strategy, int]] = {
+        "bon-majority": (
+            f"best-of-{args.paths} (majority)",
             BestOfN(n=args.paths, selection="majority_vote"),
             args.sample_tokens,
         ),
-        f"best-of-{args.paths} ({args.prm})": (
+        "bon-prm": (
+            f"best-of-{args.paths} ({args.prm})",
             BestOfN(n=args.paths, selection="prm"),
             args.sample_tokens,
         ),
-        "beam search": (BeamSearch(**beam), args.step_tokens),
-        **{
-            name: (BeamSearch(**beam, **widths), args.step_tokens)
-            for name, widths in adaptive.items()
-        },
-        **floored,
+        "beam": ("beam search", BeamSearch(**beam), args.step_tokens),
+    }
+    for key, (name, widths) in adaptive.items():
+        policies[f"ias-{key}"] = (name, BeamSearch(**beam, **widths), args.step_tokens)
+    if args.floor:
+        for key, (name, widths) in adaptive.items():
+            strategy = BeamSearch(**beam, **widths, **floor)
+            policies[f"ias-{key}-floor"] = (f"{name}, floor", strategy, args.step_tokens)
+    chosen = set(policies if args.policies is None else args.policies)
+    return {
+        name: (strategy, tokens)
+        for key, (name, strategy, tokens) in policies.items()
+        if key in chosen
     }
 
 

@@ -147,3 +147,24 @@ def test_beam_search_benchmark_refuses_a_calibrator_for_the_probe(tmp_path: Path
     args = ["--calibrator", str(tmp_path), "--out", str(tmp_path / "beam.json")]
     run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
     assert run.returncode == 2 and "--prm confidence" in run.stderr
+
+
+def test_beam_search_benchmark_runs_only_the_chosen_policies(tmp_path: Path) -> None:
+    """A floored key turns on the floored variants; fixed beam search always runs."""
+    out = tmp_path / "beam.json"
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+    args = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
+            "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--replicates", "5",
+            "--threads", "1", "--policies", "ias-km-floor", "--floor-samples", "1",
+            "--out", str(out)]  # fmt: skip
+    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"beam search", "IAS-of-K+M, floor"}
+    assert report["settings"]["floor_samples"] == 1
+
+
+def test_beam_search_benchmark_refuses_an_unknown_policy(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+    args = ["--policies", "beam,ias-q", "--out", str(tmp_path / "beam.json")]
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    assert run.returncode == 2 and "unknown --policies ['ias-q']" in run.stderr
