@@ -10,7 +10,8 @@ shows K worked examples a level before each question, which puts two-step
 questions within the bundled model's reach; ``--skip-first N`` leaves out the
 questions a head was trained on. Per policy the JSON records accuracy (with a
 bootstrap interval over questions), generated tokens, reasoning steps and wall
-time per question, and the tokens ratio against fixed beam search; the PNG
+time per question, every selection round's K and M and whether IAS floored
+it, and the tokens ratio against fixed beam search; the PNG
 plots accuracy against generated tokens.
 
 Run::
@@ -45,10 +46,13 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from langchain_adaptive import (
+    AdaptiveCallbackHandler,
     AdaptiveReasoningRunnable,
     BeamSearch,
+    BeamsPruned,
     BestOfN,
     CalibratedPRM,
     ProcessRewardModel,
@@ -72,6 +76,17 @@ POLICY_KEYS = (
     "ias-km-floor",
 )
 """``--policies`` keys, in the order of the policies' table rows."""
+
+
+class SelectionRecorder(AdaptiveCallbackHandler):
+    """Keeps every selection round's widths, to show what each IAS variant decided."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selections: list[BeamsPruned] = []
+
+    def on_beams_pruned(self, event: BeamsPruned, *, run_id: UUID, **kwargs: Any) -> None:
+        self.selections.append(event)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -236,8 +251,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 target_confidence=args.target_confidence,
                 examples=examples,
             )
+            recorder = SelectionRecorder()
             start = time.perf_counter()
-            result = reasoner.invoke({"question": problem.question, "gold": problem.gold})
+            result = reasoner.invoke(
+                {"question": problem.question, "gold": problem.gold},
+                config={"callbacks": [recorder]},
+            )
             seconds = time.perf_counter() - start
             beams = result.beams or []
             rows[name].append(
@@ -251,6 +270,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "paths": result.budget.samples_used,
                     "seconds": seconds,
                     "stop_reason": result.stop_reason,
+                    "selections": [
+                        {"k": e.k, "m": e.m, "floored": e.floored} for e in recorder.selections
+                    ],
                 }
             )
         print(f"question {index + 1}/{len(problems)} done", flush=True)
@@ -294,6 +316,8 @@ def _prm_name(args: argparse.Namespace) -> str:
 def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     correct = [float(r["correct"]) for r in rows]
     steps = [r["steps"] for r in rows if r["steps"] is not None]
+    # a round with no paths left keeps nothing (k = 0): not a width decision
+    selections = [s for r in rows for s in r["selections"] if s["k"] > 0]
     return {
         "accuracy": statistics.fmean(correct),
         "accuracy_ci95": _bootstrap_ci(correct, replicates, seed=0),
@@ -301,6 +325,14 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
         "mean_steps": statistics.fmean(steps) if steps else None,
         "mean_paths": statistics.fmean(r["paths"] for r in rows),
         "mean_seconds": statistics.fmean(r["seconds"] for r in rows),
+        "selections": len(selections),
+        "floored_share": (
+            sum(s["floored"] for s in selections) / len(selections) if selections else None
+        ),
+        "mean_beams_kept": statistics.fmean(s["k"] for s in selections) if selections else None,
+        "mean_samples_per_beam": (
+            statistics.fmean(s["m"] for s in selections) if selections else None
+        ),
     }
 
 
@@ -344,16 +376,22 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
 def _print_table(results: dict[str, Any]) -> None:
     print(f"{'policy':<24}{'accuracy':>9}{'95% CI':>16}{'vs beam [95% CI]':>20}{'tokens':>8}"
-          f"{'ratio':>7}{'steps':>7}{'paths':>7}{'s/q':>7}")  # fmt: skip
+          f"{'ratio':>7}{'steps':>7}{'paths':>7}{'K':>5}{'M':>5}{'floored':>8}"
+          f"{'s/q':>7}")  # fmt: skip
     for name, e in results["summary"].items():
         low, high = e["accuracy_ci95"]
         d_low, d_high = e["accuracy_minus_fixed_beam_search_ci95"]
         steps = f"{e['mean_steps']:.1f}" if e["mean_steps"] is not None else "-"
+        k, m, floored = (
+            (f"{e['mean_beams_kept']:.1f}", f"{e['mean_samples_per_beam']:.1f}",
+             f"{e['floored_share']:.0%}")
+            if e["selections"] else ("-", "-", "-")
+        )  # fmt: skip
         print(
             f"{name:<24}{e['accuracy']:>9.3f}{f'[{low:.2f}, {high:.2f}]':>16}"
             f"{f'[{d_low:+.2f}, {d_high:+.2f}]':>20}"
             f"{e['mean_generated_tokens']:>8.0f}{e['tokens_over_fixed_beam_search']:>7.2f}"
-            f"{steps:>7}{e['mean_paths']:>7.1f}{e['mean_seconds']:>7.1f}"
+            f"{steps:>7}{e['mean_paths']:>7.1f}{k:>5}{m:>5}{floored:>8}{e['mean_seconds']:>7.1f}"
         )
 
 

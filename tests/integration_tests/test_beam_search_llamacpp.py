@@ -140,6 +140,13 @@ def test_beam_search_benchmark_with_the_calibrated_confidence_prm(tmp_path: Path
     assert report["prm"] == f"token confidence, calibrator {tmp_path / 'platt'}"
     assert "best-of-2 (confidence)" in report["summary"]
     assert report["summary"]["IAS-of-K+M"]["mean_generated_tokens"] > 0
+    # every selection round's widths are kept: fixed search always keeps K = 1 with M = 2
+    (fixed,) = report["per_question"]["beam search"]
+    assert fixed["selections"], "the first step did not end the solution, so a selection ran"
+    assert all(s == {"k": 1, "m": 2, "floored": False} for s in fixed["selections"])
+    summary = report["summary"]["beam search"]
+    assert summary["selections"] == len(fixed["selections"]) and summary["floored_share"] == 0
+    assert (summary["mean_beams_kept"], summary["mean_samples_per_beam"]) == (1, 2)
 
 
 def test_beam_search_benchmark_refuses_a_calibrator_for_the_probe(tmp_path: Path) -> None:
