@@ -26,6 +26,18 @@ pytestmark = [
 ]
 
 STEP_TOKENS = 24
+BENCHMARK = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+
+
+def run_benchmark(*args: str) -> None:
+    subprocess.run([sys.executable, str(BENCHMARK), *args], check=True, timeout=600)
+
+
+def refused_benchmark(*args: str) -> str:
+    """The benchmark's stderr, after checking argparse refused ``args`` (exit status 2)."""
+    run = subprocess.run([sys.executable, str(BENCHMARK), *args], capture_output=True, text=True)
+    assert run.returncode == 2
+    return run.stderr
 
 
 def test_steps_continue_a_prefilled_partial_solution() -> None:
@@ -83,12 +95,11 @@ def test_beam_search_end_to_end_with_the_probe_prm() -> None:
 def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
     """Few-shot, past the questions a head would be trained on, as the README runs it."""
     out = tmp_path / "beam.json"
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--per-level", "1", "--skip-first", "1", "--few-shot", "1", "--paths", "2",
             "--beams", "1", "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8",
             "--sample-tokens", "8", "--replicates", "20", "--threads", "1",
             "--probe-head", str(BUNDLED_HEAD), "--out", str(out)]  # fmt: skip
-    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    run_benchmark(*args)
     report = json.loads(out.read_text())
     assert report["questions"] == 2 and report["prm"] == str(BUNDLED_HEAD)
     assert report["summary"]["beam search"]["tokens_over_fixed_beam_search"] == 1.0
@@ -105,11 +116,10 @@ def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
 
 def test_beam_search_benchmark_takes_other_levels(tmp_path: Path) -> None:
     out = tmp_path / "beam.json"
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
             "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--sample-tokens", "8",
             "--replicates", "5", "--threads", "1", "--floor", "--out", str(out)]  # fmt: skip
-    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    run_benchmark(*args)
     report = json.loads(out.read_text())
     assert report["levels"] == ["add1"] and report["questions"] == 1
     assert {row["id"] for row in report["per_question"]["beam search"]} == {"add1-0"}
@@ -130,12 +140,11 @@ def test_beam_search_benchmark_with_the_calibrated_confidence_prm(tmp_path: Path
     calibrator = PlattCalibrator().fit_records(records)
     calibrator.save(tmp_path / "platt")
     out = tmp_path / "beam.json"
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--levels", "steps2", "--per-level", "1", "--few-shot", "1", "--paths", "2",
             "--beams", "1", "--per-beam", "2", "--max-steps", "2", "--step-tokens", "12",
             "--sample-tokens", "8", "--replicates", "5", "--threads", "1", "--prm",
             "confidence", "--calibrator", str(tmp_path / "platt"), "--out", str(out)]  # fmt: skip
-    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    run_benchmark(*args)
     report = json.loads(out.read_text())
     assert report["prm"] == f"token confidence, calibrator {tmp_path / 'platt'}"
     assert "best-of-2 (confidence)" in report["summary"]
@@ -150,28 +159,23 @@ def test_beam_search_benchmark_with_the_calibrated_confidence_prm(tmp_path: Path
 
 
 def test_beam_search_benchmark_refuses_a_calibrator_for_the_probe(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--calibrator", str(tmp_path), "--out", str(tmp_path / "beam.json")]
-    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
-    assert run.returncode == 2 and "--prm confidence" in run.stderr
+    assert "--prm confidence" in refused_benchmark(*args)
 
 
 def test_beam_search_benchmark_runs_only_the_chosen_policies(tmp_path: Path) -> None:
     """A floored key turns on the floored variants; fixed beam search always runs."""
     out = tmp_path / "beam.json"
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
             "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--replicates", "5",
             "--threads", "1", "--policies", "ias-km-floor", "--floor-samples", "1",
             "--out", str(out)]  # fmt: skip
-    subprocess.run([sys.executable, str(script), *args], check=True, timeout=600)
+    run_benchmark(*args)
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"beam search", "IAS-of-K+M, floor"}
     assert report["settings"]["floor_samples"] == 1
 
 
 def test_beam_search_benchmark_refuses_an_unknown_policy(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
     args = ["--policies", "beam,ias-q", "--out", str(tmp_path / "beam.json")]
-    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
-    assert run.returncode == 2 and "unknown --policies ['ias-q']" in run.stderr
+    assert "unknown --policies ['ias-q']" in refused_benchmark(*args)
