@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,24 @@ def test_beam_search_benchmark_runs_only_the_chosen_policies(tmp_path: Path) -> 
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"beam search", "IAS-of-K+M, floor"}
     assert report["settings"]["floor_samples"] == 1
+    # the README's snippet that pools two such runs: fixed search against itself is 1.0x, +-0
+    readme = (BENCHMARK.parents[2] / "README.md").read_text()
+    (pool,) = re.findall(
+        r"python -c '(import json, random, statistics as st\nruns = .*?)'\n", readme, re.S
+    )
+    (tmp_path / "bench-results").mkdir()
+    for skip in (70, 130):
+        (tmp_path / f"bench-results/beam_search_steps2_fewshot_floor1_q{skip}.json").write_text(
+            out.read_text()
+        )
+    pooled = subprocess.run(
+        [sys.executable, "-c", pool], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert [line.split(" (")[0] for line in pooled] == [
+        f"beam search {round(report['summary']['beam search']['accuracy'], 3)}",
+        f"IAS-of-K+M, floor {round(report['summary']['IAS-of-K+M, floor']['accuracy'], 3)}",
+    ]
+    assert pooled[0].endswith("(0.0, 0.0) 1.0")
 
 
 def test_beam_search_benchmark_refuses_an_unknown_policy(tmp_path: Path) -> None:
