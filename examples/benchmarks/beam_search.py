@@ -33,6 +33,8 @@ Run::
     python examples/benchmarks/beam_search.py ... --floor --floor-beams 1 --floor-samples 2
     # only some policies (fixed beam search always runs: every ratio is against it):
     python examples/benchmarks/beam_search.py ... --policies ias-km-floor --floor-samples 1
+    # IAS variants that also draw the first steps in scored rounds (first_round="sequential"):
+    python examples/benchmarks/beam_search.py ... --policies ias-m-seq,ias-km-seq
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ POLICY_KEYS = (
     "ias-k-floor",
     "ias-m-floor",
     "ias-km-floor",
+    "beam-seq",
+    "ias-k-seq",
+    "ias-m-seq",
+    "ias-km-seq",
 )
 """``--policies`` keys, in the order of the policies' table rows."""
 
@@ -138,6 +144,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--floor-samples", type=int, default=2, help="M per beam at a floored selection"
     )
     parser.add_argument(
+        "--sequential-first",
+        action="store_true",
+        help='also run fixed beam search and the IAS variants with first_round="sequential": '
+        "the first steps drawn in scored rounds until they reach C",
+    )
+    parser.add_argument(
+        "--first-round-size", type=int, default=2, help="first steps a sequential round draws"
+    )
+    parser.add_argument(
         "--policies",
         default=None,
         help="comma-separated policy keys to run (default: all; fixed beam search always runs, "
@@ -158,6 +173,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"unknown --policies {unknown}: choose from {', '.join(POLICY_KEYS)}")
         if any(key.endswith("-floor") for key in keys):
             args.floor = True
+        if any(key.endswith("-seq") for key in keys):
+            args.sequential_first = True
         args.policies = sorted(keys | {"beam"})  # a list, for the JSON settings
     return args
 
@@ -223,6 +240,16 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
         for key, (name, widths) in adaptive.items():
             strategy = BeamSearch(**beam, **widths, **floor)
             policies[f"ias-{key}-floor"] = (f"{name}, floor", strategy, args.step_tokens)
+    if args.sequential_first:
+        rounds = {"first_round": "sequential", "first_round_size": args.first_round_size}
+        policies["beam-seq"] = (
+            "beam search, seq. 1st",
+            BeamSearch(**beam, **rounds),
+            args.step_tokens,
+        )
+        for key, (name, widths) in adaptive.items():
+            strategy = BeamSearch(**beam, **widths, **rounds)
+            policies[f"ias-{key}-seq"] = (f"{name}, seq. 1st", strategy, args.step_tokens)
     chosen = set(policies if args.policies is None else args.policies)
     return {
         name: (strategy, tokens)
@@ -268,6 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "generated_tokens": result.budget.generated_tokens,
                     "steps": sum(len(b.steps) for b in beams) if beams else None,
                     "paths": result.budget.samples_used,
+                    "first_steps": sum(b.parent_id is None for b in beams) if beams else None,
                     "seconds": seconds,
                     "stop_reason": result.stop_reason,
                     "selections": [
@@ -316,6 +344,7 @@ def _prm_name(args: argparse.Namespace) -> str:
 def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     correct = [float(r["correct"]) for r in rows]
     steps = [r["steps"] for r in rows if r["steps"] is not None]
+    first = [r["first_steps"] for r in rows if r.get("first_steps") is not None]
     # a round with no paths left keeps nothing (k = 0): not a width decision
     selections = [s for r in rows for s in r["selections"] if s["k"] > 0]
     return {
@@ -324,6 +353,7 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
         "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
         "mean_steps": statistics.fmean(steps) if steps else None,
         "mean_paths": statistics.fmean(r["paths"] for r in rows),
+        "mean_first_steps": statistics.fmean(first) if first else None,
         "mean_seconds": statistics.fmean(r["seconds"] for r in rows),
         "selections": len(selections),
         "floored_share": (
@@ -376,12 +406,13 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
 def _print_table(results: dict[str, Any]) -> None:
     print(f"{'policy':<24}{'accuracy':>9}{'95% CI':>16}{'vs beam [95% CI]':>20}{'tokens':>8}"
-          f"{'ratio':>7}{'steps':>7}{'paths':>7}{'K':>5}{'M':>5}{'floored':>8}"
+          f"{'ratio':>7}{'steps':>7}{'1st':>5}{'paths':>7}{'K':>5}{'M':>5}{'floored':>8}"
           f"{'s/q':>7}")  # fmt: skip
     for name, e in results["summary"].items():
         low, high = e["accuracy_ci95"]
         d_low, d_high = e["accuracy_minus_fixed_beam_search_ci95"]
         steps = f"{e['mean_steps']:.1f}" if e["mean_steps"] is not None else "-"
+        first = f"{e['mean_first_steps']:.1f}" if e.get("mean_first_steps") is not None else "-"
         k, m, floored = (
             (f"{e['mean_beams_kept']:.1f}", f"{e['mean_samples_per_beam']:.1f}",
              f"{e['floored_share']:.0%}")
@@ -391,7 +422,7 @@ def _print_table(results: dict[str, Any]) -> None:
             f"{name:<24}{e['accuracy']:>9.3f}{f'[{low:.2f}, {high:.2f}]':>16}"
             f"{f'[{d_low:+.2f}, {d_high:+.2f}]':>20}"
             f"{e['mean_generated_tokens']:>8.0f}{e['tokens_over_fixed_beam_search']:>7.2f}"
-            f"{steps:>7}{e['mean_paths']:>7.1f}{k:>5}{m:>5}{floored:>8}{e['mean_seconds']:>7.1f}"
+            f"{steps:>7}{first:>5}{e['mean_paths']:>7.1f}{k:>5}{m:>5}{floored:>8}{e['mean_seconds']:>7.1f}"
         )
 
 

@@ -36,6 +36,7 @@ from langchain_adaptive.strategies.base import (
 )
 from langchain_adaptive.strategies.beam_search import (
     BeamSearch,
+    first_steps_confidence,
     ias_beams_kept,
     ias_samples_per_beam,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "SequentialAdaptiveBestOfN",
     "Strategy",
     "build_strategy",
+    "first_steps_confidence",
     "ias_beams_kept",
     "ias_samples_per_beam",
     "leader_probability",

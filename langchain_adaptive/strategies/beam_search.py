@@ -23,21 +23,30 @@ paper keeps the widest search (``unreachable="spend_max"``). With
 (``floor_beams``, ``floor_samples_per_beam``): our variant, which stops paying
 full width for beams the PRM says will almost surely fail, as
 ``AdaptiveBestOfN(unreachable="floor")`` does for whole samples.
+
+Both rules act only once the PRM has scored a step, so the ``N`` first steps
+are drawn blind. With ``first_round="sequential"`` they are drawn in rounds of
+``first_round_size`` instead, each round scored, until the drawn first steps
+reach ``C`` by sequential IAS's rule (``1 - prod_i (1 - p_i) >= C`` over their
+lower bounds ``p_i``; see :mod:`langchain_adaptive.strategies.sequential`) or
+``N`` are drawn: our variant, which brings IAS to the one round the paper's
+rules leave at full width.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import ClassVar, Literal
+from collections.abc import Generator, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_adaptive.answers import STEP_JOINER
-from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.budget import clip_probability, ias_sample_count
 from langchain_adaptive.results import Beam, SuccessEstimate
 from langchain_adaptive.selection import Aggregation, SelectionRule
 from langchain_adaptive.strategies.base import (
+    Action,
     CollectBeams,
     Decision,
     ExtendBeams,
@@ -102,6 +111,27 @@ def ias_samples_per_beam(
         raise ValueError("IAS-of-M needs k_max >= 1 and m_max >= 1")
     needed = ias_sample_count(weakest_lower, target_confidence)
     return max(1, min(m_max, math.ceil(needed / k_max)))
+
+
+def first_steps_confidence(first_steps: Sequence[Beam], quantile: float) -> float:
+    """``1 - prod_i (1 - p_i)``: the chance that some scored first step leads to a right answer.
+
+    ``p_i`` is each first step's lower bound at ``quantile``, read as an
+    independent chance of success; a step the PRM could not score (an empty
+    one) counts as 0.
+
+    Example:
+        >>> from langchain_adaptive.results import SuccessEstimate
+        >>> steps = [Beam(id=i, steps=["s"], step_estimates=[SuccessEstimate.point(0.4)])
+        ...          for i in range(2)]
+        >>> round(first_steps_confidence(steps, 0.1), 2)
+        0.64
+    """
+    miss = 1.0
+    for beam in first_steps:
+        if beam.step_estimates:
+            miss *= 1.0 - clip_probability(beam.step_estimates[-1].at(quantile))
+    return 1.0 - miss
 
 
 def ias_reachable(weakest_lower: float, k: int, m: int, target_confidence: float) -> bool:
@@ -179,6 +209,11 @@ class BeamSearch(Strategy):
     """``K`` at an unreachable selection with ``adaptive_k`` and ``unreachable="floor"``."""
     floor_samples_per_beam: int = Field(default=2, ge=1)
     """``M`` at an unreachable selection with ``adaptive_m`` and ``unreachable="floor"``."""
+    first_round: Literal["all", "sequential"] = "all"
+    """Draw the ``N`` first steps at once (the paper), or in scored rounds until they reach
+    ``C`` (see the module docstring)."""
+    first_round_size: int = Field(default=2, ge=1)
+    """First steps drawn between two looks at their scores, with ``first_round="sequential"``."""
     step_stop: tuple[str, ...] = (STEP_JOINER,)
     """Stop strings that end one step (a blank line, matching the default step delimiter)."""
 
@@ -231,7 +266,10 @@ class BeamSearch(Strategy):
                 reason = "token_budget"
                 stranded.extend(b for b in parents if b is not None)
                 break
-            new = yield ExtendBeams(parents, counts, self.step_stop)
+            if step == 0 and self.first_round == "sequential":
+                new = yield from self._first_steps_in_rounds(state, n, counts[0])
+            else:
+                new = yield ExtendBeams(parents, counts, self.step_stop)
             stranded.extend(
                 b for b, c in zip(parents, counts, strict=True) if b is not None and c == 0
             )
@@ -249,7 +287,9 @@ class BeamSearch(Strategy):
                 active = []
                 break
             if (step + 1) % self.freq == 0:
-                yield ScoreBeams(tuple(active))
+                unscored = [b for b in active if not _is_scored(b)]
+                if unscored:
+                    yield ScoreBeams(tuple(unscored))
                 ranked = sorted(active, key=lambda b: (-_estimate(b).median, b.id))
                 chosen = self.widths(ranked, width, state.target_confidence)
                 kept = chosen.kept
@@ -266,13 +306,38 @@ class BeamSearch(Strategy):
             active = []
             step += 1
         candidates = [*finished, *stranded, *active]
-        unscored = [
-            b for b in candidates if b.steps and len(b.step_estimates or []) != len(b.steps)
-        ]
+        unscored = [b for b in candidates if b.steps and not _is_scored(b)]
         if unscored:
             yield ScoreBeams(tuple(unscored))
         yield CollectBeams(tuple(candidates))
         return Decision(stop_reason=reason, decided_samples=n, low_confidence=low_confidence)
+
+    def _first_steps_in_rounds(
+        self, state: RunState, n: int, allowed: int
+    ) -> Generator[Action, Any, list[Beam]]:
+        """Up to ``n`` first steps, a scored round at a time, until they reach ``C``.
+
+        ``allowed`` is what the token cap lets the first round draw in all.
+        """
+        drawn: list[Beam] = []
+        while len(drawn) < allowed:
+            wanted = min(self.first_round_size, allowed - len(drawn))
+            count = state.tracker.step_allowance(wanted)
+            if count == 0:
+                break
+            new: list[Beam] = yield ExtendBeams((None,), (count,), self.step_stop)
+            drawn.extend(new)
+            if not new:
+                break
+            yield ScoreBeams(tuple(new))
+            if first_steps_confidence(drawn, self.quantile) >= state.target_confidence:
+                break
+        return drawn
+
+
+def _is_scored(beam: Beam) -> bool:
+    """Whether every step of the beam has its estimate (an empty beam has none to score)."""
+    return beam.step_estimates is not None and len(beam.step_estimates) == len(beam.steps)
 
 
 def _estimate(beam: Beam) -> SuccessEstimate:
@@ -295,6 +360,7 @@ def _fill(wanted: Sequence[int], allowed: int) -> list[int]:
 __all__ = [
     "BeamSearch",
     "BeamWidths",
+    "first_steps_confidence",
     "ias_beams_kept",
     "ias_reachable",
     "ias_samples_per_beam",

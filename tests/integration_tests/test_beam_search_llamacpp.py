@@ -119,13 +119,17 @@ def test_beam_search_benchmark_takes_other_levels(tmp_path: Path) -> None:
     out = tmp_path / "beam.json"
     args = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
             "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--sample-tokens", "8",
-            "--replicates", "5", "--threads", "1", "--floor", "--out", str(out)]  # fmt: skip
+            "--replicates", "5", "--threads", "1", "--floor", "--sequential-first",
+            "--out", str(out)]  # fmt: skip
     run_benchmark(*args)
     report = json.loads(out.read_text())
     assert report["levels"] == ["add1"] and report["questions"] == 1
     assert {row["id"] for row in report["per_question"]["beam search"]} == {"add1-0"}
     summary = report["summary"]
     assert {"IAS-of-K, floor", "IAS-of-M, floor", "IAS-of-K+M, floor"} <= set(summary)
+    assert {"beam search, seq. 1st", "IAS-of-M, seq. 1st"} <= set(summary)
+    assert summary["beam search"]["mean_first_steps"] == 2  # --paths 2, drawn at once
+    assert 1 <= summary["IAS-of-M, seq. 1st"]["mean_first_steps"] <= 2
     assert summary["beam search"]["accuracy_minus_fixed_beam_search_ci95"] == [0.0, 0.0]
 
 

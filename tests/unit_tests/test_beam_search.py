@@ -23,7 +23,12 @@ from langchain_adaptive.evaluation.live import live_policy, run_live
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.results import AdaptiveResult, Beam, SuccessEstimate
 from langchain_adaptive.sampling import draw_steps, step_prefix
-from langchain_adaptive.strategies import build_strategy, ias_beams_kept, ias_samples_per_beam
+from langchain_adaptive.strategies import (
+    build_strategy,
+    first_steps_confidence,
+    ias_beams_kept,
+    ias_samples_per_beam,
+)
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedLLM, ScriptedPRM
 
 QUESTION = "What is (3 + 4) * 2?"
@@ -377,6 +382,81 @@ def test_freq_selects_every_other_step() -> None:
     recorder = EventRecorder()
     reasoner(freq=2, max_steps=4).invoke(QUESTION, {"callbacks": [recorder]})
     assert [e["step_index"] for e in recorder.named("adaptive_beams_pruned")] == [1]
+
+
+# -- a sequential first round --------------------------------------------------------
+
+
+def test_first_steps_confidence_is_one_minus_the_product_of_misses() -> None:
+    beams = [_scored(0, 0.4, 0.5), _scored(1, 0.5, 0.6), Beam(id=2, steps=[], step_estimates=[])]
+    assert first_steps_confidence(beams, 0.1) == pytest.approx(1 - 0.6 * 0.5)
+    assert first_steps_confidence([], 0.1) == 0.0
+
+
+def test_sequential_first_round_stops_once_the_first_steps_reach_the_target() -> None:
+    model = StepChatModel(next_step=arithmetic_steps)
+    prm = ScriptedPRM(step_score=right_steps)
+    recorder = EventRecorder()
+    runnable = reasoner(
+        model=model, prm=prm, n_paths=8, first_round="sequential", first_round_size=2
+    ).model_copy(update={"target_confidence": 0.9})
+    result = runnable.invoke(QUESTION, {"callbacks": [recorder]})
+    # Round one: a right first step (0.9) and a wrong one (0.1): 1 - 0.1 * 0.9 = 0.91 >= 0.9.
+    assert [call["n"] for call in model.calls][:2] == [2, 2]
+    assert model.calls[1]["prefix"] == "3 + 4 = 7\n\n"  # the second call continues a kept beam
+    first = [b for b in result.beams or [] if b.parent_id is None]
+    assert len(first) == 2 and result.answer == "14"
+    # Each first step was scored once, in its round, not again at the selection.
+    first_scored = [s for _, solutions in prm.calls for s in solutions if len(s) == 1]
+    assert sorted(map(tuple, first_scored)) == [("3 + 4 = 7",), ("3 + 4 = 8",)]
+    assert recorder.named("adaptive_beams_pruned")[0]["step_index"] == 0
+
+
+def test_sequential_first_round_draws_every_path_when_the_target_is_out_of_reach() -> None:
+    model = StepChatModel(next_step=arithmetic_steps)
+    prm = ScriptedPRM(step_score=lambda step: 0.05)
+    reasoner(model=model, prm=prm, n_paths=8, first_round="sequential", first_round_size=3).invoke(
+        QUESTION
+    )
+    # 1 - 0.95 ** 8 = 0.34 < 0.99: rounds of 3, 3 and the last 2 paths, then the selection.
+    assert [call["n"] for call in model.calls][:3] == [3, 3, 2]
+    assert all(call["prefix"] == "" for call in model.calls[:3])
+    assert model.calls[3]["prefix"] != ""
+
+
+def test_sequential_first_round_matches_the_paper_when_the_rounds_cover_n() -> None:
+    """A round as large as N is one blind first round: the search is the paper's."""
+    fixed = reasoner(adaptive_m=True).invoke(QUESTION)
+    rounds = reasoner(adaptive_m=True, first_round="sequential", first_round_size=4).invoke(
+        QUESTION
+    )
+    assert _shape(fixed) == _shape(rounds)
+    assert fixed.budget.generated_tokens == rounds.budget.generated_tokens
+
+
+def test_sequential_first_round_keeps_to_the_token_budget() -> None:
+    runnable = reasoner(n_paths=8, first_round="sequential", first_round_size=2).model_copy(
+        update={"max_tokens_per_sample": 5, "max_total_tokens": 12, "target_confidence": 0.999}
+    )
+    result = runnable.invoke(QUESTION)
+    assert result.budget.generated_tokens <= 12
+    assert result.stop_reason == "token_budget" and result.beams
+
+
+def test_sequential_first_round_is_the_same_sync_and_async() -> None:
+    settings = {"n_paths": 8, "first_round": "sequential", "adaptive_k": True}
+    sync_events, async_events = EventRecorder(), EventRecorder()
+    sync = reasoner(**settings).invoke(QUESTION, {"callbacks": [sync_events]})
+    asynchronous = asyncio.run(
+        reasoner(**settings).ainvoke(QUESTION, {"callbacks": [async_events]})
+    )
+    assert _shape(sync) == _shape(asynchronous)
+    assert sync_events.events == async_events.events
+
+
+def test_sequential_first_round_needs_a_known_mode() -> None:
+    with pytest.raises(ValueError, match="first_round"):
+        BeamSearch(first_round="adaptive")  # type: ignore[arg-type]
 
 
 def test_sync_and_async_give_the_same_search() -> None:
