@@ -267,7 +267,7 @@ class BeamSearch(Strategy):
                 stranded.extend(b for b in parents if b is not None)
                 break
             if step == 0 and self.first_round == "sequential":
-                new = yield from self._first_steps_in_rounds(state, n, counts[0])
+                new = yield from self._first_steps_in_rounds(state, counts[0])
             else:
                 new = yield ExtendBeams(parents, counts, self.step_stop)
             stranded.extend(
@@ -313,12 +313,10 @@ class BeamSearch(Strategy):
         return Decision(stop_reason=reason, decided_samples=n, low_confidence=low_confidence)
 
     def _first_steps_in_rounds(
-        self, state: RunState, n: int, allowed: int
+        self, state: RunState, allowed: int
     ) -> Generator[Action, Any, list[Beam]]:
-        """Up to ``n`` first steps, a scored round at a time, until they reach ``C``.
-
-        ``allowed`` is what the token cap lets the first round draw in all.
-        """
+        """Up to ``allowed`` first steps (``N`` within the token cap), a scored round at a
+        time, until they reach ``C``."""
         drawn: list[Beam] = []
         while len(drawn) < allowed:
             wanted = min(self.first_round_size, allowed - len(drawn))
