@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -196,6 +197,31 @@ def test_beam_search_benchmark_runs_only_the_chosen_policies(tmp_path: Path) -> 
         f"beam search {round(report['summary']['beam search']['accuracy'], 3)}",
         f"IAS-of-K+M, floor {round(report['summary']['IAS-of-K+M, floor']['accuracy'], 3)}",
     ]
+    assert pooled[0].endswith("(0.0, 0.0) 1.0")
+
+
+def test_the_readme_pools_sequential_first_round_runs_given_as_files(tmp_path: Path) -> None:
+    """The README's ``pool`` function over two runs, one with a policy the other lacks."""
+    small = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
+             "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--replicates", "5",
+             "--threads", "1"]  # fmt: skip
+    first, second = tmp_path / "q310.json", tmp_path / "q430.json"
+    run_benchmark(*small, "--policies", "ias-m,ias-m-seq", "--out", str(first))
+    run_benchmark(*small, "--policies", "ias-m-seq", "--out", str(second))
+    readme = (BENCHMARK.parents[2] / "README.md").read_text()
+    (pool,) = re.findall(r"^pool\(\) \{ python -c '(.*?)' \"\$@\"; \}$", readme, re.S | re.M)
+    pooled = subprocess.run(
+        [sys.executable, "-c", pool, str(first), str(second)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    runs = [json.loads(path.read_text()) for path in (first, second)]
+    expected = []
+    for name in ["beam search", "IAS-of-M, seq. 1st"]:  # IAS-of-M ran once: left out
+        correct = [float(r["correct"]) for run in runs for r in run["per_question"][name]]
+        expected.append(f"{name} 2 {round(statistics.fmean(correct), 3)}")
+    assert [line.split(" (")[0] for line in pooled] == expected
     assert pooled[0].endswith("(0.0, 0.0) 1.0")
 
 
