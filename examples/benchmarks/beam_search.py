@@ -344,7 +344,7 @@ def _prm_name(args: argparse.Namespace) -> str:
 def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     correct = [float(r["correct"]) for r in rows]
     steps = [r["steps"] for r in rows if r["steps"] is not None]
-    first = [r["first_steps"] for r in rows if r.get("first_steps") is not None]
+    first = [r["first_steps"] for r in rows if r["first_steps"] is not None]
     # a round with no paths left keeps nothing (k = 0): not a width decision
     selections = [s for r in rows for s in r["selections"] if s["k"] > 0]
     return {
@@ -412,7 +412,7 @@ def _print_table(results: dict[str, Any]) -> None:
         low, high = e["accuracy_ci95"]
         d_low, d_high = e["accuracy_minus_fixed_beam_search_ci95"]
         steps = f"{e['mean_steps']:.1f}" if e["mean_steps"] is not None else "-"
-        first = f"{e['mean_first_steps']:.1f}" if e.get("mean_first_steps") is not None else "-"
+        first = f"{e['mean_first_steps']:.1f}" if e["mean_first_steps"] is not None else "-"
         k, m, floored = (
             (f"{e['mean_beams_kept']:.1f}", f"{e['mean_samples_per_beam']:.1f}",
              f"{e['floored_share']:.0%}")

@@ -153,6 +153,13 @@ def test_replay_selection_lets_adaptive_policies_pick_by_the_scorer(tmp_path: Pa
         if d.metric == "accuracy"
     ]  # fmt: skip
     assert (difference.difference, difference.cost_ratio) == (1.0, 1.0)
+    batches = tmp_path / "batches.json"  # a batch budget's policy compares by its name too
+    assert main([*argv, "--compare", "batch[prm]@4s", "bon4-majority", "--out", str(batches)]) == 0
+    [difference] = [
+        d for d in BenchReport.model_validate_json(batches.read_text()).differences
+        if d.metric == "accuracy"
+    ]  # fmt: skip
+    assert (difference.first, difference.difference) == ("batch[prm]@4s", 1.0)
     typo = tmp_path / "typo.json"
     assert main([*argv, "--compare", "ias[prm]@0.8", "bon4-majority", "--out", str(typo)]) == 2
     assert not typo.exists()  # refused before replaying anything
