@@ -230,8 +230,9 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--exclude-suite",
         default="5:0",
-        help="PER_LEVEL:SEED of an arithmetic suite whose questions are left out "
-        "(default: the bundled probe's training suite); 'none' keeps all",
+        help="comma-separated PER_LEVEL:SEED of arithmetic suites whose questions are "
+        "left out (default: the bundled probe's training suite; add a recorded suite to "
+        "draw a held-out one, e.g. 5:0,21:1); 'none' keeps all",
     )
     group.add_argument("--limit", type=int, default=None, help="first N questions only")
 
@@ -253,8 +254,7 @@ def load_problems(args: argparse.Namespace) -> list[Problem]:
         levels = {"levels": tuple(args.levels.split(","))} if args.levels else {}
         problems = arithmetic_suite(args.per_level, seed=args.suite_seed, **levels)
         if args.exclude_suite != "none":
-            per_level, seed = (int(x) for x in args.exclude_suite.split(":"))
-            seen = {p.question for p in arithmetic_suite(per_level, seed=seed)}
+            seen = {p.question for suite in _excluded_suites(args.exclude_suite) for p in suite}
             problems = [p for p in problems if p.question not in seen]
         problems = interleave_levels(problems)
     else:
@@ -263,6 +263,19 @@ def load_problems(args: argparse.Namespace) -> list[Problem]:
         loader = {"gsm8k": load_gsm8k, "math": load_math, "jsonl": load_jsonl}[args.dataset]
         problems = loader(args.path)
     return problems[: args.limit] if args.limit else problems
+
+
+def _excluded_suites(spec: str) -> list[list[Problem]]:
+    suites = []
+    for item in spec.split(","):
+        try:
+            per_level, seed = (int(x) for x in item.split(":"))
+        except ValueError:
+            raise ConfigurationError(
+                f"--exclude-suite takes PER_LEVEL:SEED[,PER_LEVEL:SEED...] or 'none', got {spec!r}"
+            ) from None
+        suites.append(arithmetic_suite(per_level, seed=seed))
+    return suites
 
 
 def interleave_levels(problems: list[Problem]) -> list[Problem]:

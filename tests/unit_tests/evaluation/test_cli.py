@@ -176,3 +176,33 @@ def test_replay_errors_are_reported_not_raised(
         ["bench", "replay", str(bogus), "--calibrator", "oops", "--out", str(tmp_path / "r.json")]
     )
     assert code == 2
+
+
+def test_exclude_suite_leaves_out_every_named_suite() -> None:
+    """A held-out suite: neither the probe's training questions nor an earlier recording's."""
+    import argparse
+
+    from langchain_adaptive.datasets import arithmetic_suite
+    from langchain_adaptive.errors import ConfigurationError
+    from langchain_adaptive.evaluation.cli import load_problems
+
+    def problems(exclude: str) -> list[Problem]:
+        args = argparse.Namespace(
+            dataset="arithmetic",
+            per_level=40,
+            suite_seed=2,
+            levels="add1,mul1",
+            exclude_suite=exclude,
+            limit=None,
+        )
+        return load_problems(args)
+
+    everything = {p.question for p in problems("none")}
+    training = {p.question for p in arithmetic_suite(5, seed=0)}
+    recorded = {p.question for p in arithmetic_suite(30, seed=1)}
+    both = {p.question for p in problems("5:0,30:1")}
+    assert both == everything - training - recorded
+    assert {p.question for p in problems("5:0")} == everything - training
+    assert both < everything - training  # one-digit levels are small: the suites overlap
+    with pytest.raises(ConfigurationError, match="PER_LEVEL:SEED"):
+        problems("5:0,six:1")
