@@ -144,7 +144,8 @@ def add_bench_commands(commands: Any) -> None:
         default="majority_vote:16,ias:probe",
         help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, sequential_ias:PRM, "
         "adaptive_consistency, esc, beam_search:PRM (ias_of_k:PRM, ias_of_m:PRM; "
-        "--max-tokens caps each step)",
+        "--max-tokens caps each step); a PRM-budgeted policy may take its own C "
+        "(ias:judge@0.7) and IAS its own floor (ias-floor1:probe@0.9)",
     )
     live.add_argument("--max-samples", type=int, default=16)
     live.add_argument("--target-confidence", type=float, default=0.9)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -71,8 +72,11 @@ def live_policy(
 
     ``NAME:N`` fixes the samples of ``best_of_n``/``majority_vote``; ``ias:PRM``
     and other PRM-budgeted strategies name the PRM; vote-based strategies take
-    no argument. Names follow replay's (``ias[probe]@0.9``,
-    ``ias-floor4[probe]@0.9``), so a live row and a replayed one line up.
+    no argument. A PRM-budgeted spec may set its own target confidence
+    (``ias:judge@0.7``), and IAS its own floor (``ias-floor1:probe@0.9``), so
+    one run compares settings that land on equal compute. Names follow
+    replay's (``ias[probe]@0.9``, ``ias-floor4[probe]@0.9``), so a live row and
+    a replayed one line up.
 
     Args:
         selection: How PRM-budgeted whole-solution strategies (``ias``,
@@ -88,13 +92,21 @@ def live_policy(
             that selects by score reads it.
         floor_samples: IAS (``ias:PRM``) draws only this many samples where the
             target is out of reach within the cap (``unreachable="floor"``),
-            as replay's ``ias-floorK`` family does.
+            as replay's ``ias-floorK`` family does; a spec's own floor wins.
 
     Raises:
         ConfigurationError: A PRM or scorer that ``prms`` lacks, or a spec
             that does not parse.
     """
     name, _, argument = spec.partition(":")
+    argument, at, confidence = argument.partition("@")
+    if at:
+        target_confidence = _spec_confidence(spec, confidence)
+    floored = re.fullmatch(r"(\w+)-floor(\d+)", name)
+    if floored:
+        name, floor_samples = floored[1], int(floored[2])
+        if floor_samples < 1:
+            raise ConfigurationError(f"policy {spec!r}: a floor is at least 1 sample")
     settings: dict[str, Any] = {}
     cap = max_samples
     fixed = name in ("best_of_n", "majority_vote")
@@ -104,6 +116,10 @@ def live_policy(
         except ValueError:
             raise ConfigurationError(f"policy {spec!r}: {name}:N takes a number") from None
     strategy = build_strategy(name, **settings)
+    if floored and not isinstance(strategy, AdaptiveBestOfN):
+        raise ConfigurationError(f"policy {spec!r}: only IAS takes a floor")
+    if at and not strategy.requires_prm:
+        raise ConfigurationError(f"policy {spec!r}: only a PRM-budgeted policy takes @C")
     if scorer is not None and scorer not in prms:
         raise ConfigurationError(f"scorer {scorer!r} is not one of the PRMs {sorted(prms)}")
     if strategy.requires_prm and not strategy.stepwise:
@@ -152,6 +168,16 @@ def live_policy(
         ),
         prm=prm,
     )
+
+
+def _spec_confidence(spec: str, text: str) -> float:
+    try:
+        confidence = float(text)
+    except ValueError:
+        confidence = float("nan")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigurationError(f"policy {spec!r}: @C takes a confidence in (0, 1)")
+    return confidence
 
 
 def run_live(

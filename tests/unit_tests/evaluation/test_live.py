@@ -80,6 +80,37 @@ def test_floored_ias_with_a_separate_scorer_is_named_as_in_replay() -> None:
     assert live.prm.question_prm is prms["budget"] and live.prm.step_prm is prms["steps"]
 
 
+def test_a_spec_sets_its_own_confidence_and_floor() -> None:
+    """Settings that land on equal compute (a floored probe at 0.9, the judge at 0.7)
+    run side by side in one live run, named as replay names them."""
+    prms = _prms()
+    floored = live_policy("ias-floor1:budget@0.9", prms=prms, max_samples=8, target_confidence=0.5)
+    assert floored.policy.name == "ias-floor1[budget]@0.9"
+    assert floored.policy.target_confidence == 0.9
+    strategy = floored.policy.strategy
+    assert isinstance(strategy, AdaptiveBestOfN)
+    assert (strategy.unreachable, strategy.floor_samples) == ("floor", 1)
+    plain = live_policy(
+        "ias:budget@0.7", prms=prms, max_samples=8, target_confidence=0.5, floor_samples=4
+    )
+    assert plain.policy.name == "ias-floor4[budget]@0.7" and plain.policy.target_confidence == 0.7
+    assert (
+        live_policy(
+            "ias-floor2:budget", prms=prms, max_samples=8, target_confidence=0.5, floor_samples=4
+        ).policy.name
+        == "ias-floor2[budget]@0.5"
+    )
+    for spec, message in [
+        ("ias:budget@1.5", r"confidence in \(0, 1\)"),
+        ("ias:budget@high", r"confidence in \(0, 1\)"),
+        ("majority_vote:4@0.9", "only a PRM-budgeted"),
+        ("sequential_ias-floor2:budget", "only IAS takes a floor"),
+        ("ias-floor0:budget", "at least 1 sample"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            live_policy(spec, prms=prms, max_samples=8, target_confidence=0.9)
+
+
 def test_fixed_best_of_n_selecting_by_score_reads_the_scorer() -> None:
     prms = _prms()
     live = live_policy(
