@@ -30,6 +30,7 @@ from langchain_adaptive.evaluation.live import (
     live_policy,
     recorded_baselines,
     run_live,
+    spec_prm,
 )
 from langchain_adaptive.evaluation.policies import (
     OracleBestOfN,
@@ -126,6 +127,7 @@ __all__ = [
     "report_markdown",
     "run_live",
     "score_pools",
+    "spec_prm",
     "standard_policies",
     "summarize",
     "write_pools",

@@ -523,7 +523,12 @@ def _calibrator_spec(spec: str) -> tuple[str, str, Path]:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.live import live_policy, recorded_baselines, run_live
+    from langchain_adaptive.evaluation.live import (
+        live_policy,
+        recorded_baselines,
+        run_live,
+        spec_prm,
+    )
     from langchain_adaptive.evaluation.record import model_identity
     from langchain_adaptive.inputs import DEFAULT_INSTRUCTION
 
@@ -542,11 +547,7 @@ def _live(args: argparse.Namespace) -> int:
             scorer=args.scorer,
         )
     specs = _names(args.policies)
-    prm_names = {
-        argument
-        for name, _, argument in (spec.partition(":") for spec in specs)
-        if argument and name not in ("best_of_n", "majority_vote")
-    }
+    prm_names = {name for name in map(spec_prm, specs) if name is not None}
     prms = _on_device_prms(sorted(prm_names | {args.scorer} - {None}), chat, args)
     policies = [
         live_policy(

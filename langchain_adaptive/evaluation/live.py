@@ -170,6 +170,15 @@ def live_policy(
     )
 
 
+def spec_prm(spec: str) -> str | None:
+    """The PRM a policy spec names (``probe`` of ``ias-floor1:probe@0.9``), or None."""
+    name, _, argument = spec.partition(":")
+    argument = argument.partition("@")[0]
+    if not argument or name in ("best_of_n", "majority_vote"):
+        return None
+    return argument
+
+
 def _spec_confidence(spec: str, text: str) -> float:
     try:
         confidence = float(text)
@@ -410,4 +419,11 @@ def _outcome(result: AdaptiveResult | None, elapsed: float) -> QuestionOutcome:
     )
 
 
-__all__ = ["LivePolicy", "RecordedBaselines", "live_policy", "recorded_baselines", "run_live"]
+__all__ = [
+    "LivePolicy",
+    "RecordedBaselines",
+    "live_policy",
+    "recorded_baselines",
+    "run_live",
+    "spec_prm",
+]
