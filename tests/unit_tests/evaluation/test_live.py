@@ -101,14 +101,8 @@ def test_a_spec_sets_its_own_confidence_and_floor() -> None:
         ).policy.name
         == "ias-floor2[budget]@0.5"
     )
-    assert [
-        spec_prm(s) for s in ("ias-floor1:probe@0.9", "ias:judge", "majority_vote:16", "esc")
-    ] == [
-        "probe",
-        "judge",
-        None,
-        None,
-    ]
+    specs = ("ias-floor1:probe@0.9", "ias:judge", "majority_vote:16", "esc")
+    assert [spec_prm(spec) for spec in specs] == ["probe", "judge", None, None]
     for spec, message in [
         ("ias:budget@1.5", r"confidence in \(0, 1\)"),
         ("ias:budget@high", r"confidence in \(0, 1\)"),
