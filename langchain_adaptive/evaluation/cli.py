@@ -17,7 +17,7 @@ import itertools
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, load_jsonl, load_math
 from langchain_adaptive.errors import ConfigurationError
@@ -28,6 +28,9 @@ from langchain_adaptive.evaluation.pools import (
     read_pools,
 )
 from langchain_adaptive.evaluation.report import BenchReport, report_markdown
+
+if TYPE_CHECKING:
+    from langchain_adaptive.calibration import Calibrator
 
 logger = logging.getLogger(__name__)
 
@@ -78,13 +81,7 @@ def add_bench_commands(commands: Any) -> None:
     replay.add_argument("pools", type=Path, help="pool file from `bench record` or import-game24")
     replay.add_argument("--estimators", default=None, help="IAS estimators (default: all)")
     replay.add_argument("--scorer", default=None, help="estimator whose step scores select")
-    replay.add_argument(
-        "--calibrator",
-        action="append",
-        default=[],
-        metavar="NAME=SOURCE:DIR",
-        help="add estimator NAME: a saved calibrator DIR applied to SOURCE's raw scores",
-    )
+    _calibrator_argument(replay)
     replay.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
     replay.add_argument("--quantile", type=float, default=0.1, help="IAS budgets on this quantile")
     replay.add_argument("--replicates", type=int, default=200, help="bootstrap replicates")
@@ -170,6 +167,7 @@ def add_bench_commands(commands: Any) -> None:
         help="ias policies draw only this many samples where C is out of reach within the "
         "cap (ias-floorK[PRM], as in replay)",
     )
+    _calibrator_argument(live)
     live.add_argument(
         "--baseline-pools",
         type=Path,
@@ -187,13 +185,7 @@ def add_bench_commands(commands: Any) -> None:
     choose.add_argument("pools", type=Path, help="validation pool file")
     choose.add_argument("--estimator", required=True, help="estimator whose estimates bin")
     choose.add_argument("--scorer", default=None, help="estimator whose step scores select")
-    choose.add_argument(
-        "--calibrator",
-        action="append",
-        default=[],
-        metavar="NAME=SOURCE:DIR",
-        help="add estimator NAME: a saved calibrator DIR applied to SOURCE's raw scores",
-    )
+    _calibrator_argument(choose)
     choose.add_argument("--budgets", default="1,2,4,8,16", help="mean samples per question")
     choose.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
     choose.add_argument(
@@ -359,6 +351,32 @@ def _on_device_prms(
     return prms
 
 
+def _live_prms(
+    names: set[str],
+    calibrators: list[tuple[str, str, Calibrator]],
+    chat: Any,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The on-device PRMs ``names`` asks for, plus each calibrated one as a ``CalibratedPRM``.
+
+    A calibrated PRM wraps the very on-device PRM its source names, so a run that
+    budgets on both the raw judge and the calibrated judge loads the judge once.
+    """
+    from langchain_adaptive.prm import CalibratedPRM
+
+    taken = {name for name, _, _ in calibrators} & {"probe", "judge", "confidence"}
+    if taken:
+        raise ConfigurationError(
+            f"--calibrator names {sorted(taken)} shadow on-device PRMs; choose another name"
+        )
+    sources = {source for _, source, _ in calibrators}
+    calibrated_names = {name for name, _, _ in calibrators}
+    prms = _on_device_prms(sorted((names - calibrated_names) | sources), chat, args)
+    for name, source, calibrator in calibrators:
+        prms[name] = CalibratedPRM(prm=prms[source], calibrator=calibrator)
+    return prms
+
+
 def _names(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
@@ -410,11 +428,8 @@ def _replay(args: argparse.Namespace) -> int:
     pool_file = read_pools(args.pools, model=args.expect_model)
     pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
     names: list[str] = list(pool_file.header.prms)
-    for spec in args.calibrator:
-        name, source, directory = _calibrator_spec(spec)
-        from langchain_adaptive.calibration import Calibrator
-
-        pools = add_calibrated_estimates(pools, source, Calibrator.load(directory), name)
+    for name, source, calibrator in _calibrators(args):
+        pools = add_calibrated_estimates(pools, source, calibrator, name)
         names.append(name)
     estimators = _names(args.estimators) if args.estimators else names
     size = min(len(pool.samples) for pool in pools)
@@ -472,11 +487,8 @@ def _choose_policy(args: argparse.Namespace) -> int:
 
     pool_file = read_pools(args.pools, model=args.expect_model)
     pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
-    for spec in args.calibrator:
-        name, source, directory = _calibrator_spec(spec)
-        from langchain_adaptive.calibration import Calibrator
-
-        pools = add_calibrated_estimates(pools, source, Calibrator.load(directory), name)
+    for name, source, calibrator in _calibrators(args):
+        pools = add_calibrated_estimates(pools, source, calibrator, name)
     size = min(len(pool.samples) for pool in pools)
     policies = standard_policies(
         size,
@@ -510,16 +522,32 @@ def _choose_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrator_spec(spec: str) -> tuple[str, str, Path]:
-    try:
-        name, rest = spec.split("=", 1)
-        source, directory = rest.split(":", 1)
-    except ValueError:
-        raise ConfigurationError(
-            f"--calibrator takes NAME=SOURCE:DIR (e.g. judge-quantile=judge:calib/quantile), "
-            f"got {spec!r}"
-        ) from None
-    return name, source, Path(directory)
+def _calibrator_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibrator",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE:DIR",
+        help="add estimator NAME: a saved calibrator DIR applied to SOURCE's raw scores",
+    )
+
+
+def _calibrators(args: argparse.Namespace) -> list[tuple[str, str, Calibrator]]:
+    """``(name, source, calibrator)`` for each ``--calibrator NAME=SOURCE:DIR``, loaded."""
+    from langchain_adaptive.calibration import Calibrator
+
+    loaded = []
+    for spec in args.calibrator:
+        try:
+            name, rest = spec.split("=", 1)
+            source, directory = rest.split(":", 1)
+        except ValueError:
+            raise ConfigurationError(
+                f"--calibrator takes NAME=SOURCE:DIR (e.g. judge-quantile=judge:calib/quantile), "
+                f"got {spec!r}"
+            ) from None
+        loaded.append((name, source, Calibrator.load(Path(directory))))
+    return loaded
 
 
 def _live(args: argparse.Namespace) -> int:
@@ -548,7 +576,7 @@ def _live(args: argparse.Namespace) -> int:
         )
     specs = _names(args.policies)
     prm_names = {name for name in map(spec_prm, specs) if name is not None}
-    prms = _on_device_prms(sorted(prm_names | {args.scorer} - {None}), chat, args)
+    prms = _live_prms(prm_names | {args.scorer} - {None}, _calibrators(args), chat, args)
     policies = [
         live_policy(
             spec,

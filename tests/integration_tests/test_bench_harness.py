@@ -152,6 +152,24 @@ def test_live_compares_with_best_of_n_replayed_from_pools_of_the_same_questions(
     assert "temperature: pools have 0.7, live has 0.0" in capsys.readouterr().err
 
 
+def test_live_budgets_on_a_calibrated_judge_beside_the_raw_one(tmp_path: Path) -> None:
+    """``--calibrator`` wraps the on-device judge: a calibrator sure of success draws 1 sample."""
+    from langchain_adaptive.calibration import PlattCalibrator
+
+    sure = tmp_path / "platt-sure"
+    raw = [i / 25 for i in range(1, 25)]
+    PlattCalibrator().fit(raw, None, [50] * len(raw), [50] * len(raw)).save(sure)
+    live = tmp_path / "live.json"
+    argv = ["bench", "live", *QUESTIONS, *MODEL, "--policies", "ias:judge,ias:judge-sure",
+            "--max-samples", "3", "--calibrator", f"judge-sure=judge:{sure}",
+            "--out", str(live)]  # fmt: skip
+    assert main(argv) == 0
+    rows = {s.name: s for s in BenchReport.model_validate_json(live.read_text()).policies}
+    assert set(rows) == {"ias[judge]@0.9", "ias[judge-sure]@0.9"}
+    assert rows["ias[judge-sure]@0.9"].mean_samples == 1  # N_IAS(p >= 0.9) at C = 0.9
+    assert 1 <= rows["ias[judge]@0.9"].mean_samples <= 3
+
+
 def test_replaying_a_live_run_makes_its_decisions() -> None:
     from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
 

@@ -206,3 +206,25 @@ def test_exclude_suite_leaves_out_every_named_suite() -> None:
     assert both < everything - training  # one-digit levels are small: the suites overlap
     with pytest.raises(ConfigurationError, match="PER_LEVEL:SEED"):
         problems("5:0,six:1")
+
+
+def test_live_prms_wrap_the_very_on_device_prm_a_calibrator_names() -> None:
+    import argparse
+
+    from langchain_adaptive.errors import ConfigurationError
+    from langchain_adaptive.evaluation.cli import _live_prms
+    from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM
+
+    chat = ScriptedChatModel(responses=["0.5"])
+    args = argparse.Namespace(model=None, threads=1, n_gpu_layers=0)
+    identity = IdentityCalibrator()
+    prms = _live_prms({"judge-id"}, [("judge-id", "judge", identity)], chat, args)
+    assert set(prms) == {"judge", "judge-id"}
+    assert isinstance(prms["judge"], LLMJudgePRM) and prms["judge"].model is chat
+    calibrated = prms["judge-id"]
+    assert isinstance(calibrated, CalibratedPRM)
+    assert calibrated.prm is prms["judge"] and calibrated.calibrator is identity
+    with pytest.raises(ConfigurationError, match="shadow"):
+        _live_prms({"judge"}, [("judge", "judge", identity)], chat, args)
+    with pytest.raises(ConfigurationError, match="unknown on-device PRM 'oracle'"):
+        _live_prms({"x"}, [("x", "oracle", identity)], chat, args)
