@@ -561,6 +561,7 @@ def _live(args: argparse.Namespace) -> int:
     from langchain_adaptive.inputs import DEFAULT_INSTRUCTION
 
     problems = load_problems(args)
+    calibrators = _calibrators(args)  # a bad directory fails before the model loads
     chat = _chat_model(args)
     recorded = None
     if args.baseline_pools is not None:
@@ -576,7 +577,7 @@ def _live(args: argparse.Namespace) -> int:
         )
     specs = _names(args.policies)
     prm_names = {name for name in map(spec_prm, specs) if name is not None}
-    prms = _live_prms(prm_names | {args.scorer} - {None}, _calibrators(args), chat, args)
+    prms = _live_prms(prm_names | {args.scorer} - {None}, calibrators, chat, args)
     policies = [
         live_policy(
             spec,

@@ -228,3 +228,19 @@ def test_live_prms_wrap_the_very_on_device_prm_a_calibrator_names() -> None:
         _live_prms({"judge"}, [("judge", "judge", identity)], chat, args)
     with pytest.raises(ConfigurationError, match="unknown on-device PRM 'oracle'"):
         _live_prms({"x"}, [("x", "oracle", identity)], chat, args)
+
+
+def test_live_refuses_a_missing_calibrator_before_loading_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_adaptive.evaluation import cli as bench_cli
+
+    def no_model(args: object) -> None:
+        raise AssertionError("the model was loaded before the calibrator was checked")
+
+    monkeypatch.setattr(bench_cli, "_chat_model", no_model)
+    missing = tmp_path / "nowhere"
+    argv = ["bench", "live", "--levels", "add1", "--per-level", "1", "--policies", "ias:j-cal"]
+    argv += ["--calibrator", f"j-cal=judge:{missing}", "--out", str(tmp_path / "live.json")]
+    assert main(argv) == 2
+    assert "nowhere" in capsys.readouterr().err
