@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 DATASET_KINDS = ("arithmetic", "gsm8k", "math", "jsonl")
 
 
+ON_DEVICE_PRMS = ("probe", "judge", "confidence")
+"""The on-device PRMs: the bundled probe, the model as its own judge, its token confidence."""
+
 SELECTION_RULES = ["majority_vote", "weighted_vote", "prm"]
 """The ``--selection`` choices: a vote, or rules that read a PRM's step scores."""
 
@@ -346,7 +349,7 @@ def _on_device_prms(
             prms[name] = TokenConfidencePRM(policy=chat, **(prompt or {}))
         else:
             raise ConfigurationError(
-                f"unknown on-device PRM {name!r}; choose probe, judge or confidence"
+                f"unknown on-device PRM {name!r}; choose one of {', '.join(ON_DEVICE_PRMS)}"
             )
     return prms
 
@@ -364,7 +367,7 @@ def _live_prms(
     """
     from langchain_adaptive.prm import CalibratedPRM
 
-    taken = {name for name, _, _ in calibrators} & {"probe", "judge", "confidence"}
+    taken = {name for name, _, _ in calibrators} & set(ON_DEVICE_PRMS)
     if taken:
         raise ConfigurationError(
             f"--calibrator names {sorted(taken)} shadow on-device PRMs; choose another name"
