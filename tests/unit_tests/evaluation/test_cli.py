@@ -244,3 +244,33 @@ def test_live_refuses_a_missing_calibrator_before_loading_the_model(
     argv += ["--calibrator", f"j-cal=judge:{missing}", "--out", str(tmp_path / "live.json")]
     assert main(argv) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_the_readme_auroc_command_runs_on_a_recorded_pool(tmp_path: Path) -> None:
+    """The README's ``python -c`` that ranks questions by each PRM's question score."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    [code] = [c for c in re.findall(r"python -c '\n(.*?)\n'\n```", readme, re.S) if "AUROC" in c]
+    questions = {f"What is 3 + {i}?": ("7" if i < 2 else "9") for i in range(4)}
+    out = tmp_path / "bench-results" / "arithmetic-pools.jsonl"
+    record_pools(
+        ScriptedChatModel(responses=["The answer is 7."]),
+        [Problem(id=f"q{i}", question=q, gold=g) for i, (q, g) in enumerate(questions.items())],
+        out,
+        samples=2,
+        prms={
+            "judge": ScriptedPRM(default_p=0.5),
+            "probe": ScriptedPRM(
+                question_p={q: 0.8 if g == "7" else 0.2 for q, g in questions.items()}
+            ),
+        },
+        progress=False,
+        config={"max_concurrency": 1},
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == ["judge AUROC 0.500", "probe AUROC 1.000"]
