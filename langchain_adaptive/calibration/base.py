@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -57,6 +57,9 @@ DEFAULT_LEVELS = (0.1, 0.5, 0.9)
 MetadataValue = str | int | float | bool | None
 """What a metadata entry may hold: JSON scalars, so the file stays readable anywhere."""
 
+ScoreScale = Literal["auto", "probability", "real"]
+"""What a calibrator's raw scores are: see :attr:`Calibrator.score_scale`."""
+
 _REQUIRED_KEYS = ("kind", "format_version", "levels", "feature_names", "hyperparameters")
 _BUILTIN_KINDS = {
     "identity": "langchain_adaptive.calibration.base",
@@ -74,7 +77,8 @@ class FitData:
     """Validated training data handed to :meth:`Calibrator._fit`.
 
     Attributes:
-        raw_scores: The PRM's raw probabilities, shape ``(n,)``, in [0, 1].
+        raw_scores: The PRM's raw scores, shape ``(n,)``: probabilities in [0, 1],
+            or any finite numbers where the calibrator's ``score_scale`` is ``real``.
         features: Extra inputs, shape ``(n, d)``, or ``None``.
         successes: Successful rollouts per example, shape ``(n,)``.
         trials: Rollouts per example (>= 1), shape ``(n,)``.
@@ -108,7 +112,12 @@ class FitData:
 
 
 class Calibrator(BaseModel, ABC):
-    """Turns raw PRM scores (probabilities) into calibrated :class:`SuccessEstimate` s.
+    """Turns raw PRM scores into calibrated :class:`SuccessEstimate` s.
+
+    Raw scores are probabilities in [0, 1] (a PRM's) or, for calibrators that
+    accept them (:attr:`accepts_real_scores`: Platt, isotonic, histogram), any
+    finite numbers such as a mean token logprob or a reward model's logit; see
+    :attr:`score_scale`.
 
     Subclasses set ``kind`` (the name written to ``calibrator.json``) and implement
     :meth:`_fit`, :meth:`_predict_quantiles`, :meth:`_state` and :meth:`_set_state`;
@@ -136,6 +145,9 @@ class Calibrator(BaseModel, ABC):
     """Registry name written to ``calibrator.json``; ``None`` for abstract classes."""
     _unsaved_fields: ClassVar[frozenset[str]] = frozenset()
     """Fields that describe where to run, not what was fitted (e.g. ``device``)."""
+    accepts_real_scores: ClassVar[bool] = False
+    """Whether raw scores may be any finite numbers (``score_scale="real"``), not only
+    probabilities; a calibrator that reads a score's logit cannot take them."""
 
     levels: tuple[float, ...] = DEFAULT_LEVELS
     """Quantile levels predicted, increasing, in (0, 1); the lowest is IAS's lower bound."""
@@ -145,8 +157,16 @@ class Calibrator(BaseModel, ABC):
     """A fit on fewer examples is refused: the estimate would be noise."""
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
     """Free-form provenance saved with the calibrator, e.g. ``{"policy": ..., "prm": ...}``."""
+    score_scale: ScoreScale = "auto"
+    """What raw scores are. ``probability``: in [0, 1], and Platt reads their logit.
+    ``real``: any finite number, such as a mean token logprob or a reward model's logit
+    (Platt reads it as it is); only where :attr:`accepts_real_scores`. ``auto``: the fit
+    decides (``probability`` when every score it sees lies in [0, 1], else ``real``) and
+    sets this field, so a saved calibrator checks later scores as it was fitted. A
+    calibrator saved before this field existed loads as ``auto`` and reads probabilities."""
 
     _fitted: bool = PrivateAttr(default=False)
+    _base_rate: float | None = PrivateAttr(default=None)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -161,6 +181,17 @@ class Calibrator(BaseModel, ABC):
         ):
             raise TypeError(f"calibrator kind {kind!r} is already taken by {known.__qualname__}")
         _REGISTRY[kind] = cls
+
+    @field_validator("score_scale")
+    @classmethod
+    def _check_scale(cls, value: ScoreScale) -> ScoreScale:
+        if value == "real" and not cls.accepts_real_scores:
+            raise ValueError(
+                f"{cls.__name__} reads raw scores as probabilities in [0, 1], so its "
+                "score_scale cannot be 'real'; squash the scores first or use Platt, "
+                "isotonic or histogram calibration"
+            )
+        return value
 
     @field_validator("levels")
     @classmethod
@@ -203,6 +234,33 @@ class Calibrator(BaseModel, ABC):
         """Whether predictions depend on ``features`` (then predict needs them)."""
         return False
 
+    @property
+    def base_rate(self) -> float | None:
+        """The success rate of the data it was fitted on (successes over trials), if known.
+
+        What a question estimate that carries no information (a placeholder: a
+        scorer that cannot score the question alone) maps to: the chance of a
+        sample whose question is unknown. Saved with the calibrator; ``None``
+        for the identity and for calibrators saved before it was recorded that
+        cannot rebuild it from their arrays.
+        """
+        return self._base_rate
+
+    def base_estimate(self) -> SuccessEstimate:
+        """:attr:`base_rate` as a point estimate at every level (its ``raw_score`` is ``None``).
+
+        Raises:
+            CalibrationError: The base rate is unknown (see :attr:`base_rate`).
+        """
+        rate = self.base_rate
+        if rate is None:
+            raise CalibrationError(
+                f"{type(self).__name__} has no recorded base rate: refit it with this version"
+            )
+        return SuccessEstimate(
+            quantiles=dict.fromkeys(self.levels, rate), raw_score=None, mean=rate
+        )
+
     def fit(
         self,
         raw_scores: Sequence[float] | np.ndarray,
@@ -215,7 +273,8 @@ class Calibrator(BaseModel, ABC):
         """Fit on Monte-Carlo success rates; returns ``self`` so calls chain.
 
         Args:
-            raw_scores: The PRM's raw probability per example, in [0, 1].
+            raw_scores: The PRM's raw score per example: a probability in [0, 1], or
+                any finite number where :attr:`score_scale` allows (see there).
             features: Extra inputs per example (``len(feature_names)`` columns), or ``None``.
             successes: Rollouts from the example's prefix that reached the gold answer.
             trials: Rollouts per example (>= 1).
@@ -231,10 +290,38 @@ class Calibrator(BaseModel, ABC):
                 ``min_examples`` examples.
         """
         data = self._validate_fit_data(raw_scores, features, successes, trials, groups)
+        scale = self._fit_scale(data.raw_scores)
+        requested = self.score_scale
         self._fitted = False  # a refit that fails half-way must not leave mixed state usable
-        self._fit(data)
+        self.score_scale = scale  # Platt's _fit reads it
+        try:
+            self._fit(data)
+        except BaseException:
+            self.score_scale = requested
+            raise
+        self._base_rate = float(data.successes.sum() / data.trials.sum())
         self._fitted = True
         return self
+
+    def _fit_scale(self, scores: np.ndarray) -> ScoreScale:
+        """The scale a fit on ``scores`` uses: ``auto`` resolved, any other checked."""
+        probabilities = bool(np.all((scores >= 0.0) & (scores <= 1.0)))
+        if self.score_scale == "auto":
+            if probabilities:
+                return "probability"
+            if not self.accepts_real_scores:
+                raise CalibrationError(
+                    f"raw scores must be probabilities in [0, 1]: {type(self).__name__} "
+                    "reads probabilities only (squash the scores first, or use Platt, "
+                    "isotonic or histogram calibration, which take any real score)"
+                )
+            return "real"
+        if self.score_scale == "probability" and not probabilities:
+            raise CalibrationError(
+                "raw scores must be probabilities in [0, 1] (score_scale='probability'); "
+                "set score_scale='real' or 'auto' to calibrate any real score"
+            )
+        return self.score_scale
 
     def fit_records(self, records: Sequence[CalibrationRecord]) -> Self:
         """Fit on collected records, with :func:`prefix_features` as the features.
@@ -258,7 +345,7 @@ class Calibrator(BaseModel, ABC):
         trials: Sequence[float] | np.ndarray,
         groups: Sequence[str] | np.ndarray | None,
     ) -> FitData:
-        scores = _check_scores(raw_scores)
+        scores = _check_scores(raw_scores, probabilities=False)  # the scale: _fit_scale
         n = len(scores)
         wins = float_vector(successes, "successes")
         tries = float_vector(trials, "trials")
@@ -301,7 +388,8 @@ class Calibrator(BaseModel, ABC):
         """Calibrated estimates, one per raw score.
 
         Args:
-            raw_scores: The PRM's probabilities in [0, 1].
+            raw_scores: The PRM's raw scores, on the scale the calibrator was fitted
+                on (:attr:`score_scale`).
             features: Extra inputs per score (e.g. :func:`prefix_features`), same
                 length; required when :attr:`uses_features` is true.
 
@@ -310,7 +398,7 @@ class Calibrator(BaseModel, ABC):
                 of the wrong shape.
         """
         quantiles = self.predict_quantiles(raw_scores, features)  # also validates the inputs
-        scores = _check_scores(raw_scores)
+        scores = self._checked_scores(raw_scores)
         means = self._checked_means(scores, _check_features(features, len(scores)))
         return [
             SuccessEstimate(
@@ -329,7 +417,7 @@ class Calibrator(BaseModel, ABC):
         """Point estimates of the success probability: the mean where the calibrator
         learns one, else the quantile at 0.5 (interpolated). What Brier and ECE score."""
         quantiles = self.predict_quantiles(raw_scores, features)  # also validates the inputs
-        scores = _check_scores(raw_scores)
+        scores = self._checked_scores(raw_scores)
         means = self._checked_means(scores, _check_features(features, len(scores)))
         if means is not None:
             return means
@@ -363,7 +451,7 @@ class Calibrator(BaseModel, ABC):
             raise CalibrationError(
                 f"{type(self).__name__} is not fitted: call fit() or load() first"
             )
-        scores = _check_scores(raw_scores)
+        scores = self._checked_scores(raw_scores)
         feats = _check_features(features, len(scores))
         if len(scores) == 0:
             return np.empty((0, len(self.levels)))
@@ -387,6 +475,10 @@ class Calibrator(BaseModel, ABC):
             raise CalibrationError(f"{type(self).__name__} predicted non-finite quantiles")
         # Float noise must never make levels cross: SuccessEstimate rejects that.
         return np.maximum.accumulate(np.clip(quantiles, 0.0, 1.0), axis=1)
+
+    def _checked_scores(self, raw_scores: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Scores to predict on, checked against the scale the calibrator was fitted on."""
+        return _check_scores(raw_scores, probabilities=self.score_scale != "real")
 
     @abstractmethod
     def _predict_quantiles(self, raw_scores: np.ndarray, features: np.ndarray | None) -> np.ndarray:
@@ -420,7 +512,7 @@ class Calibrator(BaseModel, ABC):
             raise CalibrationError(f"{type(self).__name__} has no kind, so it cannot be saved")
         special = {"levels", "feature_names", "metadata"}
         hyperparameters = self.model_dump(mode="json", exclude=special | set(self._unsaved_fields))
-        return {
+        config = {
             "kind": self.kind,
             "format_version": FORMAT_VERSION,
             "library": "langchain-adaptive",
@@ -430,6 +522,9 @@ class Calibrator(BaseModel, ABC):
             "hyperparameters": hyperparameters,
             "metadata": dict(self.metadata),
         }
+        if self.base_rate is not None:  # optional: older readers ignore it
+            config["base_rate"] = self.base_rate
+        return config
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``calibrator.json`` and ``calibrator.safetensors`` into ``directory``.
@@ -510,8 +605,15 @@ class Calibrator(BaseModel, ABC):
             raise CalibrationError(
                 f"cannot read {weights}: {type(error).__name__}: {error}"
             ) from error
+        calibrator._base_rate = _config_base_rate(config, path)
+        if calibrator._base_rate is None:
+            calibrator._base_rate = calibrator._derived_base_rate()
         calibrator._fitted = True
         return calibrator
+
+    def _derived_base_rate(self) -> float | None:
+        """The base rate rebuilt from fitted arrays, for files saved before it was recorded."""
+        return None
 
     def check_metadata(self, expect: Mapping[str, MetadataValue] | None) -> None:
         """Raise :class:`CalibrationError` unless every ``expect`` entry matches metadata."""
@@ -689,6 +791,11 @@ class IdentityCalibrator(Calibrator):
     def is_fitted(self) -> bool:
         return True
 
+    @property
+    def base_rate(self) -> float | None:
+        """``None``: the identity trusts every score, a placeholder's included."""
+        return None
+
     def _fit(self, data: FitData) -> None:
         return None
 
@@ -741,13 +848,25 @@ def check_arrays(
     return dims
 
 
-def _check_scores(raw_scores: Sequence[float] | np.ndarray) -> np.ndarray:
+def _check_scores(raw_scores: Sequence[float] | np.ndarray, *, probabilities: bool) -> np.ndarray:
     scores = float_vector(raw_scores, "raw scores")
     if not np.all(np.isfinite(scores)):
         raise CalibrationError("raw scores contain NaN or infinite values")
-    if np.any((scores < 0.0) | (scores > 1.0)):
-        raise CalibrationError("raw scores must be probabilities in [0, 1]")
+    if probabilities and np.any((scores < 0.0) | (scores > 1.0)):
+        raise CalibrationError(
+            "raw scores must be probabilities in [0, 1]: this calibrator reads probabilities "
+            "(fit Platt, isotonic or histogram calibration on the real scores to read those)"
+        )
     return scores
+
+
+def _config_base_rate(config: Mapping[str, Any], path: Path) -> float | None:
+    rate = config.get("base_rate")
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+        raise CalibrationError(f"{path / CONFIG_NAME}: base_rate must be a number in [0, 1]")
+    return float(rate)
 
 
 def _check_features(
@@ -842,5 +961,6 @@ __all__ = [
     "FitData",
     "IdentityCalibrator",
     "MetadataValue",
+    "ScoreScale",
     "check_arrays",
 ]

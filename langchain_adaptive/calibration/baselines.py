@@ -56,6 +56,10 @@ def wilson_quantiles(
 class PlattCalibrator(Calibrator):
     """Logistic recalibration: ``p = sigmoid(slope * logit(raw) + intercept)``.
 
+    On real-valued scores (``score_scale="real"``: a mean logprob, a reward
+    logit) the raw score itself takes the logit's place: ``sigmoid(slope * raw
+    + intercept)``, logistic regression on the score.
+
     Fitted by Newton's method on the binomial likelihood of ``successes`` out of
     ``trials``, with a tiny L2 penalty so perfectly separable data still gives
     finite coefficients. An overconfident PRM gets a slope below 1.
@@ -69,6 +73,7 @@ class PlattCalibrator(Calibrator):
     """
 
     kind: ClassVar[str | None] = "platt"
+    accepts_real_scores: ClassVar[bool] = True
 
     l2: float = Field(default=1e-3, ge=0.0)
     """L2 penalty on (slope, intercept), in units of one rollout's log-likelihood."""
@@ -91,7 +96,7 @@ class PlattCalibrator(Calibrator):
         return float(self._coef[1])
 
     def _fit(self, data: FitData) -> None:
-        x = np.stack([clipped_logit(data.raw_scores), np.ones(len(data))], axis=1)
+        x = np.stack([self._inputs(data.raw_scores), np.ones(len(data))], axis=1)
         s, t = data.successes, data.trials
 
         def objective(w: np.ndarray) -> float:
@@ -127,8 +132,12 @@ class PlattCalibrator(Calibrator):
         self._coef = w
         self._n = float(self.interval_trials or np.median(data.trials))
 
+    def _inputs(self, raw_scores: np.ndarray) -> np.ndarray:
+        """What the slope multiplies: a probability's logit, or a real score as it is."""
+        return raw_scores if self.score_scale == "real" else clipped_logit(raw_scores)
+
     def _predict_quantiles(self, raw_scores: np.ndarray, features: np.ndarray | None) -> np.ndarray:
-        p = sigmoid(self._coef[0] * clipped_logit(raw_scores) + self._coef[1])
+        p = sigmoid(self._coef[0] * self._inputs(raw_scores) + self._coef[1])
         return wilson_quantiles(p, np.full(len(p), self._n), self.levels)
 
     def _state(self) -> dict[str, np.ndarray]:
@@ -159,6 +168,7 @@ class IsotonicCalibrator(Calibrator):
     """
 
     kind: ClassVar[str | None] = "isotonic"
+    accepts_real_scores: ClassVar[bool] = True
 
     interval_trials: float | None = Field(default=None, gt=0.0)
     """``n`` of the Wilson interval; ``None`` takes the block's trials (a bound on its mean
@@ -212,6 +222,10 @@ class IsotonicCalibrator(Calibrator):
     def _state(self) -> dict[str, np.ndarray]:
         return {"centres": self._centres, "values": self._values, "trials": self._trials}
 
+    def _derived_base_rate(self) -> float | None:
+        # The blocks partition the fit's trials, so their pooled rate is the fit's.
+        return float(np.sum(self._values * self._trials) / np.sum(self._trials))
+
     def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         dims = check_arrays(arrays, {"centres": ("m",), "values": ("m",), "trials": ("m",)})
         centres = np.asarray(arrays["centres"], dtype=np.float64)
@@ -228,7 +242,8 @@ class HistogramBinningCalibrator(Calibrator):
     """The success rate of the raw-score bin a score falls in.
 
     Bins hold equal numbers of examples (``"equal_mass"``, robust when scores
-    crowd near 0 or 1) or equal widths of [0, 1]. A bin that received no
+    crowd near 0 or 1) or equal widths of [0, 1] (of the fitted scores' range for
+    real-valued scores). A bin that received no
     examples borrows its nearest non-empty neighbour's rate and trials. The
     Wilson interval's ``n`` is the bin's total trials.
 
@@ -240,6 +255,7 @@ class HistogramBinningCalibrator(Calibrator):
     """
 
     kind: ClassVar[str | None] = "histogram"
+    accepts_real_scores: ClassVar[bool] = True
 
     interval_trials: float | None = Field(default=None, gt=0.0)
     """``n`` of the Wilson interval; ``None`` takes the bin's trials (a bound on its mean
@@ -256,7 +272,12 @@ class HistogramBinningCalibrator(Calibrator):
 
     def _fit(self, data: FitData) -> None:
         if self.strategy == "equal_width":
-            inner = np.linspace(0.0, 1.0, self.n_bins + 1)[1:-1]
+            low, high = (
+                (float(data.raw_scores.min()), float(data.raw_scores.max()))
+                if self.score_scale == "real"
+                else (0.0, 1.0)
+            )
+            inner = np.unique(np.linspace(low, high, self.n_bins + 1)[1:-1])
         else:
             edges = np.quantile(data.raw_scores, np.linspace(0.0, 1.0, self.n_bins + 1))
             inner = np.unique(edges[1:-1])
@@ -272,8 +293,12 @@ class HistogramBinningCalibrator(Calibrator):
 
     @property
     def bins(self) -> list[tuple[float, float, float, float]]:
-        """The fitted bins as ``(low edge, high edge, success rate, trials)``."""
-        edges = np.concatenate([[0.0], self._edges, [1.0]])
+        """The fitted bins as ``(low edge, high edge, success rate, trials)``.
+
+        The outer edges are 0 and 1 for probabilities, infinite for real scores.
+        """
+        outer = (-np.inf, np.inf) if self.score_scale == "real" else (0.0, 1.0)
+        edges = np.concatenate([[outer[0]], self._edges, [outer[1]]])
         return [
             (float(edges[i]), float(edges[i + 1]), float(self._rates[i]), float(self._trials[i]))
             for i in range(len(self._rates))

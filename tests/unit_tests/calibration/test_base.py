@@ -117,7 +117,6 @@ def _fit_args(n: int = 30) -> dict[str, Any]:
         ({"raw_scores": np.full(29, 0.5)}, "30 successes for 29 raw scores"),
         ({"trials": np.full(31, 8.0)}, "31 trials for 30"),
         ({"successes": np.r_[np.nan, np.full(29, 1.0)]}, "NaN"),
-        ({"raw_scores": np.full(30, -0.1)}, r"\[0, 1\]"),
         ({"trials": np.r_[0.0, np.full(29, 8.0)]}, "trials >= 1"),
         ({"successes": np.r_[9.0, np.full(29, 1.0)]}, "between 0 and trials"),
         ({"successes": np.r_[-1.0, np.full(29, 1.0)]}, "between 0 and trials"),
@@ -219,8 +218,12 @@ def test_the_files_are_json_and_safetensors(train_data: Synthetic, tmp_path: Pat
         "max_iter": 100,
         "interval_trials": None,
         "min_examples": 20,
+        "score_scale": "probability",
     }
     assert config["metadata"] == {"policy": "SmolLM2", "prm": "judge"}
+    assert config["base_rate"] == pytest.approx(
+        train_data.successes.sum() / train_data.trials.sum()
+    )
     arrays = load_file(str(tmp_path / WEIGHTS_NAME))
     assert set(arrays) == {"coef", "interval_trials"}
     assert arrays["interval_trials"][0] == 8.0  # the median trials per example
@@ -345,3 +348,92 @@ def test_no_pickle_in_the_calibration_package() -> None:
     assert len(sources) >= 6
     for source in sources:
         assert not banned.search(source.read_text()), f"{source.name} may unpickle"
+
+
+# -- real-valued scores and the base rate ------------------------------------------------
+
+
+def _logprob_data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A mean-logprob-like score in (-3, 0): higher is likelier to be right."""
+    rng = np.random.default_rng(seed)
+    score = -rng.uniform(0.0, 3.0, n)
+    correct = rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-(2.0 * score + 3.0)))
+    return score, correct.astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    "calibrator",
+    [
+        PlattCalibrator(),
+        IsotonicCalibrator(),
+        HistogramBinningCalibrator(n_bins=5),
+        HistogramBinningCalibrator(n_bins=5, strategy="equal_width"),
+    ],
+    ids=["platt", "isotonic", "histogram", "histogram-width"],
+)
+def test_real_valued_scores_are_calibrated(calibrator: Calibrator, tmp_path: Path) -> None:
+    score, correct = _logprob_data()
+    calibrator.fit(score, None, correct, np.ones_like(correct))
+    assert calibrator.score_scale == "real"
+    grid = np.array([-2.9, -1.5, -0.1, 4.0])  # 4.0: beyond anything fitted, still a score
+    medians = calibrator.predict_mean(grid)
+    assert np.all(np.diff(medians) >= -1e-12) and medians[-2] > medians[0]
+    loaded = Calibrator.load(calibrator.save(tmp_path / "c"))
+    assert loaded.score_scale == "real"
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(grid), calibrator.predict_quantiles(grid)
+    )
+
+
+def test_platt_on_real_scores_is_logistic_regression_on_the_score() -> None:
+    score, correct = _logprob_data(4000, seed=1)
+    platt = PlattCalibrator().fit(score, None, correct, np.ones_like(correct))
+    assert platt.slope == pytest.approx(2.0, abs=0.3)
+    assert platt.intercept == pytest.approx(3.0, abs=0.4)
+
+
+def test_the_probability_scale_and_the_identity_still_refuse_scores_outside_0_1() -> None:
+    score, correct = _logprob_data(40)
+    with pytest.raises(CalibrationError, match=r"\[0, 1\].*score_scale='real'"):
+        PlattCalibrator(score_scale="probability").fit(score, None, correct, np.ones(40))
+    with pytest.raises(CalibrationError, match=r"\[0, 1\]"):
+        IdentityCalibrator().fit(score, None, correct, np.ones(40))
+    with pytest.raises(ValidationError, match="cannot be 'real'"):
+        IdentityCalibrator(score_scale="real")
+    fitted = PlattCalibrator().fit(np.linspace(0.0, 1.0, 40), None, correct, np.ones(40))
+    assert fitted.score_scale == "probability"
+    with pytest.raises(CalibrationError, match=r"\[0, 1\]"):
+        fitted.predict([1.5])
+
+
+class _FailingIsotonic(IsotonicCalibrator):
+    def _fit(self, data: FitData) -> None:
+        raise CalibrationError("boom")
+
+
+def test_a_failed_fit_keeps_the_requested_scale() -> None:
+    score, correct = _logprob_data(40)
+    calibrator = _FailingIsotonic()
+    with pytest.raises(CalibrationError, match="boom"):
+        calibrator.fit(score, None, correct, np.ones(40))
+    assert calibrator.score_scale == "auto" and not calibrator.is_fitted
+
+
+def test_the_base_rate_is_the_fitted_success_rate_and_survives_saving(tmp_path: Path) -> None:
+    score, correct = _logprob_data()
+    isotonic = IsotonicCalibrator().fit(score, None, correct, np.ones_like(correct))
+    assert isotonic.base_rate == pytest.approx(correct.mean())
+    estimate = isotonic.base_estimate()
+    assert list(estimate.quantiles.values()) == pytest.approx([correct.mean()] * 3)
+    assert estimate.raw_score is None
+    directory = isotonic.save(tmp_path / "iso")
+    assert Calibrator.load(directory).base_rate == pytest.approx(correct.mean())
+    # a file saved before the base rate was recorded: isotonic rebuilds it from its blocks
+    _edit_config(directory, lambda config: config.pop("base_rate"))
+    assert Calibrator.load(directory).base_rate == pytest.approx(correct.mean())
+    assert IdentityCalibrator().base_rate is None
+    with pytest.raises(CalibrationError, match="no recorded base rate"):
+        IdentityCalibrator().base_estimate()
+    _edit_config(directory, lambda config: config.update(base_rate=2.0))
+    with pytest.raises(CalibrationError, match="base_rate must be a number"):
+        Calibrator.load(directory)
