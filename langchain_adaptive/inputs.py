@@ -61,9 +61,12 @@ def parse_input(
 
     Accepts a string, a mapping with ``question`` (and optional ``gold``), a
     ``PromptValue``, or a list of messages (the last human message is the
-    question; the messages are used as they are). A plain question is preceded
-    by ``examples``, each as a user turn (with the instruction) and the
-    assistant's worked solution; messages and prompt values are left as given.
+    question). Every form is sent the same way: the ``instruction`` is appended
+    to the question (so samples have steps and an extractable answer), the
+    ``examples`` come before the conversation (after its system messages), each
+    as a user turn (with the instruction) and the assistant's worked solution,
+    and ``system_prompt`` is added when the input has no system message.
+    ``instruction=None`` and no ``examples`` send messages exactly as given.
 
     Raises:
         EmptyQuestionError: The question is empty or whitespace.
@@ -89,9 +92,9 @@ def parse_input(
             examples,
         )
     if isinstance(value, PromptValue):
-        return _from_messages(value.to_messages(), system_prompt)
+        return _from_messages(value.to_messages(), system_prompt, instruction, examples)
     if isinstance(value, Sequence) and value and all(isinstance(m, BaseMessage) for m in value):
-        return _from_messages(list(value), system_prompt)
+        return _from_messages(list(value), system_prompt, instruction, examples)
     raise UnsupportedInputError(
         "expected a question string, a dict with 'question', a PromptValue or a list of "
         f"messages; got {type(value).__name__}"
@@ -107,32 +110,51 @@ def _from_text(
 ) -> Question:
     if not text.strip():
         raise EmptyQuestionError("the question is empty")
-    messages: list[BaseMessage] = []
-    for example in examples:
-        messages += [
-            HumanMessage(_with_instruction(example.question, instruction)),
-            AIMessage(example.solution.strip()),
-        ]
-    messages.append(HumanMessage(_with_instruction(text, instruction)))
-    if system_prompt:
-        messages.insert(0, SystemMessage(system_prompt))
-    return Question(text=text.strip(), messages=messages, gold=gold)
+    question = _from_messages([HumanMessage(text.strip())], system_prompt, instruction, examples)
+    return question.model_copy(update={"gold": gold})
 
 
 def _with_instruction(text: str, instruction: str | None) -> str:
     return f"{text.strip()}\n\n{instruction}" if instruction else text.strip()
 
 
-def _from_messages(messages: list[BaseMessage], system_prompt: str | None) -> Question:
-    humans = [m for m in messages if m.type == "human"]
-    if not humans:
+def _from_messages(
+    messages: list[BaseMessage],
+    system_prompt: str | None,
+    instruction: str | None,
+    examples: Sequence[FewShotExample],
+) -> Question:
+    asked = [i for i, m in enumerate(messages) if m.type == "human"]
+    if not asked:
         raise UnsupportedInputError("the messages contain no human message to answer")
-    text = str(humans[-1].text)
+    last = asked[-1]
+    text = str(messages[last].text)
     if not text.strip():
         raise EmptyQuestionError("the last human message is empty")
+    messages = list(messages)
+    messages[last] = _instructed(messages[last], instruction)
+    shown: list[BaseMessage] = []
+    for example in examples:
+        shown += [
+            HumanMessage(_with_instruction(example.question, instruction)),
+            AIMessage(example.solution.strip()),
+        ]
+    start = next((i for i, m in enumerate(messages) if m.type != "system"), len(messages))
+    messages[start:start] = shown
     if system_prompt and not any(m.type == "system" for m in messages):
-        messages = [SystemMessage(system_prompt), *messages]
+        messages.insert(0, SystemMessage(system_prompt))
     return Question(text=text.strip(), messages=messages)
+
+
+def _instructed(message: BaseMessage, instruction: str | None) -> BaseMessage:
+    """The question's message with the instruction appended, unless it already ends with it."""
+    if not instruction or message.text.rstrip().endswith(instruction):
+        return message
+    if isinstance(message.content, str):
+        content = _with_instruction(message.content, instruction)
+        return message.model_copy(update={"content": content})
+    block = {"type": "text", "text": f"\n\n{instruction}"}
+    return message.model_copy(update={"content": [*message.content, block]})
 
 
 __all__ = ["DEFAULT_INSTRUCTION", "FewShotExample", "Question", "parse_input"]

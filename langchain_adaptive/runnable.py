@@ -165,9 +165,9 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     system_prompt: str | None = None
     """Prepended as a system message when the input has none."""
     instruction: str | None = DEFAULT_INSTRUCTION
-    """Appended to plain-text questions so solutions have steps and a final answer."""
+    """Appended to the question (whatever the input form) so solutions have steps and an answer."""
     examples: list[FewShotExample] = Field(default_factory=list)
-    """Worked examples shown before plain-text questions as earlier chat turns (few-shot)."""
+    """Worked examples shown before the question as earlier chat turns (few-shot)."""
     step_delimiter: str = DEFAULT_STEP_DELIMITER
     """Regex that splits a solution into steps for the PRM (default: blank lines)."""
     answer_extractor: AnswerExtractor = extract_answer

@@ -183,9 +183,13 @@ def test_messages_and_prompt_values_are_accepted() -> None:
     runnable = reasoner(model=model, strategy=BestOfN(n=1))
     messages = [SystemMessage("be brief"), HumanMessage("What is 7 + 8?")]
     assert runnable.invoke(messages).question == "What is 7 + 8?"
-    assert model.calls[-1]["messages"] == messages
+    asked = HumanMessage(f"What is 7 + 8?\n\n{runnable.instruction}")
+    assert model.calls[-1]["messages"] == [messages[0], asked]
     prompt = ChatPromptTemplate.from_messages([("human", "What is {a} + {b}?")])
     assert runnable.invoke(prompt.invoke({"a": 7, "b": 8})).question == "What is 7 + 8?"
+    assert model.calls[-1]["messages"] == [asked]  # the same treatment as a string
+    runnable.model_copy(update={"instruction": None}).invoke(messages)
+    assert model.calls[-1]["messages"] == messages
 
 
 def test_few_shot_examples_come_before_a_plain_question_as_chat_turns() -> None:
@@ -202,12 +206,9 @@ def test_few_shot_examples_come_before_a_plain_question_as_chat_turns() -> None:
     assert sent[1].content == f"What is 2 + 5?\n\n{runnable.instruction}"
     assert sent[2] == AIMessage(example.solution)
     assert sent[3].content == f"What is 7 + 8?\n\n{runnable.instruction}"
-    # A conversation the caller built is used as given: examples are not injected into it.
+    # A conversation the caller built gets the same examples and instruction.
     runnable.invoke([HumanMessage("What is 7 + 8?")])
-    assert model.calls[-1]["messages"] == [
-        SystemMessage("be brief"),
-        HumanMessage("What is 7 + 8?"),
-    ]
+    assert model.calls[-1]["messages"] == sent
 
 
 def test_lcel_chain_with_parser() -> None:
