@@ -17,6 +17,8 @@ StopReason = Literal[
     "low_confidence_floor",
     "beams_finished",
     "max_steps",
+    "answer_confident",
+    "futile",
 ]
 """Why a strategy stopped drawing samples.
 
@@ -28,6 +30,10 @@ StopReason = Literal[
 - ``low_confidence_floor``: the target was out of reach, so only a small floor was spent.
 - ``beams_finished``: a step-level search ran until every kept beam finished.
 - ``max_steps``: a step-level search reached its step limit with beams unfinished.
+- ``answer_confident``: the calibrated chance that the answer returned now is correct
+  reached the target.
+- ``futile``: more samples were unlikely to turn the answer into a right one, so the
+  run gave up early (the result is low confidence).
 """
 
 

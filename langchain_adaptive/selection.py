@@ -11,10 +11,20 @@ from pydantic import BaseModel
 from langchain_adaptive.answers import AnswerEquivalence, answers_match, group_answers
 from langchain_adaptive.results import Candidate, SuccessEstimate
 
-SelectionRule = Literal["prm", "weighted_vote", "majority_vote"]
+SelectionRule = Literal[
+    "prm", "weighted_vote", "majority_vote", "filtered_vote_top10", "filtered_vote_top90"
+]
 """``prm``: the candidate with the best aggregated PRM score.
 ``weighted_vote``: the answer whose candidates' scores sum highest (PRM-weighted majority).
-``majority_vote``: the most frequent answer (self-consistency); needs no PRM."""
+``majority_vote``: the most frequent answer (self-consistency); needs no PRM.
+``filtered_vote_top10`` / ``filtered_vote_top90``: DeepConf's offline filter (Fu et al.
+2025, arXiv 2508.15260): keep the 10% ("DeepConf-low") or 90% ("DeepConf-high") of the
+answered candidates with the highest scores (at least one), then a score-weighted vote
+among them. With a self-confidence scorer (mean token log-probability) this is DeepConf's
+confidence-filtered vote; with a PRM it filters by the PRM."""
+
+FILTER_KEEP: dict[str, float] = {"filtered_vote_top10": 0.1, "filtered_vote_top90": 0.9}
+"""Share of candidates each filtered vote keeps."""
 
 Aggregation = Literal["last", "min", "mean", "product"]
 """How per-step success estimates (their medians) combine into one candidate score."""
@@ -62,8 +72,13 @@ def select(
         return SelectionOutcome(index=None, answer=None, rule=rule)
     answered = [c for c in candidates if c.answer is not None]
     pool = answered or list(candidates)
-    labels = group_answers([c.answer for c in pool], equivalent)
     scored = all(c.score is not None for c in pool)
+    if rule in FILTER_KEEP and scored:
+        keep = max(1, math.ceil(FILTER_KEEP[rule] * len(pool)))
+        # the highest scores, ties to the candidate drawn first; drawing order kept
+        kept = sorted(pool, key=lambda c: (-(c.score or 0.0), c.index))[:keep]
+        pool = sorted(kept, key=lambda c: c.index)
+    labels = group_answers([c.answer for c in pool], equivalent)
 
     if rule == "prm" and scored:
         best = max(pool, key=lambda c: (c.score, -c.index))
@@ -72,7 +87,7 @@ def select(
 
     weights: dict[int | None, float] = {}
     for candidate, label in zip(pool, labels, strict=True):
-        weight = candidate.score if rule == "weighted_vote" and scored else 1.0
+        weight = candidate.score if rule != "majority_vote" and scored else 1.0
         weights[label] = weights.get(label, 0.0) + float(weight or 0.0)
     first_seen = {label: i for i, label in reversed(list(enumerate(labels)))}
     winner = max(weights, key=lambda label: (weights[label], -first_seen[label]))
@@ -88,4 +103,4 @@ def _votes(pool: Sequence[Candidate], labels: Sequence[int | None], position: in
     return sum(1 for other in labels if other == label)
 
 
-__all__ = ["Aggregation", "SelectionOutcome", "SelectionRule", "aggregate", "select"]
+__all__ = ["FILTER_KEEP", "Aggregation", "SelectionOutcome", "SelectionRule", "aggregate", "select"]

@@ -9,6 +9,12 @@ name                        what it does                                  needs 
 ``adaptive_consistency``    sample until the majority answer is settled   no
 ``esc``                     windows of 5 votes until one is unanimous     no
 ``sequential_ias``          IAS in rounds, stopping on the PRM's scores   yes
+``sequential_ias_1``        sequential IAS one sample a round, no         yes (samples)
+                            question estimate (reward models, logprobs)
+``first_sample_ias``        IAS with ``p`` read off the first sample's    yes (samples)
+                            calibrated score
+``answer_stop``             stop when the returned answer is likely       yes (samples)
+                            right, or give up when more cannot help
 ``beam_search``             step-level beam search, IAS-of-K / IAS-of-M   yes
 ==========================  ============================================  ============
 """
@@ -19,6 +25,7 @@ from typing import Any
 
 from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
 from langchain_adaptive.strategies.adaptive import AdaptiveBestOfN
+from langchain_adaptive.strategies.answer_stop import AnswerConfidenceStop
 from langchain_adaptive.strategies.base import (
     BEAM_ACTIONS,
     Action,
@@ -43,6 +50,7 @@ from langchain_adaptive.strategies.beam_search import (
 from langchain_adaptive.strategies.best_of_n import BestOfN
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
 from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
+from langchain_adaptive.strategies.first_sample import FirstSampleIAS
 from langchain_adaptive.strategies.sequential import SequentialAdaptiveBestOfN
 
 STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
@@ -54,6 +62,9 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "early_stopping_consistency": (EarlyStoppingConsistency, {}),
     "esc": (EarlyStoppingConsistency, {}),
     "sequential_ias": (SequentialAdaptiveBestOfN, {}),
+    "sequential_ias_1": (SequentialAdaptiveBestOfN, {"round_size": 1, "question_prior": 0.5}),
+    "first_sample_ias": (FirstSampleIAS, {}),
+    "answer_stop": (AnswerConfidenceStop, {}),
     "beam_search": (BeamSearch, {}),
     "ias_of_k": (BeamSearch, {"adaptive_k": True}),
     "ias_of_m": (BeamSearch, {"adaptive_m": True}),
@@ -88,6 +99,7 @@ __all__ = [
     "Action",
     "AdaptiveBestOfN",
     "AdaptiveConsistency",
+    "AnswerConfidenceStop",
     "BeamSearch",
     "BestOfN",
     "CollectBeams",
@@ -96,6 +108,7 @@ __all__ = [
     "EarlyStoppingConsistency",
     "EstimateQuestion",
     "ExtendBeams",
+    "FirstSampleIAS",
     "Plan",
     "PruneBeams",
     "RunState",

@@ -66,10 +66,18 @@ class SequentialAdaptiveBestOfN(Strategy):
     """Most samples drawn between two looks at the scores."""
     quantile: float = Field(default=0.1, gt=0.0, lt=1.0)
     """Quantile of every estimate used as its success chance: lower is more conservative."""
+    question_prior: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """The question's ``p`` when the scorer cannot score a question alone (a reward model
+    or a self-confidence signal): the PRM is then never asked for a question estimate.
+    At ``round_size=1`` it only sets the planned count that events report. ``None``:
+    ask the PRM."""
 
     def plan(self, state: RunState) -> Plan:
-        estimate = yield EstimateQuestion()
-        prior = clip_probability(estimate.at(self.quantile))
+        if self.question_prior is None:
+            estimate = yield EstimateQuestion()
+            prior = clip_probability(estimate.at(self.quantile))
+        else:
+            prior = self.question_prior
         target = state.target_confidence
         wanted_total = 0
         reason = "adaptive_budget"

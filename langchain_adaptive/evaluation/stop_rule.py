@@ -1,0 +1,137 @@
+"""Fit the answer-level stop rule on recorded pools, and the policies that replay it.
+
+Fitting walks each calibration question's samples in several random orders,
+exactly as replay draws them: after every sample it takes the features of what
+has been drawn (:func:`~langchain_adaptive.calibration.answer_stop.answer_features`,
+the same function the live strategy calls) and two labels, whether the answer
+returned now is correct and whether it is wrong now but right at the cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from langchain_adaptive.calibration.answer_stop import AnswerStopModel, answer_features
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.evaluation.replay import Policy, PreparedPool
+from langchain_adaptive.results import Candidate, TokenUsage
+from langchain_adaptive.selection import SelectionRule
+from langchain_adaptive.strategies import AnswerConfidenceStop
+
+STOP_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+FUTILITY = 0.02
+"""The futility threshold the benchmark runs beside each answer threshold."""
+
+_NO_USAGE = TokenUsage()
+
+
+def _candidates(prepared: PreparedPool, scorer: str, order: Sequence[int]) -> list[Candidate]:
+    scores = prepared.scores(scorer, "last")
+    samples = prepared.pool.samples
+    return [
+        Candidate.model_construct(
+            index=i,
+            text=samples[position].text,
+            steps=samples[position].steps,
+            answer=samples[position].answer,
+            step_estimates=samples[position].step_estimates[scorer],
+            score=scores[position],
+            usage=_NO_USAGE,
+            finish_reason=None,
+            correct=prepared.correct[position],
+        )
+        for i, position in enumerate(order)
+    ]
+
+
+def stop_rule_examples(
+    pools: Sequence[PreparedPool],
+    scorer: str,
+    *,
+    selection: SelectionRule = "weighted_vote",
+    orders: int = 10,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features and the two labels of every prefix of every question in ``orders`` orders.
+
+    Raises:
+        ConfigurationError: No pools, or a pool without ``scorer``'s step scores.
+    """
+    if not pools:
+        raise ConfigurationError("fitting a stop rule needs at least one question")
+    rng = np.random.default_rng(seed)
+    rows: list[list[float]] = []
+    now: list[bool] = []
+    gain: list[bool] = []
+    for prepared in pools:
+        size = len(prepared.correct)
+        for _ in range(orders):
+            drawn = _candidates(prepared, scorer, rng.permutation(size).tolist())
+            at_cap, _ = answer_features(drawn, selection, prepared.equivalent)
+            right_at_cap = at_cap is not None and bool(drawn[at_cap].correct)
+            for n in range(1, size + 1):
+                chosen, features = answer_features(drawn[:n], selection, prepared.equivalent)
+                right_now = chosen is not None and bool(drawn[chosen].correct)
+                rows.append(features)
+                now.append(right_now)
+                gain.append(right_at_cap and not right_now)
+    return np.asarray(rows), np.asarray(now), np.asarray(gain)
+
+
+def fit_answer_stop(
+    pools: Sequence[PreparedPool],
+    scorer: str,
+    *,
+    selection: SelectionRule = "weighted_vote",
+    orders: int = 10,
+    seed: int = 0,
+    l2: float = 1.0,
+    metadata: dict[str, str | int | float | bool] | None = None,
+) -> AnswerStopModel:
+    """An :class:`AnswerStopModel` fitted on ``pools`` with ``scorer``'s (calibrated) scores."""
+    x, now, gain = stop_rule_examples(pools, scorer, selection=selection, orders=orders, seed=seed)
+    model = AnswerStopModel(
+        l2=l2, selection=selection, metadata={"scorer": scorer, **(metadata or {})}
+    )
+    return model.fit(x, now, gain)
+
+
+def answer_stop_policies(
+    name: str,
+    model: AnswerStopModel,
+    scorer: str,
+    *,
+    max_samples: int,
+    thresholds: Sequence[float] = STOP_THRESHOLDS,
+    futility: float | None = FUTILITY,
+) -> list[Policy]:
+    """``answer-stop[NAME]@T`` at every threshold, and ``answer-stop-futile[NAME]@T`` beside it
+    when ``futility`` is set: two curves of the same rule, without and with giving up."""
+    variants: list[tuple[str, float | None]] = [("answer-stop", None)]
+    if futility is not None:
+        variants.append(("answer-stop-futile", futility))
+    return [
+        Policy(
+            name=f"{prefix}[{name}]@{threshold:g}",
+            family=f"{prefix}[{name}]",
+            strategy=AnswerConfidenceStop(
+                model=model, threshold=threshold, futility=give_up, selection=model.selection
+            ),
+            scorer=scorer,
+            target_confidence=threshold,
+            max_samples=max_samples,
+        )
+        for prefix, give_up in variants
+        for threshold in thresholds
+    ]
+
+
+__all__ = [
+    "FUTILITY",
+    "STOP_THRESHOLDS",
+    "answer_stop_policies",
+    "fit_answer_stop",
+    "stop_rule_examples",
+]
