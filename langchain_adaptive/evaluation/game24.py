@@ -262,19 +262,35 @@ def game24_answer(solution_text: str) -> str | None:
 
     Tolerates ``Answer: (1+2)*8=24``, a missing ``= 24``, ``24 = ...``, Markdown
     bold and ``$...$``. Unicode operators are kept: the parser reads them.
+    Without an ``Answer:`` line, a last line that is a whole equation reaching
+    the target (``(6 / (9 - 7)) * 8 = 24``, as GPT-4 sometimes answers the
+    standard prompt) is the answer; a step such as ``4 * 6 = 24 (left: 24)`` is not.
 
     Returns:
-        The expression text, or ``None`` when there is no ``Answer:`` line or it
+        The expression text, or ``None`` when there is no answer line or it
         holds no expression ("Answer: None", "Answer: Not possible to obtain 24").
 
     Example:
         >>> game24_answer("Steps:\\n10 - 4 = 6 (left: 5 6 6)\\nAnswer: (10 - 4) * (5 - 6 / 6) = 24")
         '(10 - 4) * (5 - 6 / 6)'
+        >>> game24_answer("(6 / (9 - 7)) * 8 = 24")
+        '(6 / (9 - 7)) * 8'
     """
     matches = list(_ANSWER_LINE.finditer(solution_text))
-    if not matches:
+    if matches:
+        return _expression_part(matches[-1].group("rest"))
+    lines = [line for line in solution_text.splitlines() if line.strip()]
+    return _bare_equation(lines[-1]) if lines else None
+
+
+def _bare_equation(line: str) -> str | None:
+    """The expression of a line that is exactly ``<expression> = 24`` (or ``24 = ...``)."""
+    text = _WRAPPERS.sub("", line.strip().strip("*_`").strip()).strip().rstrip(".").strip()
+    sides = [_WRAPPERS.sub("", side).strip() for side in text.split("=")]
+    if len(sides) != 2 or str(TARGET) not in sides:
         return None
-    return _expression_part(matches[-1].group("rest"))
+    expression = sides[1] if sides[0] == str(TARGET) else sides[0]
+    return _expression_part(expression)
 
 
 def puzzle_numbers(text: str) -> tuple[int, ...]:
@@ -328,11 +344,11 @@ def game24_matches(gold: str, answer: str) -> bool:
 
     ``gold`` is the puzzle's numbers (``"4 5 6 10"``, a :class:`Problem`'s gold
     from :func:`load_game24_puzzles`); ``answer`` is an expression, with or
-    without ``= 24``, or a whole solution with an ``Answer:`` line. Not
+    without ``= 24``, or a whole solution (read by :func:`game24_answer`). Not
     symmetric: it grades, it does not compare two answers.
     """
-    has_answer_line = _ANSWER_LINE.search(answer) is not None
-    expression = game24_answer(answer) if has_answer_line else _expression_part(answer)
+    whole_solution = _ANSWER_LINE.search(answer) is not None or "\n" in answer.strip()
+    expression = game24_answer(answer) if whole_solution else _expression_part(answer)
     if expression is None:
         return False
     try:
@@ -500,8 +516,10 @@ def load_game24_recorded(
 ) -> list[Game24Puzzle]:
     """Pair recorded Tree-of-Thoughts samples with their puzzles.
 
-    The samples file is a JSON list of ``{"idx", "ys", "infos": [{"r": 0|1}, ...]}``;
-    puzzle ``idx`` is the row of ``24.csv`` whose ``Rank`` is ``idx + 1``.
+    The samples file is a JSON list of ``{"idx", "ys", "infos": [{"r": 0|1}, ...]}``
+    (the chain-of-thought logs) or ``{"idx", "ys", "accs": [true|false, ...]}`` (the
+    standard-prompt logs); puzzle ``idx`` is the row of ``24.csv`` whose ``Rank`` is
+    ``idx + 1``.
 
     Raises:
         FileNotFoundError: Either file does not exist.
@@ -545,14 +563,22 @@ def _recorded_puzzle(
 ) -> Game24Puzzle:
     if not isinstance(record, dict):
         raise TypeError(f"expected an object, got {type(record).__name__}")
-    idx, ys, infos = record.get("idx"), record.get("ys"), record.get("infos")
+    idx, ys = record.get("idx"), record.get("ys")
     if not isinstance(idx, int) or isinstance(idx, bool):
         raise TypeError(f"'idx' must be an integer, got {idx!r}")
-    if not isinstance(ys, list) or not isinstance(infos, list):
-        raise TypeError("'ys' and 'infos' must be lists")
+    if "infos" not in record and isinstance(record.get("accs"), list):
+        # The standard-prompt logs store verdicts as ``accs``: one boolean a sample.
+        accs = record["accs"]
+        verdicts = [int(a) if isinstance(a, bool) else a for a in accs]
+    else:
+        infos = record.get("infos")
+        if not isinstance(ys, list) or not isinstance(infos, list):
+            raise TypeError("'ys' and 'infos' must be lists (or 'ys' and 'accs')")
+        verdicts = [info.get("r") if isinstance(info, dict) else None for info in infos]
+    if not isinstance(ys, list):
+        raise TypeError("'ys' must be a list")
     if idx + 1 not in puzzles:
         raise ValueError(f"no puzzle of rank {idx + 1} (idx {idx}) in the CSV")
-    verdicts = [info.get("r") if isinstance(info, dict) else None for info in infos]
     numbers = puzzles[idx + 1]
     return Game24Puzzle(
         idx=idx,

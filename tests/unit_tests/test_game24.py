@@ -215,6 +215,37 @@ def test_game24_answer_reads_the_answer_line(solution: str, expression: str | No
 
 
 @pytest.mark.parametrize(
+    ("solution", "numbers", "expression"),
+    [
+        # GPT-4 answers the standard prompt this way at times; check_game24 accepts it.
+        ("(6 / (9 - 7)) * 8 = 24", (6, 7, 8, 9), "(6 / (9 - 7)) * 8"),
+        ("9 - 7 = 2 (left: 2 6 8)\n\n(6 / (9 - 7)) * 8 = 24\n", (6, 7, 8, 9), "(6 / (9 - 7)) * 8"),
+        ("24 = (1 + 2) * (11 - 3)", (1, 2, 3, 11), "(1 + 2) * (11 - 3)"),
+    ],
+)
+def test_game24_answer_reads_a_bare_final_equation(
+    solution: str, numbers: tuple[int, ...], expression: str
+) -> None:
+    assert game24_answer(solution) == expression
+    assert check_game24(numbers, expression)
+    assert game24_matches(" ".join(map(str, numbers)), solution)
+
+
+@pytest.mark.parametrize(
+    "solution",
+    [
+        "Steps:\n4 * 6 = 24 (left: 24)",  # a step, not an answer
+        "Steps:\n10 - 4 = 6 (left: 5 6 6)\n5 * 4 = 20",  # does not reach 24
+        "(1 + 2) * 8 = 24 = 3 * 8",
+        "I cannot find 24",
+        "",
+    ],
+)
+def test_game24_answer_without_answer_line_wants_a_whole_equation(solution: str) -> None:
+    assert game24_answer(solution) is None
+
+
+@pytest.mark.parametrize(
     ("numbers", "expression", "right"),
     [
         ([4, 5, 6, 10], "(5 * (10 - 4)) - 6", True),
@@ -340,6 +371,14 @@ def test_load_game24_recorded_pairs_idx_with_rank(tmp_path: Path) -> None:
     [puzzle] = load_game24_recorded(_samples(tmp_path / "s.json", [record]), csv_path)
     assert (puzzle.idx, puzzle.rank, puzzle.numbers) == (1, 2, (1, 1, 11, 11))
     assert puzzle.r == (0,) and puzzle.ys == tuple(record["ys"])
+
+
+def test_load_game24_recorded_reads_the_accs_form(tmp_path: Path) -> None:
+    # The standard-prompt logs store verdicts as "accs" booleans, not "infos".
+    csv_path = _small_csv(tmp_path / "24.csv", ["1,1 1 4 6,4.4", "2,1 1 11 11,4.41"])
+    record = {"idx": 0, "ys": ["Answer: (1 + 1 + 4) * 6 = 24", "6 * 4 = 24"], "accs": [True, False]}
+    [puzzle] = load_game24_recorded(_samples(tmp_path / "s.json", [record]), csv_path)
+    assert puzzle.r == (1, 0) and puzzle.numbers == (1, 1, 4, 6)
 
 
 @pytest.mark.parametrize(
