@@ -7,7 +7,9 @@ policy on a pool file without calling a model and writes a JSON report, a
 Markdown table and PNG plots; ``live`` runs chosen policies against the model
 and measures wall time too; ``choose-policy`` replays a validation pool and
 saves the compute-optimal choice of policy per difficulty bin and budget;
-``import-game24`` turns the recorded GPT-4 Game-of-24 samples into a pool file.
+``import`` turns anyone's recorded samples into a pool file by a field mapping
+or a preset (:mod:`.importing`), and ``import-game24`` is its Tree-of-Thoughts
+Game-of-24 preset.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def add_bench_commands(commands: Any) -> None:
     score.add_argument("--out", type=Path, required=True, help="scored pool file (resumable)")
 
     replay = sub.add_parser("replay", help="compare policies on a pool file, no model calls")
-    replay.add_argument("pools", type=Path, help="pool file from `bench record` or import-game24")
+    replay.add_argument("pools", type=Path, help="pool file from `bench record` or `bench import`")
     replay.add_argument("--estimators", default=None, help="IAS estimators (default: all)")
     replay.add_argument("--scorer", default=None, help="estimator whose step scores select")
     _calibrator_argument(replay)
@@ -210,10 +212,117 @@ def add_bench_commands(commands: Any) -> None:
     choose.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     choose.add_argument("--out", type=Path, required=True, help="policy file (JSON)")
 
-    game24 = sub.add_parser("import-game24", help="pool file from recorded Game-of-24 samples")
-    game24.add_argument("--samples", type=Path, required=True, help="the recorded samples JSON")
+    _import_arguments(sub)
+    game24 = sub.add_parser(
+        "import-game24",
+        help="pool file from a Tree-of-Thoughts Game-of-24 log "
+        "(= bench import --preset game24-tot)",
+    )
+    game24.add_argument(
+        "--samples", type=Path, required=True, help="the log JSON (infos or accs form)"
+    )
     game24.add_argument("--puzzles", type=Path, required=True, help="24.csv")
+    game24.add_argument("--model", default=None, help="model label (default: the log's name)")
     game24.add_argument("--out", type=Path, required=True)
+
+
+IMPORT_HELP = """\
+Turn recorded samples (JSON list, JSON object with --records-field, or JSONL) into
+a pool file for `bench replay`. Every *-field is a dotted path: `meta.gold` reaches
+into objects, an integer part indexes a list (`choices.0.text`), any other part
+applied to a list maps over it (`infos.r` on [{"r": 1}, {"r": 0}] is [1, 0]).
+
+Samples: when --samples-field (default `samples`) is in a question record, it is a
+list of objects and the sample fields are paths inside each object. When it is not
+there (or is `none`), samples are PARALLEL LISTS in the question record: each sample
+field must give one entry per sample (`--text-field ys --correct-field infos.r`).
+With --samples FILE, each record of FILE is one sample object whose --join-field
+(default: --id-field) names its question.
+
+Scores: a number per sample (whole solution) or a list per step; stored per step as
+the squashed probability with the number as read as its raw score. Grading: the
+--correct-field if given, else the answer (--answer-field, or extracted from the
+text; "" or null abstains) against --gold-field. Tokens: --tokens-field, else
+estimated as ceil(characters / 4) and flagged in the header (tokens_estimated).
+A preset fills defaults; flags override it.
+"""
+
+
+def _import_arguments(sub: Any) -> None:
+    from langchain_adaptive.evaluation.importing import PRESETS
+
+    parser = sub.add_parser(
+        "import",
+        help="pool file from anyone's recorded samples, by a field mapping",
+        description=IMPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        action="extend",
+        nargs="+",
+        required=True,
+        help="question file(s); records with one id in several files are pooled",
+    )
+    parser.add_argument("--samples", type=Path, default=None, help="separate file of samples")
+    parser.add_argument("--out", type=Path, required=True, help="the pool file (JSONL)")
+    fields = parser.add_argument_group("fields (dotted paths)")
+    for flag, what in [
+        ("--records-field", "the list of questions in a JSON object document (e.g. records)"),
+        ("--id-field", "question id (default: the record's 0-based position)"),
+        ("--question-field", "question text (default question; 'none': the id)"),
+        ("--gold-field", "gold answer (default gold)"),
+        ("--level-field", "difficulty level or subset"),
+        ("--samples-field", "list of sample objects (default samples; 'none': parallel lists)"),
+        ("--join-field", "in --samples, the sample's question id (default: --id-field)"),
+        ("--text-field", "sample text (default text)"),
+        ("--answer-field", "extracted answer (default: extract from the text)"),
+        ("--correct-field", "recorded verdict, true/false or 0/1 (default: grade the answer)"),
+        ("--tokens-field", "generated tokens (default: ceil(characters / 4), flagged)"),
+        ("--question-tokens-field", "a question's total tokens, split by text length"),
+        ("--finish-reason-field", "why the sample ended"),
+        ("--logprob-field", "mean token logprob or per-token logprobs (scorers logprob[-window])"),
+        ("--model-field", "model label in the top-level object or first record (a,b: either)"),
+        ("--temperature-field", "sampling temperature, read like --model-field"),
+    ]:
+        fields.add_argument(flag, default=None, help=what)
+    fields.add_argument(
+        "--score",
+        dest="scores",
+        action="append",
+        default=None,
+        metavar="NAME=FIELD[:sigmoid|identity|exp]",
+        help="a named score, repeatable: sigmoid squashes a logit, exp a mean logprob",
+    )
+    parser.add_argument("--logprob-window", type=int, default=None, help="tokens (default 64)")
+    parser.add_argument("--step-delimiter", default=None, help="regex between steps")
+    parser.add_argument("--equivalence", choices=["math", "exact"], default=None)
+    parser.add_argument("--verifier", choices=["answers", "game24"], default=None)
+    parser.add_argument("--puzzles", type=Path, default=None, help="Game of 24: 24.csv")
+    parser.add_argument("--cumulative-tokens", action="store_true", default=None)
+    parser.add_argument("--model", default=None, help="model label (else --model-field)")
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--max-tokens-per-sample", type=int, default=None)
+
+
+def _subset_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("question subset")
+    group.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default=None,
+        help="keep one half of the questions (a deterministic split of their ids, "
+        "langchain_adaptive.evaluation.holdout.split_questions)",
+    )
+    group.add_argument("--split-seed", type=int, default=0, help="seed of --split")
+    group.add_argument(
+        "--questions",
+        type=Path,
+        default=None,
+        help="file of question ids, one a line: keep only those (before --split)",
+    )
 
 
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -299,6 +408,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return _choose_policy(args)
     if command == "import-game24":
         return _import_game24(args)
+    if command == "import":
+        return _import(args)
     return 2  # pragma: no cover - argparse enforces the choices
 
 
@@ -607,15 +718,38 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _import_game24(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.external import game24_completion_tokens, game24_pools
-    from langchain_adaptive.evaluation.game24 import load_game24_recorded
-    from langchain_adaptive.evaluation.pools import write_pools
+    from langchain_adaptive.evaluation.importing import import_pools, preset_spec
 
-    header, pools = game24_pools(
-        load_game24_recorded(args.samples, args.puzzles), game24_completion_tokens(args.samples)
+    spec = preset_spec(
+        "game24-tot", questions=[args.samples], puzzles=args.puzzles, model=args.model
     )
-    write_pools(args.out, header, pools)
+    _, _, pools = import_pools(spec, args.out)
     print(f"wrote {len(pools)} question pools to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.importing import ScoreField, import_pools, preset_spec
+
+    names = (
+        "questions samples records_field id_field question_field gold_field level_field "
+        "samples_field join_field text_field answer_field correct_field tokens_field "
+        "question_tokens_field finish_reason_field logprob_field model_field "
+        "temperature_field logprob_window step_delimiter equivalence verifier puzzles "
+        "cumulative_tokens model temperature max_tokens_per_sample"
+    )
+    given = {name: getattr(args, name) for name in names.split()}
+    if args.scores is not None:
+        given["scores"] = [ScoreField.parse(text) for text in args.scores]
+    spec = preset_spec(args.preset, **given)
+    out, header, pools = import_pools(spec, args.out)
+    samples = sum(len(p.samples) for p in pools)
+    correct = sum(s.correct for p in pools for s in p.samples)
+    print(
+        f"wrote {len(pools)} questions, {samples} samples ({correct / samples:.3f} correct), "
+        f"scorers {header.prms or 'none'}, model {header.model!r} to {out}",
+        file=sys.stderr,
+    )
     return 0
 
 

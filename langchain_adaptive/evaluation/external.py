@@ -19,8 +19,6 @@ from langchain_adaptive.errors import DatasetError
 from langchain_adaptive.evaluation.game24 import Game24Puzzle, check_game24, game24_answer
 from langchain_adaptive.evaluation.pools import PoolHeader, QuestionPool, RecordedSample
 
-GAME24_MODEL = "gpt-4 (Tree-of-Thoughts CoT samples, temperature 0.7)"
-
 
 def game24_completion_tokens(samples_json: str | os.PathLike[str]) -> dict[int, int]:
     """Each puzzle's completion tokens: differences of the run's cumulative ``usage_so_far``.
@@ -49,15 +47,25 @@ def game24_completion_tokens(samples_json: str | os.PathLike[str]) -> dict[int, 
 
 
 def game24_pools(
-    puzzles: Sequence[Game24Puzzle], completion_tokens: dict[int, int] | None = None
+    puzzles: Sequence[Game24Puzzle],
+    completion_tokens: dict[int, int] | None = None,
+    *,
+    model: str,
+    temperature: float | None = None,
 ) -> tuple[PoolHeader, list[QuestionPool]]:
     """A pool header and one pool per puzzle, each sample graded by :func:`check_game24`.
+
+    ``langchain-adaptive bench import --preset game24-tot`` does the same from
+    the log file (:mod:`langchain_adaptive.evaluation.importing`).
 
     Args:
         puzzles: From :func:`~langchain_adaptive.evaluation.game24.load_game24_recorded`.
         completion_tokens: Puzzle idx -> its samples' completion tokens (from
             :func:`game24_completion_tokens`); without it, about four
             characters a token.
+        model: The label of the model that wrote the samples (logs differ:
+            chain-of-thought or standard prompt, GPT-4 or another model).
+        temperature: Their sampling temperature, when known.
     """
     pools = []
     for puzzle in puzzles:
@@ -87,14 +95,19 @@ def game24_pools(
             )
         )
     header = PoolHeader(
-        model=GAME24_MODEL,
+        model=model,
         samples_per_question=max((len(p.samples) for p in pools), default=1),
         max_tokens_per_sample=max((s.output_tokens for p in pools for s in p.samples), default=1)
         or 1,
-        temperature=0.7,
+        temperature=temperature,
         equivalence="exact",
         settings={
-            "dataset": "game24 puzzles 900-999 (Tree-of-Thoughts)",
+            "dataset": "game24 puzzles idx "
+            + (
+                f"{min(p.idx for p in puzzles)}-{max(p.idx for p in puzzles)}"
+                if puzzles
+                else "none"
+            ),
             "tokens": "reported" if completion_tokens else "estimated (chars / 4)",
         },
     )
@@ -111,4 +124,4 @@ def _split(total: int, weights: list[int]) -> list[int]:
     return parts
 
 
-__all__ = ["GAME24_MODEL", "game24_completion_tokens", "game24_pools"]
+__all__ = ["game24_completion_tokens", "game24_pools"]
