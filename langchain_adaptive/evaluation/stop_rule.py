@@ -18,8 +18,15 @@ from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.replay import Policy, PreparedPool
 from langchain_adaptive.results import Candidate, TokenUsage
 from langchain_adaptive.selection import SelectionRule
-from langchain_adaptive.strategies import AnswerConfidenceStop
+from langchain_adaptive.strategies import (
+    AnswerConfidenceStop,
+    BestOfN,
+    FirstSampleIAS,
+    SequentialAdaptiveBestOfN,
+)
 
+SCORER_CONFIDENCES = (0.5, 0.7, 0.9, 0.95, 0.99, 0.999)
+"""Targets of the rules that stop on sample scores (reward models reach high ``C`` fast)."""
 STOP_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 FUTILITY = 0.02
 """The futility threshold the benchmark runs beside each answer threshold."""
@@ -128,10 +135,65 @@ def answer_stop_policies(
     ]
 
 
+def sample_scorer_policies(
+    pool_size: int,
+    scorer: str,
+    *,
+    confidences: Sequence[float] = SCORER_CONFIDENCES,
+    selection: SelectionRule = "weighted_vote",
+    quantile: float = 0.1,
+    filtered: bool = False,
+    sizes: Sequence[int] = (1, 2, 4, 8, 16, 24, 32, 64),
+) -> list[Policy]:
+    """The policies for a scorer that scores finished samples but not a bare question.
+
+    ``first-sample-ias[S]@C`` reads ``p`` off the first sample's score;
+    ``sequential-ias-1[S]@C`` stops one sample at a time on the drawn samples'
+    scores; with ``filtered``, DeepConf's offline filter as best-of-N
+    (``bon{n}-top10[S]``/``bon{n}-top90[S]``: a confidence-weighted vote over the
+    10% or 90% most confident samples).
+    """
+    policies: list[Policy] = []
+    rules = (
+        ("first-sample-ias", FirstSampleIAS(selection=selection, quantile=quantile)),
+        ("sequential-ias-1", SequentialAdaptiveBestOfN(
+            selection=selection, quantile=quantile, round_size=1, question_prior=0.5
+        )),
+    )  # fmt: skip
+    for prefix, strategy in rules:
+        policies += [
+            Policy(
+                name=f"{prefix}[{scorer}]@{confidence:g}",
+                family=f"{prefix}[{scorer}]",
+                strategy=strategy,
+                scorer=scorer,
+                target_confidence=confidence,
+                max_samples=pool_size,
+            )
+            for confidence in confidences
+        ]
+    if filtered:
+        for label, rule in (("top10", "filtered_vote_top10"), ("top90", "filtered_vote_top90")):
+            policies += [
+                Policy(
+                    name=f"bon{n}-{label}[{scorer}]",
+                    family=f"best-of-n ({label}, {scorer})",
+                    strategy=BestOfN(n=n, selection=rule),  # type: ignore[arg-type]
+                    scorer=scorer,
+                    max_samples=n,
+                )
+                for n in sizes
+                if n <= pool_size
+            ]
+    return policies
+
+
 __all__ = [
     "FUTILITY",
+    "SCORER_CONFIDENCES",
     "STOP_THRESHOLDS",
     "answer_stop_policies",
     "fit_answer_stop",
+    "sample_scorer_policies",
     "stop_rule_examples",
 ]
