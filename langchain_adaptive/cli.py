@@ -16,6 +16,7 @@ from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
 from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.evaluation.cli import add_bench_commands, run_bench
 from langchain_adaptive.results import AdaptiveResult
+from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
 
@@ -43,6 +44,38 @@ class ProgressPrinter(AdaptiveCallbackHandler):
         self._say(f"stopped ({event.stop_reason}) after {event.samples_used} sample(s)")
 
 
+def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, PRM and limit flags ``ask`` and ``serve`` share (see :func:`build_reasoner`)."""
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        choices=sorted(STRATEGIES),
+        help="sampling strategy (default: adaptive_best_of_n with majority-vote selection)",
+    )
+    parser.add_argument(
+        "--selection",
+        default=None,
+        choices=["prm", "weighted_vote", "majority_vote"],
+        help="how the final answer is chosen among the samples",
+    )
+    parser.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
+    parser.add_argument("--max-samples", type=int, default=16, help="hard cap on samples")
+    parser.add_argument(
+        "--max-tokens", type=int, default=192, help="generated-token cap per sample"
+    )
+    parser.add_argument("--model", default=None, help="GGUF path or Hugging Face repo id")
+    parser.add_argument("--model-file", default=None, help="file name or glob inside --model repo")
+    parser.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
+    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    parser.add_argument(
+        "--prm",
+        default="auto",
+        choices=["auto", "probe", "judge"],
+        help="on-device PRM: the calibrated probe shipped for the bundled model, or the LLM judge",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="langchain-adaptive",
@@ -54,32 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("question", help="the question to answer")
     ask.add_argument("--json", action="store_true", help="print the full result as JSON")
-    ask.add_argument(
-        "--strategy",
-        default=None,
-        choices=sorted(STRATEGIES),
-        help="sampling strategy (default: adaptive_best_of_n with majority-vote selection)",
-    )
-    ask.add_argument(
-        "--selection",
-        default=None,
-        choices=["prm", "weighted_vote", "majority_vote"],
-        help="how the final answer is chosen among the samples",
-    )
-    ask.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
-    ask.add_argument("--max-samples", type=int, default=16, help="hard cap on samples")
-    ask.add_argument("--max-tokens", type=int, default=192, help="generated-token cap per sample")
-    ask.add_argument("--model", default=None, help="GGUF path or Hugging Face repo id")
-    ask.add_argument("--model-file", default=None, help="file name or glob inside --model repo")
-    ask.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
-    ask.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
-    ask.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
-    ask.add_argument(
-        "--prm",
-        default="auto",
-        choices=["auto", "probe", "judge"],
-        help="on-device PRM: the calibrated probe shipped for the bundled model, or the LLM judge",
-    )
+    add_reasoner_arguments(ask)
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ask.add_argument(
         "--verbose", action="store_true", help="also show llama.cpp's own messages on stderr"
@@ -92,6 +100,11 @@ def _build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     serve.add_argument("arguments", nargs=argparse.REMAINDER, help="see serve-prm --help")
+    commands.add_parser(
+        "serve",
+        help="serve adaptive sampling behind OpenAI's chat-completions API (see serve --help)",
+        add_help=False,
+    ).add_argument("arguments", nargs=argparse.REMAINDER, help="see serve --help")
     return parser
 
 
@@ -136,9 +149,36 @@ def _show_library_logs() -> None:
     logger.setLevel(logging.DEBUG)
 
 
+def build_reasoner(args: argparse.Namespace) -> AdaptiveReasoningRunnable:
+    """The on-device reasoner :func:`add_reasoner_arguments`' flags describe.
+
+    Raises:
+        ImportError: The ``llamacpp`` extra is not installed.
+        AdaptiveError: A setting the reasoner refuses (e.g. ``--prm probe`` with ``--model``).
+    """
+    from langchain_adaptive.integrations.llamacpp import default_reasoner
+
+    settings = {}
+    if args.strategy or args.selection:
+        overrides = {"selection": args.selection} if args.selection else {}
+        settings["strategy"] = build_strategy(args.strategy or "adaptive_best_of_n", **overrides)
+    return default_reasoner(
+        args.model,
+        model_file=args.model_file,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.threads,
+        seed=args.seed,
+        prm=args.prm,
+        **settings,
+        target_confidence=args.target_confidence,
+        max_samples=args.max_samples,
+        max_tokens_per_sample=args.max_tokens,
+    )
+
+
 def _ask(args: argparse.Namespace) -> int:
     try:
-        from langchain_adaptive.integrations.llamacpp import default_reasoner
+        from langchain_adaptive.integrations.llamacpp import default_reasoner  # noqa: F401
     except ImportError as error:  # pragma: no cover - depends on the install
         print(
             f"error: {error}. Install the extra: pip install 'langchain-adaptive[llamacpp]'",
@@ -147,23 +187,8 @@ def _ask(args: argparse.Namespace) -> int:
         return 2
     if args.verbose:
         _show_library_logs()
-    settings = {}
-    if args.strategy or args.selection:
-        overrides = {"selection": args.selection} if args.selection else {}
-        settings["strategy"] = build_strategy(args.strategy or "adaptive_best_of_n", **overrides)
     try:
-        reasoner = default_reasoner(
-            args.model,
-            model_file=args.model_file,
-            n_gpu_layers=args.n_gpu_layers,
-            n_threads=args.threads,
-            seed=args.seed,
-            prm=args.prm,
-            **settings,
-            target_confidence=args.target_confidence,
-            max_samples=args.max_samples,
-            max_tokens_per_sample=args.max_tokens,
-        )
+        reasoner = build_reasoner(args)
         callbacks = [] if args.quiet else [ProgressPrinter()]
         result = reasoner.invoke(args.question, config={"callbacks": callbacks})
     except AdaptiveError as error:
@@ -185,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from langchain_adaptive.integrations.http.server import main as serve_main
 
         serve_main(arguments[1:])
+        return 0
+    if arguments[:1] == ["serve"]:  # its own parser too: ask's flags plus the server's
+        from langchain_adaptive.integrations.http.openai_server import main as serve_openai
+
+        serve_openai(arguments[1:])
         return 0
     args = _build_parser().parse_args(arguments)
     if args.command == "ask":

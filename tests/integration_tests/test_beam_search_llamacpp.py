@@ -29,6 +29,7 @@ pytestmark = [
 
 STEP_TOKENS = 24
 BENCHMARK = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "beam_search.py"
+RESULTS = BENCHMARK.parents[2] / "docs" / "results"
 
 
 def run_benchmark(*args: str) -> None:
@@ -95,7 +96,7 @@ def test_beam_search_end_to_end_with_the_probe_prm() -> None:
 
 
 def test_beam_search_benchmark_script_runs(tmp_path: Path) -> None:
-    """Few-shot, past the questions a head would be trained on, as the README runs it."""
+    """Few-shot, past the questions a head would be trained on, as the results pages run it."""
     out = tmp_path / "beam.json"
     args = ["--per-level", "1", "--skip-first", "1", "--few-shot", "1", "--paths", "2",
             "--beams", "1", "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8",
@@ -180,8 +181,8 @@ def test_beam_search_benchmark_runs_only_the_chosen_policies(tmp_path: Path) -> 
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"beam search", "IAS-of-K+M, floor"}
     assert report["settings"]["floor_samples"] == 1
-    # the README's snippet that pools two such runs: fixed search against itself is 1.0x, +-0
-    readme = (BENCHMARK.parents[2] / "README.md").read_text()
+    # the results page's snippet that pools two such runs: fixed search against itself is 1.0x
+    readme = (RESULTS / "beam-search-token-confidence.md").read_text()
     (pool,) = re.findall(
         r"python -c '(import json, random, statistics as st\nruns = .*?)'\n", readme, re.S
     )
@@ -201,14 +202,14 @@ def test_beam_search_benchmark_runs_only_the_chosen_policies(tmp_path: Path) -> 
 
 
 def test_the_readme_pools_sequential_first_round_runs_given_as_files(tmp_path: Path) -> None:
-    """The README's ``pool`` function over two runs, one with a policy the other lacks."""
+    """The results page's ``pool`` function over two runs, one lacking a policy."""
     small = ["--levels", "add1", "--per-level", "1", "--paths", "2", "--beams", "1",
              "--per-beam", "2", "--max-steps", "1", "--step-tokens", "8", "--replicates", "5",
              "--threads", "1"]  # fmt: skip
     first, second = tmp_path / "q310.json", tmp_path / "q430.json"
     run_benchmark(*small, "--policies", "ias-m,ias-m-seq", "--out", str(first))
     run_benchmark(*small, "--policies", "ias-m-seq", "--out", str(second))
-    readme = (BENCHMARK.parents[2] / "README.md").read_text()
+    readme = (RESULTS / "beam-search-sequential-first-round.md").read_text()
     (pool,) = re.findall(r"^pool\(\) \{ python -c '(.*?)' \"\$@\"; \}$", readme, re.S | re.M)
     pooled = subprocess.run(
         [sys.executable, "-c", pool, str(first), str(second)],

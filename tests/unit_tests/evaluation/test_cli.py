@@ -247,12 +247,13 @@ def test_live_refuses_a_missing_calibrator_before_loading_the_model(
 
 
 def test_the_readme_auroc_command_runs_on_a_recorded_pool(tmp_path: Path) -> None:
-    """The README's ``python -c`` that ranks questions by each PRM's question score."""
+    """The results page's ``python -c`` that ranks questions by each PRM's question score."""
     import re
     import subprocess
     import sys
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    page = Path(__file__).resolve().parents[3] / "docs" / "results" / "live-three-prms.md"
+    readme = page.read_text()
     [code] = [c for c in re.findall(r"python -c '\n(.*?)\n'\n```", readme, re.S) if "AUROC" in c]
     questions = {f"What is 3 + {i}?": ("7" if i < 2 else "9") for i in range(4)}
     out = tmp_path / "bench-results" / "arithmetic-pools.jsonl"
