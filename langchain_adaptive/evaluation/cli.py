@@ -18,6 +18,7 @@ import argparse
 import itertools
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, l
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import (
     ORACLE,
+    QuestionPool,
     answer_equivalence,
     read_pool_header,
     read_pools,
@@ -84,14 +86,59 @@ def add_bench_commands(commands: Any) -> None:
 
     replay = sub.add_parser("replay", help="compare policies on a pool file, no model calls")
     replay.add_argument("pools", type=Path, help="pool file from `bench record` or `bench import`")
-    replay.add_argument("--estimators", default=None, help="IAS estimators (default: all)")
-    replay.add_argument("--scorer", default=None, help="estimator whose step scores select")
+    replay.add_argument(
+        "--estimators",
+        default=None,
+        help="IAS estimators (default: every one with a question estimate on every question)",
+    )
+    replay.add_argument(
+        "--scorer",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="estimator whose step scores select (repeatable or a comma list): each gets its "
+        "best-of-N prm and weighted families; the first also selects for IAS",
+    )
     _calibrator_argument(replay)
     replay.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
     replay.add_argument("--quantile", type=float, default=0.1, help="IAS budgets on this quantile")
-    replay.add_argument("--replicates", type=int, default=200, help="bootstrap replicates")
+    replay.add_argument(
+        "--replicates",
+        type=int,
+        default=None,
+        help="bootstrap replicates (default 200; with --orders, one per order after the first)",
+    )
     replay.add_argument("--seed", type=int, default=0)
     replay.add_argument("--limit", type=int, default=None, help="first N questions only")
+    _subset_arguments(replay)
+    replay.add_argument(
+        "--fit",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE:KIND",
+        help="add estimator NAME: a KIND (identity, platt, isotonic, histogram) calibrator "
+        "of SOURCE's sample scores fitted on the questions NOT replayed (the other --split "
+        "half, or those not in --questions), so it is judged on questions it never saw",
+    )
+    replay.add_argument(
+        "--orders",
+        type=Path,
+        default=None,
+        help="JSON of fixed sample orders ({question_id: [[perm], ...]} or one [[perm], ...] "
+        "for every question): replicate r draws in order r, to compare with another tool "
+        "on exactly the same draws",
+    )
+    replay.add_argument(
+        "--ac-thresholds",
+        default=None,
+        help="comma-separated Adaptive-Consistency thresholds, one family "
+        "(default 0.6,0.7,0.8,0.9,0.95,0.99)",
+    )
+    replay.add_argument(
+        "--esc-windows",
+        default=None,
+        help="comma-separated ESC windows, one family (default 2,3,4,5,6,8)",
+    )
     replay.add_argument(
         "--cost", choices=["tokens", "samples"], default="tokens", help="compute measure"
     )
@@ -211,6 +258,23 @@ def add_bench_commands(commands: Any) -> None:
     choose.add_argument("--limit", type=int, default=None, help="first N questions only")
     choose.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     choose.add_argument("--out", type=Path, required=True, help="policy file (JSON)")
+
+    fit = sub.add_parser(
+        "fit-calibrator",
+        help="fit a calibrator of a recorded score on one half of a pool's questions, for "
+        "--calibrator",
+    )
+    fit.add_argument("--pools", type=Path, required=True, help="pool file")
+    _subset_arguments(fit)
+    fit.add_argument("--source", required=True, help="estimator whose sample scores to fit")
+    fit.add_argument(
+        "--kind",
+        choices=["identity", "platt", "isotonic", "histogram"],
+        default="isotonic",
+        help="calibrator kind (any real score; identity needs probabilities)",
+    )
+    fit.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
+    fit.add_argument("--out", type=Path, required=True, help="calibrator directory")
 
     _import_arguments(sub)
     game24 = sub.add_parser(
@@ -406,6 +470,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return _live(args)
     if command == "choose-policy":
         return _choose_policy(args)
+    if command == "fit-calibrator":
+        return _fit_calibrator(args)
     if command == "import-game24":
         return _import_game24(args)
     if command == "import":
@@ -531,40 +597,52 @@ def _score_steps(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from langchain_adaptive.evaluation.policies import (
+        AC_THRESHOLDS,
+        ESC_WINDOWS,
         batch_budget_policies,
         batch_policies,
         standard_policies,
     )
-    from langchain_adaptive.evaluation.pools import add_calibrated_estimates
-    from langchain_adaptive.evaluation.replay import prepare_pools, replay
+    from langchain_adaptive.evaluation.replay import load_orders, prepare_pools, replay
     from langchain_adaptive.evaluation.report import check_pairs, summarize
 
     pool_file = read_pools(args.pools, model=args.expect_model)
-    pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
+    calibrators = _calibrators(args)  # a bad directory or spec fails before any work
+    fits = _fit_specs(args.fit)
+    orders = load_orders(args.orders) if args.orders is not None else None
+    pools, others, notes = _chosen_pools(args, pool_file.pools)
     names: list[str] = list(pool_file.header.prms)
-    for name, source, calibrator in _calibrators(args):
-        pools = add_calibrated_estimates(pools, source, calibrator, name)
-        names.append(name)
-    estimators = _names(args.estimators) if args.estimators else names
+    pools, added, fit_notes = _add_estimators(pools, others, calibrators, fits)
+    names += added
+    notes += fit_notes
+    scorers = [name for spec in args.scorer for name in _names(spec)]
+    if args.estimators:
+        estimators = _names(args.estimators)
+    else:  # those IAS can budget on: a question estimate on every question
+        estimators = [n for n in names if all(n in pool.question_estimates for pool in pools)]
+    estimators = [e for e in dict.fromkeys(estimators) if e != ORACLE]
     size = min(len(pool.samples) for pool in pools)
+    confidences = [float(c) for c in _names(args.confidences)]
     policies = standard_policies(
         size,
-        estimators=[e for e in estimators if e != ORACLE],
-        scorer=args.scorer,
-        confidences=[float(c) for c in _names(args.confidences)],
+        estimators=estimators,
+        scorer=scorers,
+        confidences=confidences,
         selection=args.selection,
         quantile=args.quantile,
         round_size=args.round_size,
         floor_samples=args.floor_samples,
+        ac_thresholds=_floats(args.ac_thresholds, AC_THRESHOLDS),
+        esc_windows=[int(w) for w in _floats(args.esc_windows, ESC_WINDOWS)],
     )
-    scorer = args.scorer if args.selection != "majority_vote" else None
+    scorer = scorers[0] if scorers and args.selection != "majority_vote" else None
     selection: dict[str, Any] = {"selection": args.selection, "scorer": scorer}
     if args.batch:
         policies += batch_policies(
             pools,
-            [e for e in estimators if e != ORACLE],
+            estimators,
             max_samples=size,
-            confidences=[float(c) for c in _names(args.confidences)],
+            confidences=confidences,
             quantile=args.quantile,
             **selection,
         )
@@ -581,13 +659,19 @@ def _replay(args: argparse.Namespace) -> int:
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
     pairs = [(first, second) for first, second in args.compare]
     check_pairs(pairs, [policy.name for policy in policies])  # before the replay: minutes
-    run = replay(prepared, policies, replicates=args.replicates, seed=args.seed)
+    replicates = args.replicates
+    if replicates is None:
+        replicates = 200 if orders is None else _order_count(orders, pools) - 1
+    run = replay(prepared, policies, replicates=replicates, seed=args.seed, orders=orders)
+    if orders is not None:
+        notes.append(f"sample orders from {args.orders}: replicate r draws in order r")
     report = summarize(
         run,
         source=f"{args.pools.name} ({pool_file.header.model})",
         seed=args.seed,
         costs=(args.cost,),
         pairs=pairs,
+        notes=notes,
     )
     _write_report(report, args.out, plots=True)
     return 0
@@ -662,6 +746,110 @@ def _calibrators(args: argparse.Namespace) -> list[tuple[str, str, Calibrator]]:
             ) from None
         loaded.append((name, source, Calibrator.load(Path(directory))))
     return loaded
+
+
+def _floats(text: str | None, default: Sequence[float]) -> list[float]:
+    return [float(x) for x in _names(text)] if text else list(default)
+
+
+def _fit_specs(specs: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(name, source, kind)`` for each ``--fit NAME=SOURCE:KIND``, checked."""
+    from langchain_adaptive.evaluation.holdout import CALIBRATOR_KINDS
+
+    out = []
+    for spec in specs:
+        try:
+            name, rest = spec.split("=", 1)
+            source, kind = rest.split(":", 1)
+        except ValueError:
+            raise ConfigurationError(
+                f"--fit takes NAME=SOURCE:KIND (e.g. rm-iso=rm:isotonic), got {spec!r}"
+            ) from None
+        if kind not in CALIBRATOR_KINDS:
+            raise ConfigurationError(
+                f"--fit {spec!r}: KIND must be one of {', '.join(CALIBRATOR_KINDS)}"
+            )
+        out.append((name, source, kind))
+    return out
+
+
+def _chosen_pools(
+    args: argparse.Namespace, pools: Sequence[QuestionPool]
+) -> tuple[list[QuestionPool], list[QuestionPool], list[str]]:
+    """The questions to evaluate (--questions, --split, --limit), the rest, and a note."""
+    from langchain_adaptive.evaluation.holdout import read_question_ids, select_questions
+
+    ids = read_question_ids(args.questions) if args.questions is not None else None
+    chosen, others = select_questions(pools, split=args.split, seed=args.split_seed, ids=ids)
+    notes = []
+    if args.split is not None or ids is not None:
+        what = [f"ids in {args.questions}"] if ids is not None else []
+        if args.split is not None:
+            what.append(f"the {args.split} half of split seed {args.split_seed}")
+        notes.append(f"questions: {' and '.join(what)} ({len(chosen)} of {len(pools)})")
+    limit = getattr(args, "limit", None)
+    if limit:
+        chosen = chosen[:limit]
+    return chosen, others, notes
+
+
+def _add_estimators(
+    pools: list[QuestionPool],
+    others: Sequence[QuestionPool],
+    calibrators: Sequence[tuple[str, str, Calibrator]],
+    fits: Sequence[tuple[str, str, str]],
+) -> tuple[list[QuestionPool], list[str], list[str]]:
+    """``pools`` with every --calibrator and --fit estimator added, their names, and notes.
+
+    A --fit calibrator is fitted on ``others`` (the questions not evaluated).
+    """
+    from langchain_adaptive.evaluation.holdout import fit_pool_calibrator
+    from langchain_adaptive.evaluation.pools import add_calibrated_estimates
+
+    added: list[str] = []
+    notes: list[str] = []
+    loaded = list(calibrators)
+    if fits and not others:
+        raise ConfigurationError(
+            "--fit fits on the questions not replayed: choose a subset with --split or "
+            "--questions so that some are left"
+        )
+    for name, source, kind in fits:
+        calibrator = fit_pool_calibrator(others, source, kind)  # type: ignore[arg-type]
+        loaded.append((name, source, calibrator))
+        notes.append(
+            f"{name}: {kind} calibration of {source!r} fitted on the other {len(others)} "
+            f"question(s) (base rate {calibrator.base_rate:.3f})"
+        )
+    for name, source, calibrator in loaded:
+        pools = add_calibrated_estimates(pools, source, calibrator, name)
+        added.append(name)
+    return pools, added, notes
+
+
+def _order_count(orders: Any, pools: Sequence[QuestionPool]) -> int:
+    """Orders available to every question (at least 1: the run itself)."""
+    if isinstance(orders, dict):
+        return max(1, min((len(orders.get(pool.id, ())) for pool in pools), default=1))
+    return max(1, len(orders))
+
+
+def _fit_calibrator(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.holdout import fit_pool_calibrator
+
+    pool_file = read_pools(args.pools, model=args.expect_model)
+    pools, _, notes = _chosen_pools(args, pool_file.pools)
+    calibrator = fit_pool_calibrator(pools, args.source, args.kind)
+    calibrator.metadata["model"] = pool_file.header.model
+    calibrator.save(args.out)
+    subset = notes[0] if notes else f"questions: all {len(pools)}"
+    rate = "none" if calibrator.base_rate is None else f"{calibrator.base_rate:.4f}"
+    print(
+        f"{args.kind} calibrator of {args.source!r} ({calibrator.score_scale} scores, "
+        f"base rate {rate}); {subset}"
+    )
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def _live(args: argparse.Namespace) -> int:

@@ -1,11 +1,12 @@
 """The policies the benchmark compares, built by name so one run covers them all.
 
 Fixed best-of-N at every power of two the pools allow (PRM-selected and
-weighted vote when a scorer is recorded, majority vote always),
-Adaptive-Consistency, Early-Stopping Self-Consistency, IAS with each
-estimator at several target confidences, sequential IAS beside it when step
-scores are recorded, and the oracle: IAS that knows each question's true
-success rate.
+weighted vote for every recorded scorer, majority vote always),
+Adaptive-Consistency at several thresholds and Early-Stopping
+Self-Consistency at several windows (each a family, so the report finds the
+setting that matches a baseline), IAS with each estimator at several target
+confidences, sequential IAS beside it when step scores are recorded, and the
+oracle: IAS that knows each question's true success rate.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ FIXED_SIZES = (1, 2, 4, 8, 16, 32, 64)
 CONFIDENCES = (0.5, 0.7, 0.9, 0.95, 0.99)
 ESC_MAX_SAMPLES = 40
 """Early-Stopping Self-Consistency's cap in Li et al. 2024."""
+AC_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+"""Adaptive-Consistency's stopping thresholds swept (the paper's default is 0.95)."""
+ESC_WINDOWS = (2, 3, 4, 5, 6, 8)
+"""Early-Stopping Self-Consistency's windows swept (the paper's default is 5)."""
 
 
 class OracleBestOfN(Strategy):
@@ -68,7 +73,7 @@ def standard_policies(
     pool_size: int,
     *,
     estimators: Sequence[str] = (),
-    scorer: str | None = None,
+    scorer: str | Sequence[str] | None = None,
     confidences: Sequence[float] = CONFIDENCES,
     sizes: Sequence[int] = FIXED_SIZES,
     selection: SelectionRule = "majority_vote",
@@ -76,29 +81,44 @@ def standard_policies(
     oracle: bool = True,
     round_size: int = 2,
     floor_samples: int | None = None,
+    ac_thresholds: Sequence[float] = AC_THRESHOLDS,
+    esc_windows: Sequence[int] = ESC_WINDOWS,
 ) -> list[Policy]:
     """Every policy of the comparison that ``pool_size`` recorded samples per question allow.
 
     Args:
         pool_size: Samples recorded per question: the largest N and the IAS cap.
-        estimators: Recorded estimators to run IAS with (PRM or calibrated names).
-        scorer: Recorded estimator whose step scores select among samples for
-            the ``prm`` and ``weighted_vote`` baselines and for IAS (``None``:
-            majority vote only).
+        estimators: Recorded estimators to run IAS with (PRM or calibrated names);
+            each needs a question-alone estimate on every question.
+        scorer: Recorded estimator (or several) whose step scores select among
+            samples: each gets its own ``prm`` and ``weighted_vote`` best-of-N
+            families; the first also selects for IAS and sequential IAS
+            (``None``: majority vote only).
         selection: How IAS and the oracle pick the answer (``majority_vote``
             compares like with like against the fixed majority baseline).
         quantile: The quantile of the estimate IAS budgets on (the calibrated
             lower bound).
         round_size: Samples per round of sequential IAS, which runs beside
-            one-shot IAS for every estimator when a ``scorer`` is recorded (it
-            stops on the scorer's step estimates of the samples drawn).
+            one-shot IAS for every estimator when a ``scorer`` is recorded. It
+            stops on the estimator's own step estimates of the samples drawn
+            where the pool records them (so two calibrations of one score stop
+            differently), else on the scorer's, as a
+            :class:`~langchain_adaptive.prm.SplitPRM` does live.
         floor_samples: Also run IAS that gives up where the target is out of
             reach within the cap, drawing only this many samples there
             (``unreachable="floor"``; family ``ias-floorK[EST]``) instead of
             the paper's spending the cap.
+        ac_thresholds: Adaptive-Consistency's thresholds, one family
+            ``adaptive-consistency`` (policies ``adaptive-consistency@T``).
+        esc_windows: ESC's windows (those within the cap), one family
+            ``early-stopping sc`` (policies ``esc@wW``).
     """
     if pool_size < 1:
         raise ConfigurationError(f"pool_size must be >= 1, got {pool_size}")
+    scorers = [scorer] if isinstance(scorer, str) else list(scorer or ())
+    if len(set(scorers)) < len(scorers):
+        raise ConfigurationError(f"scorers must be distinct, got {scorers}")
+    scorer = scorers[0] if scorers else None
     if selection != "majority_vote" and scorer is None:
         raise ConfigurationError(f"selection {selection!r} needs a recorded scorer")
     policies: list[Policy] = []
@@ -111,33 +131,18 @@ def standard_policies(
                 max_samples=n,
             )
         )
-        if scorer is not None:
+        for name in scorers:
             for rule, label in (("prm", "prm"), ("weighted_vote", "weighted")):
                 policies.append(
                     Policy(
-                        name=f"bon{n}-{label}[{scorer}]",
-                        family=f"best-of-n ({label}, {scorer})",
+                        name=f"bon{n}-{label}[{name}]",
+                        family=f"best-of-n ({label}, {name})",
                         strategy=BestOfN(n=n, selection=rule),
-                        scorer=scorer,
+                        scorer=name,
                         max_samples=n,
                     )
                 )
-    policies.append(
-        Policy(
-            name="adaptive-consistency",
-            family="adaptive-consistency",
-            strategy=AdaptiveConsistency(),
-            max_samples=pool_size,
-        )
-    )
-    policies.append(
-        Policy(
-            name="esc",
-            family="early-stopping sc",
-            strategy=EarlyStoppingConsistency(),
-            max_samples=min(ESC_MAX_SAMPLES, pool_size),
-        )
-    )
+    policies += vote_stop_policies(pool_size, thresholds=ac_thresholds, windows=esc_windows)
     ias_scorer = scorer if selection != "majority_vote" else None
     for estimator in [*estimators, *([ORACLE] if oracle else [])]:
         if estimator == ORACLE:
@@ -169,6 +174,42 @@ def standard_policies(
                 "sequential-ias", sequential, estimator, scorer, confidences, pool_size
             )
     return policies
+
+
+def vote_stop_policies(
+    pool_size: int,
+    *,
+    thresholds: Sequence[float] = AC_THRESHOLDS,
+    windows: Sequence[int] = ESC_WINDOWS,
+) -> list[Policy]:
+    """Adaptive-Consistency at each threshold and ESC at each window, a family each.
+
+    Both stop on the votes drawn so far and need no scorer; sweeping the knob
+    makes each a curve, so the report finds the setting that matches a
+    baseline (match ratio, parity) rather than one fixed point.
+    """
+    cap = min(ESC_MAX_SAMPLES, pool_size)
+    return [
+        *(
+            Policy(
+                name=f"adaptive-consistency@{threshold:g}",
+                family="adaptive-consistency",
+                strategy=AdaptiveConsistency(threshold=threshold),
+                max_samples=pool_size,
+            )
+            for threshold in thresholds
+        ),
+        *(
+            Policy(
+                name=f"esc@w{window}",
+                family="early-stopping sc",
+                strategy=EarlyStoppingConsistency(window=window),
+                max_samples=cap,
+            )
+            for window in windows
+            if window <= cap
+        ),
+    ]
 
 
 def _confidence_family(
@@ -334,8 +375,10 @@ def batch_budget_policies(
 
 
 __all__ = [
+    "AC_THRESHOLDS",
     "CONFIDENCES",
     "ESC_MAX_SAMPLES",
+    "ESC_WINDOWS",
     "FIXED_SIZES",
     "OracleBestOfN",
     "batch_allocation_policy",
@@ -343,4 +386,5 @@ __all__ = [
     "batch_policies",
     "ias_total_samples",
     "standard_policies",
+    "vote_stop_policies",
 ]

@@ -228,7 +228,12 @@ def write_pools(
 
 
 def add_calibrated_estimates(
-    pools: Sequence[QuestionPool], source: str, calibrator: Calibrator, name: str
+    pools: Sequence[QuestionPool],
+    source: str,
+    calibrator: Calibrator,
+    name: str,
+    *,
+    placeholder: bool | None = None,
 ) -> list[QuestionPool]:
     """Copies of ``pools`` with estimator ``name``: ``calibrator`` applied to ``source``'s scores.
 
@@ -237,40 +242,73 @@ def add_calibrated_estimates(
     returned live (the same features, one batched ``predict``), so any number
     of calibrators can be compared on one recording.
 
+    A scorer that cannot score the question alone (a reward model, a
+    self-confidence signal) has step scores but no question estimate; then
+    only the step scores are calibrated and ``name`` has no question estimate
+    either. A question estimate that is a *placeholder* (the same on every
+    question, such as the token-confidence PRM's 1.0 before any token is
+    written) says nothing about the question: calibrating it as a score would
+    put it where the most confident samples sit (an isotonic map's top block),
+    so it maps to the calibrator's base rate instead, the chance of a sample of
+    an unknown question. ``placeholder`` forces that reading either way;
+    ``None`` detects it (at least two questions whose ``source`` estimates are
+    all equal). An identity calibrator keeps a placeholder as it is.
+
     Raises:
-        ConfigurationError: ``name`` exists already, or a pool lacks ``source``.
+        ConfigurationError: ``name`` exists already, a pool has neither a
+            question estimate nor step scores from ``source``, or a placeholder
+            meets a calibrator with no recorded base rate.
     """
+    from langchain_adaptive.calibration import IdentityCalibrator
     from langchain_adaptive.prm.calibrated import calibrate_scores
 
+    for pool in pools:
+        if name in pool.question_estimates or any(name in s.step_estimates for s in pool.samples):
+            raise ConfigurationError(f"question {pool.id!r} already has an estimator {name!r}")
+        if source not in pool.question_estimates and not any(
+            source in s.step_estimates for s in pool.samples
+        ):
+            raise ConfigurationError(
+                f"question {pool.id!r} has no estimates from {source!r} to calibrate, neither "
+                f"for the question nor for its samples; it has {sorted(_estimator_names(pool))}"
+            )
+    if placeholder is None:
+        alone = [pool.question_estimates.get(source) for pool in pools]
+        placeholder = len(alone) > 1 and all(a is not None and a == alone[0] for a in alone)
+    base = None
+    if placeholder and calibrator.base_rate is not None:
+        base = calibrator.base_estimate()
+    elif placeholder and not isinstance(calibrator, IdentityCalibrator):
+        raise ConfigurationError(
+            f"{source!r}'s question estimates are placeholders (the same on every question), "
+            f"which map to the calibrator's base rate, but this {type(calibrator).__name__} "
+            "records none: refit it with this version"
+        )
     out = []
     for pool in pools:
-        if name in pool.question_estimates:
-            raise ConfigurationError(f"question {pool.id!r} already has an estimator {name!r}")
-        if source not in pool.question_estimates:
-            raise ConfigurationError(
-                f"question {pool.id!r} has no estimates from {source!r} to calibrate; it has "
-                f"{sorted(pool.question_estimates)}"
-            )
+        alone = pool.question_estimates.get(source)
+        question_row = alone is not None and base is None
         scored = [s for s in pool.samples if source in s.step_estimates]
-        solutions = [[], *(s.steps for s in scored)]
-        rows = [[pool.question_estimates[source]], *(s.step_estimates[source] for s in scored)]
-        calibrated = calibrate_scores(calibrator, solutions, rows)
-        fresh = iter(calibrated[1:])
+        solutions = [*([[]] if question_row else []), *(s.steps for s in scored)]
+        rows = [*([[alone]] if question_row else []), *(s.step_estimates[source] for s in scored)]
+        calibrated = iter(calibrate_scores(calibrator, solutions, rows))
+        estimates = dict(pool.question_estimates)
+        if question_row:
+            estimates[name] = next(calibrated)[0]
+        elif alone is not None:
+            estimates[name] = base
         samples = [
-            s.model_copy(update={"step_estimates": {**s.step_estimates, name: next(fresh)}})
+            s.model_copy(update={"step_estimates": {**s.step_estimates, name: next(calibrated)}})
             if source in s.step_estimates
             else s
             for s in pool.samples
         ]
-        out.append(
-            pool.model_copy(
-                update={
-                    "question_estimates": {**pool.question_estimates, name: calibrated[0][0]},
-                    "samples": samples,
-                }
-            )
-        )
+        out.append(pool.model_copy(update={"question_estimates": estimates, "samples": samples}))
     return out
+
+
+def _estimator_names(pool: QuestionPool) -> set[str]:
+    return {*pool.question_estimates, *(n for s in pool.samples for n in s.step_estimates)}
 
 
 def _read_header(path: Path, line: bytes) -> PoolHeader:

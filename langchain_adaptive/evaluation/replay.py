@@ -7,15 +7,29 @@ recorded estimate of the named estimator (or, for ``"oracle"``, the question's
 true success rate in the pool), ``ScoreCandidates`` the recorded step
 estimates. The same plan code therefore makes the same decisions on the same
 samples as a live run, and many policies can be compared side by side on one
-recording, over many random sample orders for bootstrap intervals.
+recording, over many random sample orders for bootstrap intervals (or over
+fixed orders from a file, :func:`load_orders`, to compare with another tool on
+exactly the same draws).
+
+Three recorded sources feed a policy, each named on it: the *estimator* whose
+question-alone estimate a budgeting strategy asks for, the *scorer* whose
+step scores selection ranks by (``candidate.score``), and the *step source*
+whose step estimates the strategy sees on its candidates (what a rule that
+stops on what it drew reads; by default the estimator's where recorded, else
+the scorer's). A scorer that cannot score the question alone (a reward model,
+a self-confidence signal) therefore serves every policy that does not budget
+on a question estimate.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,9 +61,16 @@ class Policy(BaseModel):
     """Policies of one family differ only in one knob; they form one curve in the plots."""
     strategy: Strategy
     estimator: str | None = None
-    """Recorded estimator for question estimates (a PRM name, a calibrated name, ``"oracle"``)."""
+    """Recorded estimator whose question-alone estimates the strategy budgets on (a PRM
+    name, a calibrated name, ``"oracle"``); every question must have one. Leave it
+    ``None`` for a strategy that asks for none and name its sources below."""
     scorer: str | None = None
-    """Recorded estimator for sample scores (selection); defaults to ``estimator``."""
+    """Recorded estimator whose step scores rank samples for selection; defaults to
+    ``estimator``."""
+    step_source: str | None = None
+    """Recorded estimator whose step estimates the strategy sees on its candidates (a
+    rule that stops on what it drew reads them); ``None``: the estimator's where the
+    pool records its step scores, else the scorer's."""
     target_confidence: float = Field(default=0.9, gt=0.0, lt=1.0)
     max_samples: int = Field(ge=1)
 
@@ -109,6 +130,12 @@ class PreparedPool:
         self.tokens = [s.output_tokens for s in pool.samples]
         self.latency = [s.latency_s for s in pool.samples]
         self.success_rate = pool.success_rate
+        self.mean_tokens = sum(self.tokens) / len(self.tokens)
+        """Mean generated tokens of one recorded sample: the oracle's cost per sample."""
+        self.step_sources = frozenset.intersection(
+            *(frozenset(s.step_estimates) for s in pool.samples)
+        )
+        """Estimators whose step scores every sample of the question has."""
         self._scores: dict[tuple[str, str], list[float]] = {}
 
     def question_estimate(self, estimator: str) -> SuccessEstimate:
@@ -118,9 +145,18 @@ class PreparedPool:
             return self.pool.question_estimates[estimator]
         except KeyError:
             raise ConfigurationError(
-                f"question {self.pool.id!r} has no estimate from {estimator!r}; it has "
-                f"{sorted(self.pool.estimators())}"
+                f"question {self.pool.id!r} has no question-alone estimate from "
+                f"{estimator!r}; it has {sorted(self.pool.estimators())}"
+                + (_SAMPLES_ONLY.format(name=estimator) if estimator in self.step_sources else "")
             ) from None
+
+    def step_estimates(self, source: str) -> list[list[SuccessEstimate]]:
+        """Each sample's recorded step estimates from ``source``."""
+        if source not in self.step_sources:
+            raise ConfigurationError(
+                f"question {self.pool.id!r} has samples without step scores from {source!r}"
+            )
+        return [sample.step_estimates[source] for sample in self.pool.samples]
 
     def scores(self, scorer: str, aggregation: str) -> list[float]:
         """Each sample's aggregated score from ``scorer``'s recorded step estimates."""
@@ -168,11 +204,18 @@ def replay_question(
         )
     order = range(size) if order is None else order
     strategy = policy.strategy
+    score_source = policy.score_source
+    step_source = policy.step_source
+    if step_source is None:
+        step_source = (
+            policy.estimator if policy.estimator in prepared.step_sources else score_source
+        )
+    scored = 0  # candidates[:scored] carry their scores: recorded scores never change
     state = RunState(
         question=prepared.pool.question,
         target_confidence=policy.target_confidence,
         tracker=BudgetTracker(BudgetLimits(max_samples=policy.max_samples)),
-        has_prm=policy.score_source is not None or policy.estimator is not None,
+        has_prm=score_source is not None or step_source is not None,
         equivalent=prepared.equivalent,
     )
     candidates = state.candidates
@@ -214,13 +257,15 @@ def replay_question(
                 candidates.extend(new)
                 outcome = new
             elif isinstance(action, ScoreCandidates):
-                source = policy.score_source
-                if source is not None:
-                    scores = prepared.scores(source, strategy.aggregation)
-                    recorded = prepared.pool.samples
-                    for candidate, position in zip(candidates, drawn, strict=True):
-                        candidate.score = scores[position]
-                        candidate.step_estimates = recorded[position].step_estimates[source]
+                if score_source is not None:
+                    scores = prepared.scores(score_source, strategy.aggregation)
+                    for i in range(scored, len(candidates)):
+                        candidates[i].score = scores[drawn[i]]
+                if step_source is not None:
+                    steps = prepared.step_estimates(step_source)
+                    for i in range(scored, len(candidates)):
+                        candidates[i].step_estimates = steps[drawn[i]]
+                scored = len(candidates)
                 outcome = None
             else:  # pragma: no cover - the protocol has three actions
                 raise TypeError(f"unknown strategy action {action!r}")
@@ -255,6 +300,8 @@ class Outcomes:
         *,
         replicates: int,
         pool_size: int,
+        sample_tokens: Sequence[float] | None = None,
+        recorded: Sequence[int] | None = None,
     ) -> None:
         if not success_rates:
             raise ConfigurationError("an evaluation needs at least one question")
@@ -269,6 +316,17 @@ class Outcomes:
         self.success_rates = np.asarray(success_rates, dtype=np.float64)
         """Each question's true (replay) or observed (live) success rate of one sample."""
         self.pool_size = pool_size
+        self.sample_tokens = (
+            None if sample_tokens is None else np.asarray(sample_tokens, dtype=np.float64)
+        )
+        """Each question's mean generated tokens per sample (replay), what an oracle's
+        samples cost in tokens; ``None`` where unknown (live)."""
+        self.recorded = None if recorded is None else np.asarray(recorded, dtype=np.int64)
+        """Each question's recorded samples (replay): the oracle then draws without
+        replacement, as replay does; ``None`` (live): with replacement."""
+        for name, values in (("sample_tokens", self.sample_tokens), ("recorded", self.recorded)):
+            if values is not None and len(values) != len(success_rates):
+                raise ConfigurationError(f"{name} needs one value per question")
         shape = (replicates + 1, len(policies), len(success_rates))
         self.samples = np.zeros(shape, dtype=np.int32)
         self.tokens = np.zeros(shape, dtype=np.int64)
@@ -323,8 +381,20 @@ def _stepwise_problem(policy: Policy) -> str:
     )
 
 
+_SAMPLES_ONLY = (
+    ": {name!r} scores samples, not the question alone, so it serves policies that need no "
+    "question estimate (best-of-N by its scores, weighted vote, rules that stop on drawn "
+    "samples' scores); budget IAS on another estimator"
+)
+
+
 def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -> None:
-    """Refuse up front what no question could serve, naming it, rather than 0 on every one."""
+    """Refuse up front what no question could serve, naming it, rather than 0 on every one.
+
+    A policy needs question estimates only from the estimator it budgets on,
+    and step scores only from the sources it reads them from (its scorer when
+    selection or the strategy reads scores, its explicit step source).
+    """
     problems = []
     for policy in policies:
         if policy.strategy.stepwise:
@@ -336,15 +406,38 @@ def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -
                 f"policy {policy.name!r} may draw {policy.max_samples} samples; "
                 f"{len(short)} question(s) have fewer (e.g. {short[0]!r})"
             )
-        for name in {policy.estimator, policy.score_source} - {None, ORACLE}:
-            missing = [p.pool.id for p in pools if name not in p.pool.question_estimates]
+        estimator = policy.estimator
+        if estimator not in (None, ORACLE):
+            missing = [p for p in pools if estimator not in p.pool.question_estimates]
             if missing:
                 problems.append(
-                    f"policy {policy.name!r} needs estimator {name!r}; {len(missing)} "
-                    f"question(s) lack it (e.g. {missing[0]!r})"
+                    f"policy {policy.name!r} budgets on question estimates from {estimator!r}; "
+                    f"{len(missing)} question(s) have none (e.g. {missing[0].pool.id!r})"
+                    + (
+                        _SAMPLES_ONLY.format(name=estimator)
+                        if all(estimator in p.step_sources for p in missing)
+                        else ""
+                    )
+                )
+        for source in _step_sources_read(policy):
+            unscored = [p.pool.id for p in pools if source not in p.step_sources]
+            if unscored:
+                problems.append(
+                    f"policy {policy.name!r} reads step scores from {source!r}; "
+                    f"{len(unscored)} question(s) have samples without them "
+                    f"(e.g. {unscored[0]!r}): record or import {source!r}'s scores of every "
+                    "sample, or select by majority vote"
                 )
     if problems:
         raise ConfigurationError("; ".join(problems))
+
+
+def _step_sources_read(policy: Policy) -> set[str]:
+    """The recorded step-score sources a policy cannot run without."""
+    sources = {policy.step_source, policy.scorer}
+    if policy.strategy.needs_scores:
+        sources.add(policy.score_source)
+    return sources - {None, ORACLE}  # type: ignore[return-value]
 
 
 def replay(
@@ -353,15 +446,21 @@ def replay(
     *,
     replicates: int = 200,
     seed: int = 0,
+    orders: SampleOrders | None = None,
 ) -> Outcomes:
     """Every policy on every pool: in recorded order, then ``replicates`` shuffled resamples.
 
     Every policy of one replicate sees the same sample order, so differences
-    between policies are not differences of luck.
+    between policies are not differences of luck. With ``orders`` (see
+    :func:`load_orders`), replicate ``r`` draws every question's samples in
+    its order ``r`` (replicate 0 included) instead, so another tool replayed on
+    the same orders sees exactly the same draws; questions are still resampled
+    for the bootstrap.
 
     Raises:
-        ConfigurationError: No pools or policies, repeated policy names, or a
-            policy the pools cannot serve (too few samples, a missing estimator).
+        ConfigurationError: No pools or policies, repeated policy names, a
+            policy the pools cannot serve (too few samples, a missing estimator),
+            or ``orders`` that do not fit the pools.
     """
     started = time.perf_counter()
     outcomes = Outcomes(
@@ -369,14 +468,20 @@ def replay(
         [prepared.success_rate for prepared in pools],
         replicates=replicates,
         pool_size=max((len(prepared.correct) for prepared in pools), default=0),
+        sample_tokens=[prepared.mean_tokens for prepared in pools],
+        recorded=[len(prepared.correct) for prepared in pools],
     )
     _check_servable(pools, policies)
+    fixed = None if orders is None else check_orders(orders, pools, replicates + 1)
     rng = np.random.default_rng(seed)
     outcomes.resample_questions(rng)
     for r in range(replicates + 1):
         for q, prepared in enumerate(pools):
             size = len(prepared.correct)
-            order = range(size) if r == 0 else rng.permutation(size).tolist()
+            if fixed is not None:
+                order: Sequence[int] = fixed[q][r]
+            else:
+                order = range(size) if r == 0 else rng.permutation(size).tolist()
             for p, policy in enumerate(policies):
                 try:
                     outcome = replay_question(policy, prepared, order)
@@ -388,6 +493,81 @@ def replay(
                 outcomes.put(r, p, q, outcome)
     outcomes.elapsed_s = time.perf_counter() - started
     return outcomes
+
+
+SampleOrders = Mapping[str, Sequence[Sequence[int]]] | Sequence[Sequence[int]]
+"""Fixed sample orders: per question id a list of permutations, or one list for every question."""
+
+
+def load_orders(path: str | os.PathLike[str]) -> SampleOrders:
+    """Sample orders from a JSON file: ``{question_id: [[perm], ...]}`` or ``[[perm], ...]``.
+
+    A list applies to every question (all must have as many samples as each
+    permutation); a mapping gives each question its own. Each permutation
+    lists the positions of the recorded samples in drawing order.
+    :func:`check_orders` validates them against the pools.
+
+    Raises:
+        ConfigurationError: Not JSON, or not one of the two shapes.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigurationError(f"cannot read sample orders from {path}: {error}") from error
+    shape = (
+        f"{path}: sample orders must be a JSON list of permutations (every question) or an "
+        "object mapping each question id to a list of permutations"
+    )
+    if isinstance(data, dict):
+        if not all(isinstance(v, list) for v in data.values()):
+            raise ConfigurationError(shape)
+        return {str(k): v for k, v in data.items()}
+    if not isinstance(data, list):
+        raise ConfigurationError(shape)
+    return data
+
+
+def check_orders(
+    orders: SampleOrders, pools: Sequence[PreparedPool], needed: int
+) -> list[list[list[int]]]:
+    """Per question (in ``pools``' order) its first ``needed`` orders, each checked.
+
+    Raises:
+        ConfigurationError: A question without orders, fewer than ``needed``
+            orders, or an order that is not a permutation of the question's
+            recorded samples; the message names the question and the order.
+    """
+    out = []
+    for prepared in pools:
+        qid, size = prepared.pool.id, len(prepared.correct)
+        if isinstance(orders, Mapping):
+            if qid not in orders:
+                raise ConfigurationError(f"the sample orders have none for question {qid!r}")
+            mine = orders[qid]
+        else:
+            mine = orders
+        if len(mine) < needed:
+            raise ConfigurationError(
+                f"question {qid!r} has {len(mine)} sample order(s) but the run needs {needed} "
+                "(replicate r draws in order r, replicate 0 included): lower --replicates "
+                f"to {len(mine) - 1} or add orders"
+            )
+        checked = []
+        for k, order in enumerate(mine[:needed]):
+            if (
+                not isinstance(order, Sequence)
+                or isinstance(order, str)
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in order)
+                or sorted(order) != list(range(size))
+            ):
+                raise ConfigurationError(
+                    f"sample order {k} of question {qid!r} is not a permutation of "
+                    f"0..{size - 1} (its {size} recorded samples): {str(order)[:80]}"
+                )
+            checked.append(list(order))
+        out.append(checked)
+    return out
 
 
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
@@ -405,35 +585,75 @@ def expected_coverage(success_rates: np.ndarray, samples: np.ndarray) -> float:
     return float(np.mean(1.0 - (1.0 - success_rates) ** samples))
 
 
+def oracle_allocation(
+    success_rates: Sequence[float] | np.ndarray,
+    target: float,
+    *,
+    cap: int,
+    floor: int = 1,
+    recorded: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray | None:
+    """The fewest samples per question whose expected coverage reaches ``target``.
+
+    Knowing every question's true success rate ``p``, the marginal coverage of a
+    question's next sample only shrinks (``p (1 - p)^n`` drawing with
+    replacement); so adding samples greedily to the question with the largest
+    marginal gain is optimal. All gains are sorted at once: taking the largest
+    ``m`` is the greedy order, since each question's gains fall with ``n``.
+    Every question gets at least ``floor`` (it must be answered) and at most
+    ``cap``.
+
+    With ``recorded`` (each question's recorded samples ``S``, of which
+    ``k = p S`` are correct), draws are without replacement, as replay draws
+    from a pool: ``n`` draws miss with probability ``C(S - k, n) / C(S, n)``,
+    so drawing all ``S`` covers a question surely, as it does in replay. Its
+    gains fall with ``n`` too (their ratio is ``(S - k - n) / (S - n - 1)``).
+
+    Returns the samples per question, or ``None`` when even ``cap`` misses.
+    """
+    rates = np.clip(np.asarray(success_rates, dtype=np.float64), 0.0, 1.0)
+    n_questions = len(rates)
+    draws = np.arange(cap + 1)
+    if recorded is None:
+        miss = (1.0 - rates[:, None]) ** draws[None, :]  # P(n draws all wrong)
+    else:
+        size = np.asarray(recorded, dtype=np.float64)[:, None]
+        wrong = size - np.rint(rates[:, None] * size)
+        left = size - draws[None, :-1]
+        ratio = np.where(
+            left > 0, np.maximum(wrong - draws[None, :-1], 0.0) / np.maximum(left, 1), 1
+        )
+        miss = np.concatenate([np.ones((n_questions, 1)), np.cumprod(ratio, axis=1)], axis=1)
+    counts = np.full(n_questions, floor, dtype=np.int64)
+    tolerance = 1e-12 * n_questions  # the mean coverage may fall 1e-12 short
+    needed = target * n_questions - float(np.sum(1.0 - miss[:, floor]))
+    if needed <= tolerance:
+        return counts
+    if floor >= cap:
+        return None
+    gains = (miss[:, floor:-1] - miss[:, floor + 1 :]).ravel()
+    order = np.argsort(-gains, kind="stable")
+    reached = np.nonzero(np.cumsum(gains[order]) >= needed - tolerance)[0]
+    if reached.size == 0:
+        return None
+    taken = order[: int(reached[0]) + 1] // (cap - floor)
+    return counts + np.bincount(taken, minlength=n_questions)
+
+
 def oracle_samples(
-    success_rates: Sequence[float], target: float, *, cap: int, floor: int = 1
+    success_rates: Sequence[float],
+    target: float,
+    *,
+    cap: int,
+    floor: int = 1,
+    recorded: Sequence[int] | None = None,
 ) -> float | None:
     """The fewest mean samples per question whose expected coverage reaches ``target``.
 
-    Knowing every question's true success rate ``p``, the marginal coverage of a
-    question's next sample, ``p (1 - p)^n``, only shrinks; so adding samples
-    greedily to the question with the largest marginal gain is optimal. Every
-    question gets at least ``floor`` (it must be answered) and at most ``cap``.
-    Returns ``None`` when even ``cap`` samples everywhere miss the target.
+    The mean of :func:`oracle_allocation`; ``None`` when even ``cap`` misses.
     """
-    import heapq
-
-    rates = [min(1.0, max(0.0, p)) for p in success_rates]
-    n = [floor] * len(rates)
-    total_needed = target * len(rates)
-    covered = sum(1.0 - (1.0 - p) ** floor for p in rates)
-    heap = [(-(p * (1.0 - p) ** floor), i) for i, p in enumerate(rates) if p > 0 and floor < cap]
-    heapq.heapify(heap)
-    while covered < total_needed - 1e-12:
-        if not heap:
-            return None
-        gain, i = heapq.heappop(heap)
-        covered -= gain
-        n[i] += 1
-        if n[i] < cap:
-            p = rates[i]
-            heapq.heappush(heap, (-(p * (1.0 - p) ** n[i]), i))
-    return sum(n) / len(n)
+    counts = oracle_allocation(success_rates, target, cap=cap, floor=floor, recorded=recorded)
+    return None if counts is None else float(counts.mean())
 
 
 def success_bin(p: float) -> str:
@@ -453,8 +673,12 @@ __all__ = [
     "Policy",
     "PreparedPool",
     "QuestionOutcome",
+    "SampleOrders",
+    "check_orders",
     "expected_coverage",
     "interval",
+    "load_orders",
+    "oracle_allocation",
     "oracle_samples",
     "prepare_pools",
     "replay",

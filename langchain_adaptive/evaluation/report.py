@@ -13,6 +13,21 @@ paired difference (every policy of a replicate sees the same questions and
 sample orders). The oracle gap compares a policy's samples with the fewest
 that reach the same expected coverage knowing every question's true success
 rate.
+
+The oracle fraction says how much of the possible saving a family gets:
+``(C_BoN - C_policy) / (C_BoN - C_oracle)``, where each ``C`` is compute at the
+baseline's accuracy (or coverage): the baseline's own, the family's
+interpolated envelope (as in the ratio), and the oracle's, the fewest samples
+per question whose expected coverage equals the baseline's value when each
+question's true success rate is known (:func:`oracle_allocation`; in
+replay it draws without replacement from each question's pool, as replay
+does, so it can reach any coverage the pools allow). In
+samples that is the allocation's mean; in tokens each question's samples
+cost its recorded mean tokens per sample (a live run, which has no pool,
+prices them at the baseline's tokens per sample). 1 is the oracle's saving,
+0 none, negative dearer than the baseline; the interval is the same
+computation on every bootstrap replicate (the oracle on that replicate's
+resampled questions).
 """
 
 from __future__ import annotations
@@ -28,8 +43,8 @@ from langchain_adaptive.evaluation.replay import (
     SUCCESS_BINS,
     Outcomes,
     QuestionOutcome,
-    expected_coverage,
     interval,
+    oracle_allocation,
     oracle_samples,
     success_bin,
 )
@@ -89,8 +104,15 @@ class MatchRatio(BaseModel):
     """Interpolated compute at which the family first reaches ``target`` (``None``: never)."""
     ratio: float | None
     ratio_ci: Interval | None = None
-    matched_fraction: float
-    """Fraction of bootstrap replicates in which the family reached the baseline at all."""
+    matched_fraction: float | None
+    """Fraction of bootstrap replicates in which the family reached the baseline at all
+    (``None`` without replicates)."""
+    oracle_cost: float | None = None
+    """The oracle's compute at the baseline's value (see the module docstring)."""
+    oracle_fraction: float | None = None
+    """``(baseline_cost - family_cost) / (baseline_cost - oracle_cost)``: the share of the
+    oracle's saving the family gets (``None``: never matched, or no saving possible)."""
+    oracle_fraction_ci: Interval | None = None
 
 
 class ParityMatch(BaseModel):
@@ -142,7 +164,10 @@ class OracleGap(BaseModel):
 
     policy: str
     expected_coverage: float
+    """The coverage the policy reached, averaged over every replicate's sample order and
+    every question: an estimate of its expected coverage from what it drew."""
     mean_samples: float
+    """Its samples per question, averaged the same way."""
     oracle_mean_samples: float | None
     ratio: float | None
 
@@ -240,9 +265,11 @@ def summarize(
             if len(members) > 1 and not family.startswith("best-of-n")
         ]
     cost_values = {"tokens": tokens, "samples": samples}
+    oracle_costs = _OracleCosts(run, cost_values)
     ratios = [
         _match(baseline, names.index(baseline), family, by_family[family], metric, values,
-               cost_values[cost], cost)
+               cost_values[cost], cost, oracle_costs.get(names.index(baseline), metric,
+                                                        values, cost))
         for cost in costs
         for baseline in baselines
         for family in families
@@ -267,7 +294,8 @@ def summarize(
     oracle = [
         _oracle_gap(run, p, rates)
         for p, policy in enumerate(policies)
-        if policy.estimator is not None or policy.family.startswith("best-of-n (majority)")
+        # best-of-N by scores draws what majority best-of-N draws: one row says it
+        if not policy.family.startswith("best-of-n") or policy.family == "best-of-n (majority)"
     ]
     return BenchReport(
         source=source,
@@ -338,6 +366,52 @@ def envelope_cost(costs: np.ndarray, values: np.ndarray, target: float) -> float
     return float(xs[i - 1] + fraction * (xs[i] - xs[i - 1]))
 
 
+class _OracleCosts:
+    """The oracle's compute at a baseline's value, per replicate, computed once per baseline.
+
+    See the module docstring for the conversion to tokens.
+    """
+
+    def __init__(self, run: Outcomes, cost_values: dict[str, np.ndarray]) -> None:
+        self.run = run
+        self.cost_values = cost_values
+        self._cache: dict[tuple[int, str, str], np.ndarray] = {}
+
+    def get(self, b: int, metric: Metric, values: np.ndarray, cost: Cost) -> np.ndarray:
+        """Shape ``(replicates + 1,)``; NaN where even the cap misses the baseline."""
+        key = (b, metric, cost)
+        if key not in self._cache:
+            run = self.run
+            out = np.full(values.shape[0], np.nan)
+            for r in range(values.shape[0]):
+                picked = run.question_index[r]
+                counts = oracle_allocation(
+                    run.success_rates[picked],
+                    float(values[r, b]),
+                    cap=run.pool_size,
+                    recorded=None if run.recorded is None else run.recorded[picked],
+                )
+                if counts is None:
+                    continue
+                if cost == "samples":
+                    out[r] = counts.mean()
+                elif run.sample_tokens is not None:
+                    out[r] = float(np.mean(counts * run.sample_tokens[picked]))
+                else:  # live: price a sample at the baseline's tokens per sample
+                    used = self.cost_values["samples"][r, b]
+                    per_sample = self.cost_values["tokens"][r, b] / used if used > 0 else 0.0
+                    out[r] = counts.mean() * per_sample
+            self._cache[key] = out
+        return self._cache[key]
+
+
+def _fraction(base: float, reached: float | None, oracle: float) -> float | None:
+    """The share of the oracle's saving over the baseline that ``reached`` gets."""
+    if reached is None or not np.isfinite(oracle) or base - oracle <= 1e-12:
+        return None
+    return (base - reached) / (base - oracle)
+
+
 def _match(
     baseline: str,
     b: int,
@@ -347,15 +421,24 @@ def _match(
     values: np.ndarray,
     costs: np.ndarray,
     cost: Cost,
+    oracle: np.ndarray,
 ) -> MatchRatio:
-    def ratio_at(r: int) -> float | None:
-        reached = envelope_cost(costs[r, members], values[r, members], values[r, b])
-        base = costs[r, b]
-        return None if reached is None or base <= 0 else reached / base
+    reached = [
+        envelope_cost(costs[r, members], values[r, members], values[r, b])
+        for r in range(values.shape[0])
+    ]
 
-    point = envelope_cost(costs[0, members], values[0, members], values[0, b])
+    def ratio_at(r: int) -> float | None:
+        base = costs[r, b]
+        return None if reached[r] is None or base <= 0 else reached[r] / base
+
+    point = reached[0]
     replicate_ratios = [ratio_at(r) for r in range(1, values.shape[0])]
     found = np.array([x for x in replicate_ratios if x is not None], dtype=np.float64)
+    fractions = [
+        _fraction(float(costs[r, b]), reached[r], oracle[r]) for r in range(1, len(reached))
+    ]
+    found_fractions = np.array([x for x in fractions if x is not None], dtype=np.float64)
     base = float(costs[0, b])
     return MatchRatio(
         baseline=baseline,
@@ -367,7 +450,10 @@ def _match(
         family_cost=point,
         ratio=None if point is None or base <= 0 else point / base,
         ratio_ci=_ci(found) if found.size else None,
-        matched_fraction=(found.size / len(replicate_ratios)) if replicate_ratios else 0.0,
+        matched_fraction=(found.size / len(replicate_ratios)) if replicate_ratios else None,
+        oracle_cost=float(oracle[0]) if np.isfinite(oracle[0]) else None,
+        oracle_fraction=_fraction(base, point, oracle[0]),
+        oracle_fraction_ci=_ci(found_fractions) if found_fractions.size else None,
     )
 
 
@@ -443,11 +529,23 @@ def _difference(
 
 
 def _oracle_gap(run: Outcomes, p: int, rates: np.ndarray) -> OracleGap:
-    used = run.samples[0, p].astype(np.float64)
-    target = expected_coverage(rates, used)
-    cap = run.pool_size
-    best = oracle_samples(rates.tolist(), target, cap=cap)
-    mean = float(used.mean())
+    """The policy's samples over the oracle's fewest for the coverage the policy reached.
+
+    The coverage is what the policy realised, averaged over every replicate's
+    sample order (each replicate runs every question afresh) and every
+    question, and its samples likewise. It is not ``1 - (1 - p)^n`` of the
+    samples ``n`` it drew: that is the coverage of ``n`` draws fixed in
+    advance, which a rule that stops on what it drew is not. Such a rule
+    stops when its draws look good (a vote settled, a confident score), so its
+    count is correlated with its success: agreement on a wrong answer stops
+    it short, a lucky early right sample too. Pricing its realised ``n`` as if
+    fixed misstates its coverage in either direction; its realised coverage
+    does not. For a rule fixed in advance both agree in expectation.
+    """
+    target = float(run.covered[:, p].mean())
+    recorded = None if run.recorded is None else run.recorded.tolist()
+    best = oracle_samples(rates.tolist(), target, cap=run.pool_size, recorded=recorded)
+    mean = float(run.samples[:, p].mean())
     return OracleGap(
         policy=run.policies[p].name,
         expected_coverage=target,
@@ -500,16 +598,25 @@ def report_markdown(
     for metric in ratio_metrics:
         ratios = [r for r in report.ratios if r.metric == metric]
         if ratios:
+            reached = (
+                "reached in" if report.replicates else "reached in (needs bootstrap replicates)"
+            )
             lines += _table(
                 f"Compute ({_measure(ratios[0].cost)}) to match each baseline's {metric}, "
-                "over the baseline's:",
-                ["baseline", metric, "family", "ratio [95% CI]", "reached in"],
+                "over the baseline's, and the oracle fraction: the share of the saving an "
+                "oracle that knows every question's success rate would make, "
+                "(C_baseline - C_family) / (C_baseline - C_oracle) (1: the oracle's saving, "
+                "0: none):",
+                ["baseline", metric, "family", "ratio [95% CI]", "oracle fraction [95% CI]",
+                 reached],
                 (
                     f"| {r.baseline} | {r.target:.3f} | {r.family} | "
-                    f"{_fmt(r.ratio, 2)}{_fmt_ci(r.ratio_ci, 2)} | {r.matched_fraction:.0%} |"
+                    f"{_fmt(r.ratio, 2)}{_fmt_ci(r.ratio_ci, 2)} | "
+                    f"{_fmt(r.oracle_fraction, 2)}{_fmt_ci(r.oracle_fraction_ci, 2)} | "
+                    f"{'n/a' if r.matched_fraction is None else f'{r.matched_fraction:.0%}'} |"
                     for r in ratios
                 ),
-            )
+            )  # fmt: skip
     for metric in ratio_metrics:
         parity = [m for m in report.parity if m.metric == metric]
         if parity:
@@ -539,7 +646,8 @@ def report_markdown(
         )
     if report.oracle:
         lines += _table(
-            "Samples over the oracle's fewest for the same expected coverage:",
+            "Samples over the oracle's fewest for the same expected coverage (the coverage "
+            "each policy reached, averaged over every replicate's sample order):",
             ["policy", "expected coverage", "samples/q", "oracle samples/q", "ratio"],
             (
                 f"| {g.policy} | {g.expected_coverage:.3f} | {g.mean_samples:.2f} | "

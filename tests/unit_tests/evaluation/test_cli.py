@@ -64,12 +64,16 @@ def test_game24_import_and_replay(tmp_path: Path) -> None:
     assert code == 0
     report = BenchReport.model_validate_json(out.read_text())
     names = {s.name for s in report.policies}
-    assert {"bon64-majority", "esc", "adaptive-consistency", "ias[oracle]@0.9"} <= names
+    assert {"bon64-majority", "esc@w5", "adaptive-consistency@0.95", "ias[oracle]@0.9"} <= names
     assert report.questions == 40 and report.replicates == 3
     bon64 = next(s for s in report.policies if s.name == "bon64-majority")
     assert bon64.mean_samples == 64 and 0 < bon64.coverage <= 1
     coverage_ratios = [r for r in report.ratios if r.metric == "coverage" and r.cost == "samples"]
-    assert coverage_ratios and all(r.family == "ias[oracle]" for r in coverage_ratios)
+    assert {r.family for r in coverage_ratios} == {
+        "ias[oracle]",
+        "adaptive-consistency",
+        "early-stopping sc",
+    }
     assert out.with_suffix(".md").read_text().startswith("**game24.jsonl")
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert (tmp_path / "report-allocation.png").stat().st_size > 5_000

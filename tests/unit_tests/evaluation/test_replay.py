@@ -147,7 +147,7 @@ def test_policies_that_need_more_than_the_pool_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="only 2 recorded"):
         replay_question(policy, prepared)
     ias = Policy(name="i", family="i", strategy=AdaptiveBestOfN(), estimator="nope", max_samples=2)
-    with pytest.raises(ConfigurationError, match="no estimate from 'nope'"):
+    with pytest.raises(ConfigurationError, match="no question-alone estimate from 'nope'"):
         replay_question(ias, prepared)
 
 
@@ -171,7 +171,7 @@ def test_standard_policies_fit_the_pool() -> None:
     assert "bon16-majority" in names and "bon32-majority" not in names
     assert "bon8-prm[probe]" in names and "bon8-weighted[probe]" in names
     assert "ias[probe]@0.9" in names and "ias[oracle]@0.99" in names
-    assert {"adaptive-consistency", "esc"} <= set(names)
+    assert {"adaptive-consistency@0.95", "adaptive-consistency@0.6", "esc@w5", "esc@w2"} <= set(names)
     with pytest.raises(ConfigurationError, match="needs a recorded scorer"):
         standard_policies(8, selection="prm")
 
@@ -339,7 +339,9 @@ def test_unservable_policies_are_refused_up_front() -> None:
         Policy(name="b4", family="b", strategy=BestOfN(n=4), max_samples=4),
         Policy(name="i", family="i", strategy=AdaptiveBestOfN(), estimator="judge", max_samples=2),
     ]
-    with pytest.raises(ConfigurationError, match=r"may draw 4 samples.*needs estimator 'judge'"):
+    with pytest.raises(
+        ConfigurationError, match=r"may draw 4 samples.*budgets on question estimates from 'judge'"
+    ):
         replay(pools, policies, replicates=0)
 
 
