@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The exact commands behind the evaluation harness's published results (README
-# "Performance"): calibration of the judge, the 204-question pools, their replay,
+# The exact commands behind the evaluation harness's published results
+# (docs/results/): calibration of the judge, the 204-question pools, their replay,
 # the live run of the raw judge, the calibrated judge and the probe side by side,
 # the held-out equal-compute test, Game of 24 and the harness's own scaling.
 #

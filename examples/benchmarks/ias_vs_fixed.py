@@ -39,7 +39,7 @@ from langchain_adaptive.datasets import Problem, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import default_reasoner
 
 CALIBRATION_SUITE = {"per_level": 5, "seed": 0}
-"""The suite the bundled probe head was trained on (README: calibrate collect)."""
+"""The suite the bundled probe head was trained on (docs/guides/calibration.md: collect)."""
 
 
 def benchmark_problems(levels: list[str], per_level: int, seed: int) -> list[Problem]:

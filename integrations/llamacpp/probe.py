@@ -28,7 +28,7 @@ from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from ._loading import SharedLlama, load_shared_llama, resolve_model_path
 
 BUNDLED_HEAD = Path(__file__).parent / "heads" / "smollm2-135m-instruct-probe"
-"""The probe head trained for the bundled SmolLM2 (see the README for the command)."""
+"""The probe head trained for the bundled SmolLM2 (docs/guides/calibration.md has the command)."""
 
 
 def probe_text(question: str, prefix: str) -> str:
