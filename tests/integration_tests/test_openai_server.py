@@ -499,6 +499,24 @@ def test_docs_snippet_runs_against_a_server(capsys: pytest.CaptureFixture[str]) 
     assert printed == f"{FIVE}\n4 adaptive_budget 0.5\n"
 
 
+def test_load_benchmark_writes_its_report(tmp_path: Path) -> None:
+    """The benchmark runs end to end in a tiny setting (its figures are in docs/results)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "benchmarks" / "serve_load.py"
+    spec = importlib.util.spec_from_file_location("serve_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flags = ["--delay-s", "0.01", "--prm-delay-s", "0", "--clients", "1", "3"]
+    module.main([*flags, "--requests", "2", "--overhead-requests", "2", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "serve_load.json").read_text())
+    assert [row["requests"] for row in report["load"]] == [2, 6]
+    assert all(row["errors"] == 0 for row in report["load"])
+    assert report["overhead_1_client"]["served"]["n"] == 2
+    assert (tmp_path / "serve_load.png").stat().st_size > 0
+
+
 # -- the command line and the bundled model -------------------------------------------
 
 
