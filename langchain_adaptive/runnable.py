@@ -609,6 +609,7 @@ class _Episode:
             tracker=BudgetTracker(limits),
             has_prm=runnable.prm is not None,
             equivalent=runnable.answers_match,
+            extract_answer=runnable.answer_extractor,
         )
 
     # -- actions ----------------------------------------------------------------------

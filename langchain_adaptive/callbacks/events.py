@@ -116,12 +116,19 @@ class StepScored(AdaptiveEvent):
 
 
 class BeamsPruned(AdaptiveEvent):
-    """Beam search kept some beams and dropped the rest after a step."""
+    """Beam search kept some beams and dropped the rest after a step.
+
+    Particle filtering reports each resampling the same way: ``kept`` lists the
+    beam of every particle drawn, once per copy (finished ones are not extended
+    again), ``dropped`` the beams no particle drew, ``k`` the population and
+    ``m = 1``.
+    """
 
     event_name: ClassVar[str] = "adaptive_beams_pruned"
 
     step_index: int
     kept: list[int]
+    """Beam ids that go on (beam search: best first; particle filtering: one per copy)."""
     dropped: list[int]
     k: int
     m: int

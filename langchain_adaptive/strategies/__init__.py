@@ -16,7 +16,12 @@ name                        what it does                                  needs 
 ``answer_stop``             stop when the returned answer is likely       yes (samples)
                             right, or give up when more cannot help
 ``beam_search``             step-level beam search, IAS-of-K / IAS-of-M   yes
+``particle_filtering``      step-level particle filtering: N particles    yes
+                            resampled by PRM weight r / (1 - r)
 ==========================  ============================================  ============
+
+``adaptive_particle_filtering`` is particle filtering with IAS's N, stopping once the
+finished particles' vote reaches C (needs a PRM).
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ from langchain_adaptive.strategies.best_of_n import BestOfN
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
 from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
 from langchain_adaptive.strategies.first_sample import FirstSampleIAS
+from langchain_adaptive.strategies.particle_filtering import (
+    AdaptiveParticleFiltering,
+    ParticleFiltering,
+)
 from langchain_adaptive.strategies.sequential import SequentialAdaptiveBestOfN
 
 STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
@@ -68,6 +77,8 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "beam_search": (BeamSearch, {}),
     "ias_of_k": (BeamSearch, {"adaptive_k": True}),
     "ias_of_m": (BeamSearch, {"adaptive_m": True}),
+    "particle_filtering": (ParticleFiltering, {}),
+    "adaptive_particle_filtering": (AdaptiveParticleFiltering, {}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -99,6 +110,7 @@ __all__ = [
     "Action",
     "AdaptiveBestOfN",
     "AdaptiveConsistency",
+    "AdaptiveParticleFiltering",
     "AnswerConfidenceStop",
     "BeamSearch",
     "BestOfN",
@@ -109,6 +121,7 @@ __all__ = [
     "EstimateQuestion",
     "ExtendBeams",
     "FirstSampleIAS",
+    "ParticleFiltering",
     "Plan",
     "PruneBeams",
     "RunState",

@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from langchain_adaptive.answers import STEP_JOINER, AnswerEquivalence, answers_match
+from langchain_adaptive.answers import (
+    STEP_JOINER,
+    AnswerEquivalence,
+    AnswerExtractor,
+    answers_match,
+    extract_answer,
+)
 from langchain_adaptive.budget import BudgetTracker
 from langchain_adaptive.results import Beam, Candidate, StopReason, SuccessEstimate
 from langchain_adaptive.selection import Aggregation, SelectionRule
@@ -80,8 +86,10 @@ class ScoreBeams:
 class PruneBeams:
     """Record a selection round; the driver marks ``dropped`` pruned and sends back ``None``.
 
-    ``kept`` beams go on with ``m`` next steps each. The driver reports the
-    round as an ``adaptive_beams_pruned`` event.
+    ``kept`` beams go on with ``m`` next steps each, unless finished. A
+    particle filter's resampling lists one entry per particle drawn (a beam
+    drawn twice is kept twice, and its two copies get ``m`` next steps each).
+    The driver reports the round as an ``adaptive_beams_pruned`` event.
     """
 
     step_index: int
@@ -123,6 +131,8 @@ class RunState:
     question_estimate: SuccessEstimate | None = None
     equivalent: AnswerEquivalence = answers_match
     """Answer equivalence used by vote-based stopping rules."""
+    extract_answer: AnswerExtractor = extract_answer
+    """The answer of a finished beam's text, for stopping rules that vote over beams."""
     beams: list[Beam] = field(default_factory=list)
     """Every beam of a step-level search, in creation order."""
 
