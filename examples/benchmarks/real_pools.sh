@@ -40,7 +40,34 @@ stage_import() {
         --out "$OUT/math500-qwen15b.jsonl"
 }
 
-STAGES=(import)
+REPLICATES="${REPLICATES:-30}"
+
+# Each pool's two held-out halves: every calibrator and stop rule is fitted on the
+# other half (--fit, --fit-stop), so a half is judged on questions it never saw.
+# Results (JSON, Markdown, PNG) land in $OUT/results; docs/results/real-pools.md
+# publishes them.
+replay_halves() {
+    local pool="$1" name="$2"
+    shift 2
+    for half in test train; do
+        run langchain-adaptive bench replay "$OUT/$pool.jsonl" --split "$half" --split-seed 0 \
+            --replicates "$REPLICATES" --no-batch "$@" \
+            --out "$OUT/results/$name-$half.json"
+    done
+}
+
+stage_replay() {
+    replay_halves gsm8k-qwen05b gsm8k \
+        --fit logprob-iso=logprob:isotonic --scorer logprob-iso --selection weighted_vote \
+        --sample-rules logprob-iso --filtered-vote logprob-iso --fit-stop logprob=logprob-iso
+    replay_halves math500-qwen15b math500 \
+        --fit prm-iso=prm:isotonic --scorer prm-iso --selection weighted_vote \
+        --sample-rules prm-iso --fit-stop prm=prm-iso
+    # no scorer: vote-only rules against coverage with the exact verifier
+    replay_halves game24-cot game24 --estimators oracle
+}
+
+STAGES=(import replay)
 if [[ $# -eq 0 ]]; then
     echo "usage: $0 STAGE... (stages: ${STAGES[*]}, or all)" >&2
     exit 2

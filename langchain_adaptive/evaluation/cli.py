@@ -34,7 +34,9 @@ from langchain_adaptive.evaluation.pools import (
 from langchain_adaptive.evaluation.report import BenchReport, report_markdown
 
 if TYPE_CHECKING:
+    from langchain_adaptive.answers import AnswerEquivalence
     from langchain_adaptive.calibration import Calibrator
+    from langchain_adaptive.evaluation.replay import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,13 @@ DATASET_KINDS = ("arithmetic", "gsm8k", "math", "jsonl")
 ON_DEVICE_PRMS = ("probe", "judge", "confidence")
 """The on-device PRMs: the bundled probe, the model as its own judge, its token confidence."""
 
-SELECTION_RULES = ["majority_vote", "weighted_vote", "prm"]
+SELECTION_RULES = [
+    "majority_vote",
+    "weighted_vote",
+    "prm",
+    "filtered_vote_top10",
+    "filtered_vote_top90",
+]
 """The ``--selection`` choices: a vote, or rules that read a PRM's step scores."""
 
 
@@ -119,6 +127,50 @@ def add_bench_commands(commands: Any) -> None:
         help="add estimator NAME: a KIND (identity, platt, isotonic, histogram) calibrator "
         "of SOURCE's sample scores fitted on the questions NOT replayed (the other --split "
         "half, or those not in --questions), so it is judged on questions it never saw",
+    )
+    replay.add_argument(
+        "--sample-rules",
+        action="append",
+        default=[],
+        metavar="SCORER[,SCORER...]",
+        help="rules for scorers that score samples, not questions: first-sample IAS and "
+        "sequential IAS at round size 1, stopping on SCORER's (calibrated) scores at each "
+        "--sample-confidences target, selecting by --selection",
+    )
+    replay.add_argument(
+        "--sample-confidences",
+        default="0.5,0.7,0.9,0.95,0.99,0.999",
+        help="targets C of the --sample-rules families",
+    )
+    replay.add_argument(
+        "--filtered-vote",
+        action="append",
+        default=[],
+        metavar="SCORER",
+        help="DeepConf's offline filter as best-of-N: a SCORER-weighted vote over the 10%% "
+        "and 90%% most confident samples (bonN-top10[SCORER], bonN-top90[SCORER])",
+    )
+    replay.add_argument(
+        "--fit-stop",
+        action="append",
+        default=[],
+        metavar="NAME=SCORER",
+        help="fit the answer-level stop rule on SCORER's (calibrated) scores of the questions "
+        "NOT replayed, and replay it at every --stop-thresholds value without and with "
+        "--futility (answer-stop[NAME]@T, answer-stop-futile[NAME]@T); selects by "
+        "--selection (weighted_vote when that is majority_vote)",
+    )
+    replay.add_argument(
+        "--stop-thresholds",
+        default="0.5,0.6,0.7,0.8,0.9,0.95",
+        help="targets of the answer-level stop rule",
+    )
+    replay.add_argument(
+        "--futility",
+        type=float,
+        default=0.02,
+        help="the answer-level stop rule also gives up once P(more samples fix the answer) "
+        "is below this",
     )
     replay.add_argument(
         "--orders",
@@ -612,7 +664,7 @@ def _replay(args: argparse.Namespace) -> int:
     orders = load_orders(args.orders) if args.orders is not None else None
     pools, others, notes = _chosen_pools(args, pool_file.pools)
     names: list[str] = list(pool_file.header.prms)
-    pools, added, fit_notes = _add_estimators(pools, others, calibrators, fits)
+    pools, others, added, fit_notes = _add_estimators(pools, others, calibrators, fits)
     names += added
     notes += fit_notes
     scorers = [name for spec in args.scorer for name in _names(spec)]
@@ -656,6 +708,7 @@ def _replay(args: argparse.Namespace) -> int:
             **selection,
         )
     equivalence = pool_file.header.equivalence
+    policies += _sample_score_policies(args, size, others, answer_equivalence(equivalence), notes)
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
     pairs = [(first, second) for first, second in args.compare]
     check_pairs(pairs, [policy.name for policy in policies])  # before the replay: minutes
@@ -793,15 +846,80 @@ def _chosen_pools(
     return chosen, others, notes
 
 
+def _sample_score_policies(
+    args: argparse.Namespace,
+    size: int,
+    others: Sequence[QuestionPool],
+    equivalent: AnswerEquivalence,
+    notes: list[str],
+) -> list[Policy]:
+    """The --sample-rules, --filtered-vote and --fit-stop policies (stop rules fitted on
+    ``others``, the questions not replayed)."""
+    from langchain_adaptive.evaluation.replay import prepare_pools
+    from langchain_adaptive.evaluation.stop_rule import (
+        answer_stop_policies,
+        fit_answer_stop,
+        sample_scorer_policies,
+    )
+
+    selection = args.selection if args.selection != "majority_vote" else "weighted_vote"
+    policies: list[Policy] = []
+    confidences = _floats(args.sample_confidences, ())
+    for scorer in dict.fromkeys(n for spec in args.sample_rules for n in _names(spec)):
+        policies += sample_scorer_policies(
+            size, scorer, confidences=confidences, selection=selection, quantile=args.quantile
+        )
+    for scorer in dict.fromkeys(args.filtered_vote):
+        policies += sample_scorer_policies(size, scorer, confidences=(), filtered=True)
+    specs = [_fit_stop_spec(spec) for spec in args.fit_stop]
+    if specs and not others:
+        raise ConfigurationError(
+            "--fit-stop fits on the questions not replayed: choose a subset with --split or "
+            "--questions so that some are left"
+        )
+    prepared = prepare_pools(list(others), equivalent) if specs else []
+    for name, scorer in specs:
+        model = fit_answer_stop(
+            prepared,
+            scorer,
+            selection=selection,  # type: ignore[arg-type]
+            seed=args.seed,
+            metadata={"pools": str(args.pools), "questions": len(others)},
+        )
+        notes.append(
+            f"answer-stop[{name}]: stop rule on {scorer!r} fitted on the other "
+            f"{len(others)} question(s)"
+        )
+        policies += answer_stop_policies(
+            name,
+            model,
+            scorer,
+            max_samples=size,
+            thresholds=_floats(args.stop_thresholds, ()),
+            futility=args.futility,
+        )
+    return policies
+
+
+def _fit_stop_spec(spec: str) -> tuple[str, str]:
+    name, _, scorer = spec.partition("=")
+    if not name or not scorer:
+        raise ConfigurationError(f"--fit-stop takes NAME=SCORER (e.g. rm=rm-iso), got {spec!r}")
+    return name, scorer
+
+
 def _add_estimators(
     pools: list[QuestionPool],
     others: Sequence[QuestionPool],
     calibrators: Sequence[tuple[str, str, Calibrator]],
     fits: Sequence[tuple[str, str, str]],
-) -> tuple[list[QuestionPool], list[str], list[str]]:
-    """``pools`` with every --calibrator and --fit estimator added, their names, and notes.
+) -> tuple[list[QuestionPool], list[QuestionPool], list[str], list[str]]:
+    """``pools`` and ``others`` with every --calibrator and --fit estimator added, their
+    names, and notes.
 
-    A --fit calibrator is fitted on ``others`` (the questions not evaluated).
+    A --fit calibrator is fitted on ``others`` (the questions not evaluated);
+    ``others`` are calibrated too, so a stop rule fitted on them reads the same
+    calibrated scores it will meet.
     """
     from langchain_adaptive.evaluation.holdout import fit_pool_calibrator
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
@@ -821,10 +939,13 @@ def _add_estimators(
             f"{name}: {kind} calibration of {source!r} fitted on the other {len(others)} "
             f"question(s) (base rate {calibrator.base_rate:.3f})"
         )
+    others = list(others)
     for name, source, calibrator in loaded:
         pools = add_calibrated_estimates(pools, source, calibrator, name)
+        if others:
+            others = add_calibrated_estimates(others, source, calibrator, name)
         added.append(name)
-    return pools, added, notes
+    return pools, others, added, notes
 
 
 def _order_count(orders: Any, pools: Sequence[QuestionPool]) -> int:

@@ -122,7 +122,8 @@ def standard_policies(
     if selection != "majority_vote" and scorer is None:
         raise ConfigurationError(f"selection {selection!r} needs a recorded scorer")
     policies: list[Policy] = []
-    for n in (size for size in sizes if size <= pool_size):
+    # the whole pool is always a baseline (best-of-24 on a 24-sample pool)
+    for n in sorted({*(size for size in sizes if size <= pool_size), pool_size}):
         policies.append(
             Policy(
                 name=f"bon{n}-majority",

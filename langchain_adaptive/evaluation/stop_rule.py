@@ -182,8 +182,7 @@ def sample_scorer_policies(
                     scorer=scorer,
                     max_samples=n,
                 )
-                for n in sizes
-                if n <= pool_size
+                for n in sorted({*(size for size in sizes if size <= pool_size), pool_size})
             ]
     return policies
 

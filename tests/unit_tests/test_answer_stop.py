@@ -276,3 +276,66 @@ def test_filtered_votes_keep_the_most_confident_share() -> None:
 def test_unknown_strategy_settings_are_refused() -> None:
     with pytest.raises(ConfigurationError):
         build_strategy("answer_stop")  # no fitted model
+
+
+# -- the replay CLI: every rule for sample scorers, fitted on the other half ----------------
+
+
+def test_replay_cli_fits_stop_rules_on_the_other_half(tmp_path: Path) -> None:
+    from langchain_adaptive.cli import main
+    from langchain_adaptive.evaluation import BenchReport
+    from langchain_adaptive.evaluation.pools import PoolHeader, write_pools
+
+    header = PoolHeader(model="toy", prms=["rm"], samples_per_question=6, max_tokens_per_sample=10)
+    path = write_pools(tmp_path / "pool.jsonl", header, _pools() * 1)
+    out = tmp_path / "report.json"
+    argv = [
+        "bench", "replay", str(path), "--split", "test", "--fit", "rm-iso=rm:isotonic",
+        "--scorer", "rm-iso", "--selection", "weighted_vote", "--sample-rules", "rm-iso",
+        "--filtered-vote", "rm-iso", "--fit-stop", "stop=rm-iso", "--stop-thresholds", "0.8,0.9",
+        "--replicates", "2", "--no-batch", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = BenchReport.model_validate_json(out.read_text())
+    names = {p.name for p in report.policies}
+    assert {
+        "first-sample-ias[rm-iso]@0.99",
+        "sequential-ias-1[rm-iso]@0.99",
+        "bon6-top10[rm-iso]",
+        "answer-stop[stop]@0.8",
+        "answer-stop-futile[stop]@0.9",
+    } <= names
+    assert report.questions == 9 and not report.notes[-1].startswith("1 answer")
+    assert any(
+        "answer-stop[stop]: stop rule on 'rm-iso' fitted on the other 9" in n for n in report.notes
+    )
+    # nothing left to fit on without a split: one line, exit 2
+    assert main([*argv[:3], "--fit-stop", "stop=rm", "--out", str(out)]) == 2
+
+
+def test_real_pools_script_replays_both_halves_of_each_pool() -> None:
+    import os
+    import shlex
+    import subprocess
+
+    from langchain_adaptive.cli import _build_parser
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks" / "real_pools.sh"
+    done = subprocess.run(
+        ["bash", str(script), "replay"],
+        env={**os.environ, "DRY_RUN": "1", "OUT": "out"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    parser = _build_parser()
+    parsed = [parser.parse_args(shlex.split(line)[1:]) for line in done.stdout.splitlines()]
+    assert [(Path(a.pools).name, a.split) for a in parsed] == [
+        (pool, half)
+        for pool in ("gsm8k-qwen05b.jsonl", "math500-qwen15b.jsonl", "game24-cot.jsonl")
+        for half in ("test", "train")
+    ]
+    assert parsed[0].fit_stop == ["logprob=logprob-iso"] and parsed[2].fit == [
+        "prm-iso=prm:isotonic"
+    ]
