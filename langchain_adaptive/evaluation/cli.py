@@ -156,8 +156,8 @@ def add_bench_commands(commands: Any) -> None:
         default=[],
         metavar="NAME=SCORER",
         help="fit the answer-level stop rule on SCORER's (calibrated) scores of the questions "
-        "NOT replayed, and replay it at every --stop-thresholds value without and with "
-        "--futility (answer-stop[NAME]@T, answer-stop-futile[NAME]@T); selects by "
+        "NOT replayed, and replay it at every --stop-thresholds value (answer-stop[NAME]@T) "
+        "and at every --futilities level (answer-stop-futile[NAME]@F); selects by "
         "--selection (weighted_vote when that is majority_vote)",
     )
     replay.add_argument(
@@ -166,11 +166,10 @@ def add_bench_commands(commands: Any) -> None:
         help="targets of the answer-level stop rule",
     )
     replay.add_argument(
-        "--futility",
-        type=float,
-        default=0.02,
-        help="the answer-level stop rule also gives up once P(more samples fix the answer) "
-        "is below this",
+        "--futilities",
+        default="0.01,0.02,0.03,0.05,0.08,0.12",
+        help="the giving-up curve of the answer-level stop rule: at threshold 0.9, it also "
+        "stops once P(more samples fix the answer) is below each of these",
     )
     replay.add_argument(
         "--orders",
@@ -896,7 +895,7 @@ def _sample_score_policies(
             scorer,
             max_samples=size,
             thresholds=_floats(args.stop_thresholds, ()),
-            futility=args.futility,
+            futilities=_floats(args.futilities, ()),
         )
     return policies
 

@@ -28,8 +28,10 @@ from langchain_adaptive.strategies import (
 SCORER_CONFIDENCES = (0.5, 0.7, 0.9, 0.95, 0.99, 0.999)
 """Targets of the rules that stop on sample scores (reward models reach high ``C`` fast)."""
 STOP_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-FUTILITY = 0.02
-"""The futility threshold the benchmark runs beside each answer threshold."""
+FUTILITIES = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
+"""Futility levels of the giving-up curve: stop once P(more samples fix the answer) < F."""
+FUTILE_THRESHOLD = 0.9
+"""The answer threshold the giving-up curve keeps fixed."""
 
 _NO_USAGE = TokenUsage()
 
@@ -112,26 +114,33 @@ def answer_stop_policies(
     *,
     max_samples: int,
     thresholds: Sequence[float] = STOP_THRESHOLDS,
-    futility: float | None = FUTILITY,
+    futilities: Sequence[float] = FUTILITIES,
+    futile_threshold: float = FUTILE_THRESHOLD,
 ) -> list[Policy]:
-    """``answer-stop[NAME]@T`` at every threshold, and ``answer-stop-futile[NAME]@T`` beside it
-    when ``futility`` is set: two curves of the same rule, without and with giving up."""
-    variants: list[tuple[str, float | None]] = [("answer-stop", None)]
-    if futility is not None:
-        variants.append(("answer-stop-futile", futility))
-    return [
-        Policy(
-            name=f"{prefix}[{name}]@{threshold:g}",
-            family=f"{prefix}[{name}]",
+    """Two curves of the same fitted rule.
+
+    ``answer-stop[NAME]@T`` stops only once the returned answer is right with
+    probability ``T``, at every threshold; ``answer-stop-futile[NAME]@F`` stops
+    at ``futile_threshold`` or once more samples fix the answer with probability
+    below ``F``, at every futility level (on real pools the futility level is
+    the knob that trades accuracy for compute).
+    """
+
+    def policy(family: str, label: str, threshold: float, futility: float | None) -> Policy:
+        return Policy(
+            name=f"{family}@{label}",
+            family=family,
             strategy=AnswerConfidenceStop(
-                model=model, threshold=threshold, futility=give_up, selection=model.selection
+                model=model, threshold=threshold, futility=futility, selection=model.selection
             ),
             scorer=scorer,
             target_confidence=threshold,
             max_samples=max_samples,
         )
-        for prefix, give_up in variants
-        for threshold in thresholds
+
+    return [
+        *(policy(f"answer-stop[{name}]", f"{t:g}", t, None) for t in thresholds),
+        *(policy(f"answer-stop-futile[{name}]", f"{f:g}", futile_threshold, f) for f in futilities),
     ]
 
 
@@ -188,7 +197,8 @@ def sample_scorer_policies(
 
 
 __all__ = [
-    "FUTILITY",
+    "FUTILE_THRESHOLD",
+    "FUTILITIES",
     "SCORER_CONFIDENCES",
     "STOP_THRESHOLDS",
     "answer_stop_policies",

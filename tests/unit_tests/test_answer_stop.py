@@ -245,7 +245,7 @@ def test_fitted_rule_replays_cheaper_than_the_cap_on_easy_and_hopeless_questions
     model = fit_answer_stop(prepared, "rm", orders=5)
     assert model.metadata["scorer"] == "rm"
     policies = {p.name: p for p in answer_stop_policies("rm", model, "rm", max_samples=6)}
-    futile = policies["answer-stop-futile[rm]@0.9"]
+    futile = policies["answer-stop-futile[rm]@0.05"]
     outcomes = {pool.pool.id: replay_question(futile, pool) for pool in prepared}
     assert outcomes["e0"].samples == 1 and outcomes["e0"].correct
     assert outcomes["h0"].samples < 6 and outcomes["h0"].stop_reason == "futile"
@@ -303,7 +303,7 @@ def test_replay_cli_fits_stop_rules_on_the_other_half(tmp_path: Path) -> None:
         "sequential-ias-1[rm-iso]@0.99",
         "bon6-top10[rm-iso]",
         "answer-stop[stop]@0.8",
-        "answer-stop-futile[stop]@0.9",
+        "answer-stop-futile[stop]@0.05",
     } <= names
     assert report.questions == 9 and not report.notes[-1].startswith("1 answer")
     assert any(
