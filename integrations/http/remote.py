@@ -7,19 +7,30 @@ rendered prompts) → POST ``/pooling``, retried with exponential backoff on 429
 5xx, timeouts and connection errors → the response checked (one item per input,
 one row per step, finite probabilities) → one ``SuccessEstimate`` per step. When
 one request fails, the error keeps what the others scored (``RemotePRMError.scored``).
+
+Deadlines hold in total, not per read: ``timeout`` bounds one attempt from
+connect to the last byte (a server that drips a byte at a time cannot stretch
+it), ``call_timeout`` the whole call with its retries. Secrets (the API key,
+a password in ``base_url``) never reach a log line, an error, ``repr`` or a dump:
+a password in the URL is moved into a private ``Authorization: Basic`` header,
+and any server text quoted in an error has known secrets masked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextvars
 import logging
 import random
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import httpcore
 import httpx
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils import secret_from_env
@@ -116,16 +127,24 @@ class RemotePRM(ProcessRewardModel):
         ```
     """
 
-    model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     base_url: str = "http://localhost:8000"
-    """Server root; requests go to ``{base_url}/pooling``."""
+    """Server root; requests go to ``{base_url}/pooling``. A ``user:password@`` in it is
+    taken out (``repr``, dumps and logs show the URL without it) and sent as HTTP Basic
+    auth when no ``api_key`` is set."""
     model: str | None = None
     """The served model name sent with every request; ``None``: omitted."""
     api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(API_KEY_ENV, default=None), repr=False
+        default_factory=secret_from_env(API_KEY_ENV, default=None),
+        repr=False,
+        validate_default=True,
     )
-    """Bearer token for the server; ``None``: no Authorization header."""
+    """Bearer token for the server; ``None``: no Authorization header. Surrounding
+    whitespace (a newline from a file or ``.env``) is stripped; a key with whitespace or
+    control characters inside is refused."""
     input_format: Literal["chat", "text"] = "chat"
     """``"chat"``: one ``messages`` request per solution; ``"text"``: batched ChatML ``input``."""
     system_prompt: str | None = QWEN_SYSTEM_PROMPT
@@ -138,8 +157,11 @@ class RemotePRM(ProcessRewardModel):
     """Prompts per request with ``input_format="text"``."""
     max_concurrency: int = Field(default=8, ge=1)
     """Requests in flight at once in ``ascore``."""
-    timeout: float = Field(default=60.0, gt=0.0)
-    """Seconds one attempt may take."""
+    timeout: float = Field(default=60.0, gt=0.0, allow_inf_nan=False)
+    """Seconds one attempt may take in all, connect to last byte (not per read)."""
+    call_timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    """Seconds one ``score`` call may take with every request, retry and backoff;
+    ``None``: bounded by ``timeout``, ``max_retries`` and ``backoff_max`` only."""
     max_retries: int = Field(default=3, ge=0)
     """Retries after a timeout, a connection error, 429 or 5xx."""
     backoff_base: float = Field(default=0.5, ge=0.0)
@@ -157,14 +179,45 @@ class RemotePRM(ProcessRewardModel):
 
     _client: httpx.Client | None = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _basic: SecretStr | None = PrivateAttr(default=None)
+    """``user:password`` taken out of ``base_url``."""
 
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        url = httpx.URL(value)
-        if url.scheme not in {"http", "https"} or not url.host:
-            raise ValueError(f"base_url must be an http(s) URL with a host, not {value!r}")
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in {"http", "https"} or not url.host:
+            shown = str(url.copy_with(username=None, password=None)) if url else "it"
+            raise ValueError(f"base_url must be an http(s) URL with a host, not {shown}")
         return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        if not key:
+            return None
+        if not key.isascii() or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
+            raise ValueError(
+                "api_key holds whitespace, control or non-ASCII characters inside it, which an "
+                "HTTP header cannot carry; check where the key was read from (a file, .env or $"
+                f"{API_KEY_ENV})"
+            )
+        return SecretStr(key)
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        url = httpx.URL(self.base_url)
+        if url.userinfo:  # keep the password out of repr, dumps and httpx's request log
+            user = urllib.parse.unquote(url.username)
+            password = urllib.parse.unquote(url.password or "")
+            self._basic = SecretStr(f"{user}:{password}")
+            self.base_url = str(url.copy_with(username=None, password=None)).rstrip("/")
 
     # -- requests --------------------------------------------------------------------
 
@@ -179,9 +232,34 @@ class RemotePRM(ProcessRewardModel):
         return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
 
     def _headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return {}
-        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+        if self.api_key is not None:
+            return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+        if self._basic is not None:
+            token = base64.b64encode(self._basic.get_secret_value().encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        return {}
+
+    def _secrets(self) -> list[str]:
+        """Every form a secret of ours could take in text: the key, the password, the header."""
+        found: list[str] = []
+        if self.api_key is not None:
+            found.append(self.api_key.get_secret_value())
+        if self._basic is not None:
+            userinfo = self._basic.get_secret_value()
+            password = userinfo.partition(":")[2]
+            found += [userinfo, password, urllib.parse.quote(password, safe="")]
+        found += [header.partition(" ")[2] for header in self._headers().values()]
+        return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
+
+    def _redact(self, text: str) -> str:
+        """``text`` with every known secret masked (a server may echo the request back)."""
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _error(self, message: str, **kwargs: Any) -> RemotePRMError:
+        """A :class:`RemotePRMError` whose message carries no secret."""
+        return RemotePRMError(self._redact(message), **kwargs)
 
     def _payloads(
         self, question: str, solutions: Sequence[Sequence[str]]
@@ -213,8 +291,26 @@ class RemotePRM(ProcessRewardModel):
             return self.http_client
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(verify=self._verify(), timeout=self.timeout)
+                self._client = _with_deadlines(
+                    httpx.Client(verify=self._verify(), timeout=self.timeout)
+                )
             return self._client
+
+    def _call_deadline(self) -> float | None:
+        return None if self.call_timeout is None else time.monotonic() + self.call_timeout
+
+    def _attempt(self, call_deadline: float | None) -> tuple[float, bool]:
+        """The deadline of the next attempt, and whether the call's deadline is what sets it."""
+        attempt_end = time.monotonic() + self.timeout
+        if call_deadline is not None and call_deadline < attempt_end:
+            return call_deadline, True
+        return attempt_end, False
+
+    def _call_timed_out(self, attempts: int) -> RemotePRMError:
+        return self._error(
+            f"RemotePRM: {self._where} failed after {attempts} attempt(s): the call's deadline "
+            f"(call_timeout={self.call_timeout:g}s) passed"
+        )
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         """Exponential backoff with jitter, at least the server's ``Retry-After``, capped."""
@@ -231,12 +327,21 @@ class RemotePRM(ProcessRewardModel):
         if isinstance(error, httpx.TimeoutException):
             return f"timed out after {self.timeout:g}s ({type(error).__name__})"
         if error is not None:
-            return f"connection failed ({type(error).__name__}: {error})"
+            return self._redact(f"connection failed ({type(error).__name__}: {error})")
         assert response is not None
-        return f"HTTP {response.status_code}{_server_message(response)}"
+        return self._redact(f"HTTP {response.status_code}{_server_message(response)}")
+
+    def _unsendable(self, error: Exception) -> RemotePRMError:
+        """Our side could not build the request (a bad header, say): retrying cannot help."""
+        failure = self._error(
+            f"RemotePRM: the request to {self._where} could not be sent "
+            f"({type(error).__name__}: {error}); not retried"
+        )
+        failure.__cause__ = None
+        return failure
 
     def _give_up(self, attempts: int, failure: str, response: httpx.Response | None) -> PRMError:
-        return RemotePRMError(
+        return self._error(
             f"RemotePRM: {self._where} failed after {attempts} attempt(s): {failure}",
             status_code=response.status_code if response is not None else None,
         )
@@ -248,7 +353,7 @@ class RemotePRM(ProcessRewardModel):
             403: " Check api_key (or $" + API_KEY_ENV + ").",
             404: " Check base_url and model.",
         }.get(status, "")
-        return RemotePRMError(
+        return self._error(
             f"RemotePRM: {self._where} refused the request with HTTP {status}"
             f"{_server_message(response)}.{hint}",
             status_code=status,
@@ -258,55 +363,94 @@ class RemotePRM(ProcessRewardModel):
         logger.warning(
             "RemotePRM: %s %s; retry %d/%d in %.2fs",
             self._where,
-            failure,
+            self._redact(failure),
             attempt + 1,
             self.max_retries,
             delay,
         )
 
-    def _post(self, payload: dict[str, Any]) -> Any:
-        """POST one body and return its JSON, retrying what is worth retrying."""
+    def _post(self, payload: dict[str, Any], call_deadline: float | None = None) -> Any:
+        """POST one body and return its JSON, retrying what is worth retrying.
+
+        Each attempt ends by its deadline however the server drips its bytes:
+        the client's sockets read and write no later than it (see
+        :func:`_with_deadlines`); a client passed as ``http_client`` gets the
+        deadline per phase only.
+        """
         client = self._sync_client()
         for attempt in range(self.max_retries + 1):
             error: Exception | None = None
             response: httpx.Response | None = None
+            deadline, by_call = self._attempt(call_deadline)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._call_timed_out(attempt)
+            token = _DEADLINE.set(deadline)
             try:
                 response = client.post(
-                    self.endpoint, json=payload, headers=self._headers(), timeout=self.timeout
+                    self.endpoint, json=payload, headers=self._headers(), timeout=left
                 )
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as caught:
+                raise self._unsendable(caught) from None
             except httpx.TransportError as caught:  # timeouts, refused connections, resets
                 error = caught
+            finally:
+                _DEADLINE.reset(token)
             if response is not None and response.status_code < 400:
                 return self._json(response)
             if response is not None and response.status_code not in RETRY_STATUS:
                 raise self._refused(response)
+            if by_call and isinstance(error, httpx.TimeoutException):
+                raise self._call_timed_out(attempt + 1)
             failure = self._failure(error, response)
             if attempt == self.max_retries:
                 raise self._give_up(attempt + 1, failure, response)
             delay = self._delay(attempt, response)
+            if call_deadline is not None and time.monotonic() + delay >= call_deadline:
+                raise self._give_up(attempt + 1, failure, response)  # no time for another
             self._log_retry(failure, attempt, delay)
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _apost(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> Any:
-        """Async twin of :meth:`_post`."""
+    async def _apost(
+        self,
+        client: httpx.AsyncClient,
+        payload: dict[str, Any],
+        call_deadline: float | None = None,
+    ) -> Any:
+        """Async twin of :meth:`_post`; an attempt past its deadline is cancelled."""
         for attempt in range(self.max_retries + 1):
             error: Exception | None = None
             response: httpx.Response | None = None
+            deadline, by_call = self._attempt(call_deadline)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._call_timed_out(attempt)
             try:
-                response = await client.post(
-                    self.endpoint, json=payload, headers=self._headers(), timeout=self.timeout
-                )
+                async with asyncio.timeout(left) as scope:
+                    response = await client.post(
+                        self.endpoint, json=payload, headers=self._headers(), timeout=left
+                    )
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as caught:
+                raise self._unsendable(caught) from None
             except httpx.TransportError as caught:
                 error = caught
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                error = httpx.ReadTimeout("the attempt's total deadline passed")
             if response is not None and response.status_code < 400:
                 return self._json(response)
             if response is not None and response.status_code not in RETRY_STATUS:
                 raise self._refused(response)
+            if by_call and isinstance(error, httpx.TimeoutException):
+                raise self._call_timed_out(attempt + 1)
             failure = self._failure(error, response)
             if attempt == self.max_retries:
                 raise self._give_up(attempt + 1, failure, response)
             delay = self._delay(attempt, response)
+            if call_deadline is not None and time.monotonic() + delay >= call_deadline:
+                raise self._give_up(attempt + 1, failure, response)
             self._log_retry(failure, attempt, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -315,7 +459,7 @@ class RemotePRM(ProcessRewardModel):
         try:
             return response.json()
         except ValueError as error:
-            raise RemotePRMError(
+            raise self._error(
                 f"RemotePRM: {self._where} answered HTTP {response.status_code} with a body "
                 f"that is not JSON: {response.text[:200]!r}",
                 status_code=response.status_code,
@@ -385,7 +529,7 @@ class RemotePRM(ProcessRewardModel):
         if isinstance(error, RemotePRMError):
             failure = error
         else:  # a bad probability (PRMError), or an httpx error that is not a transport one
-            failure = RemotePRMError(
+            failure = self._error(
                 str(error)
                 if isinstance(error, PRMError)
                 else f"RemotePRM: {self._where} failed: {type(error).__name__}: {error}"
@@ -403,9 +547,11 @@ class RemotePRM(ProcessRewardModel):
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
         scored: dict[int, list[SuccessEstimate]] = {}
+        call_deadline = self._call_deadline()
         for payload, indices in self._payloads(question, solutions):
             try:
-                scored.update(self._batch_scores(self._post(payload), solutions, indices))
+                body = self._post(payload, call_deadline)
+                scored.update(self._batch_scores(body, solutions, indices))
             except Exception as error:
                 raise self._keeping(error, scored, len(solutions))  # noqa: B904 - sets the cause
         return [scored[index] for index in range(len(solutions))]
@@ -425,12 +571,13 @@ class RemotePRM(ProcessRewardModel):
     ) -> dict[int, list[SuccessEstimate]]:
         """Send the requests concurrently; on a failure, cancel the rest and keep what finished."""
         limit = asyncio.Semaphore(self.max_concurrency)
+        call_deadline = self._call_deadline()
 
         async def send(
             payload: dict[str, Any], indices: list[int]
         ) -> dict[int, list[SuccessEstimate]]:
             async with limit:
-                body = await self._apost(client, payload)
+                body = await self._apost(client, payload, call_deadline)
             return self._batch_scores(body, solutions, indices)
 
         tasks = [
@@ -466,6 +613,101 @@ class RemotePRM(ProcessRewardModel):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "remote_prm_deadline", default=None
+)
+"""The monotonic time the current sync request must end by (set around one attempt)."""
+
+
+def _clip(timeout: float | None, timed_out: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left of the current deadline; raise once none is left."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timed_out("the request's total deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write ends by the request's deadline.
+
+    httpx's timeouts bound each read, so a server sending a byte just inside the
+    read timeout could hold a request for ever; clipping every socket operation
+    to the time left bounds the whole attempt, headers and body alike.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _clip(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _clip(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        clipped = _clip(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, clipped))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Opens :class:`_DeadlineStream` sockets."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        clipped = _clip(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._backend.connect_tcp(host, port, clipped, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        clipped = _clip(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, clipped, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _with_deadlines(client: httpx.Client) -> httpx.Client:
+    """``client`` with every transport's sockets bounded by :data:`_DEADLINE`.
+
+    httpx has no total timeout and no public hook for its socket backend, so
+    the backend of each connection pool (the direct one and any proxy's) is
+    wrapped in place; a transport without one keeps httpx's per-read timeouts.
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return client
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -10,8 +10,10 @@ estimate's median) plus our ``estimates`` extension → JSON.
 
 Errors come back in OpenAI's shape, ``{"error": {"message", "type", "code"}}``:
 401 for a missing or wrong key, 404 for another model name, 413 for a body over
-``max_request_bytes``, 400 for a malformed request, more than ``max_inputs``
-prompts or an input the PRM cannot take (too long), 500 when the PRM fails.
+``max_request_bytes``, 408 for a body not received within ``body_timeout``
+seconds (a stalled upload), 400 for a malformed request (nested JSON too deep
+included), more than ``max_inputs`` prompts or an input the PRM cannot take
+(too long), 500 when the PRM fails.
 ``usage`` is omitted: an arbitrary PRM does not report tokens.
 
 Run it from a shell with ``langchain-adaptive serve-prm --prm probe`` (the
@@ -43,7 +45,14 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from langchain_adaptive.errors import AdaptiveInputError, PRMError
+from langchain_adaptive._argparse import (
+    OneLineArgumentParser,
+    existing_dir,
+    port_number,
+    positive_float,
+    positive_int,
+)
+from langchain_adaptive.errors import AdaptiveError, AdaptiveInputError, PRMError
 from langchain_adaptive.prm.base import ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
@@ -58,6 +67,8 @@ DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 """Largest request body the server reads by default (8 MiB: thousands of long solutions)."""
 DEFAULT_MAX_INPUTS = 256
 """Most prompts one request may carry by default."""
+DEFAULT_BODY_TIMEOUT_S = 30.0
+"""Seconds a client has to send a whole request body by default (a stalled upload: 408)."""
 
 
 def _import_fastapi() -> Any:
@@ -76,6 +87,7 @@ def create_app(
     step_separator: str = STEP_SEPARATOR,
     max_inputs: int = DEFAULT_MAX_INPUTS,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> Any:
     """A FastAPI app serving ``prm`` at ``POST /pooling`` (plus ``/health``, ``/v1/models``).
 
@@ -88,6 +100,8 @@ def create_app(
             cannot hold the PRM for an unbounded batch.
         max_request_bytes: Largest body read (more: 413, before the body is parsed),
             so a huge or endless upload cannot exhaust the server's memory.
+        body_timeout: Seconds the whole body may take to arrive (more: 408), so a
+            client that stalls mid-upload cannot hold a connection open for ever.
 
     Example:
         ```python
@@ -100,6 +114,8 @@ def create_app(
     """
     if max_inputs < 1 or max_request_bytes < 1:
         raise ValueError("max_inputs and max_request_bytes must be at least 1")
+    if not 0 < body_timeout < float("inf"):
+        raise ValueError(f"body_timeout must be a positive number of seconds, not {body_timeout}")
     fastapi = _import_fastapi()
     from fastapi.responses import JSONResponse
 
@@ -128,15 +144,24 @@ def create_app(
         )
 
     async def read_body(request: Any) -> bytes | Any:
-        """The body, or a 413 response once it is known to exceed the limit."""
+        """The body, or a 413 response once it is known to exceed the limit (408: too slow)."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_request_bytes:
             return too_large(declared)  # refuse before reading any of it
         body = bytearray()
-        async for chunk in request.stream():  # chunked uploads: count as they arrive
-            body += chunk
-            if len(body) > max_request_bytes:
-                return too_large(f"more than {max_request_bytes}")
+        try:
+            async with asyncio.timeout(body_timeout):
+                async for chunk in request.stream():  # chunked uploads: count as they arrive
+                    body += chunk
+                    if len(body) > max_request_bytes:
+                        return too_large(f"more than {max_request_bytes}")
+        except TimeoutError:
+            return error(
+                408,
+                f"the request body did not arrive within {body_timeout:g}s (body_timeout, "
+                f"--body-timeout); {len(body)} byte(s) came",
+                "RequestTimeoutError",
+            )
         return bytes(body)
 
     @app.get("/health")
@@ -161,6 +186,8 @@ def create_app(
             inputs = body.conversations(step_separator)
         except ValueError as caught:  # bad JSON, ValidationError, ProtocolError
             return error(400, _short(caught), "BadRequestError")
+        except RecursionError:  # JSON nested deeper than the parser recurses
+            return error(400, "invalid request: the JSON is nested too deeply", "BadRequestError")
         if body.model is not None and body.model != model_name:
             return error(404, f"The model `{body.model}` does not exist.", "NotFoundError")
         if len(inputs) > max_inputs:
@@ -286,6 +313,7 @@ def serve_prm(
     api_key: str | SecretStr | None = None,
     max_inputs: int = DEFAULT_MAX_INPUTS,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
     graceful_timeout: float | None = 30.0,
     log_level: str = "info",
 ) -> None:
@@ -312,6 +340,7 @@ def serve_prm(
         api_key=api_key,
         max_inputs=max_inputs,
         max_request_bytes=max_request_bytes,
+        body_timeout=body_timeout,
     )
     uvicorn.run(
         app,
@@ -332,7 +361,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="langchain-adaptive serve-prm",
         description="Serve a local process reward model over HTTP (vLLM's /pooling API), "
         "for RemotePRM. The API key, if any, comes from $" + API_KEY_ENV + ".",
@@ -353,18 +382,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--served-model-name", help="name clients send (default: MODEL or --prm)")
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=port_number, default=8000, help="0-65535 (0: any free)")
     parser.add_argument(
         "--max-request-bytes",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         help="larger bodies get HTTP 413 (default: %(default)s)",
     )
     parser.add_argument(
         "--max-batch",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_INPUTS,
         help="most prompts one request may carry; more get HTTP 400 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=positive_float,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="seconds a client has to send a request body; slower uploads get HTTP 408 "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--graceful-timeout",
@@ -380,15 +416,21 @@ def _parser() -> argparse.ArgumentParser:
     hf.add_argument("--adapter", help="LoRA adapter and/or quantile head folder")
     hf.add_argument("--device")
     hf.add_argument("--dtype")
-    hf.add_argument("--batch-size", type=int, default=8)
+    hf.add_argument("--batch-size", type=positive_int, default=8)
     hf.add_argument("--trust-remote-code", action="store_true")
     hf.add_argument("--local-files-only", action="store_true")
     local = parser.add_argument_group("--prm probe / judge (llama.cpp)")
     local.add_argument("--model-file", help="file name or glob inside a GGUF repo")
-    local.add_argument("--head", help="--prm probe: a probe head folder (default: the bundled one)")
-    local.add_argument("--n-ctx", type=int, default=2048)
+    local.add_argument(
+        "--head",
+        type=existing_dir,
+        help="--prm probe: a probe head folder (default: the bundled one)",
+    )
+    local.add_argument("--n-ctx", type=positive_int, default=2048)
     local.add_argument("--n-gpu-layers", type=int, default=0)
-    local.add_argument("--n-threads", type=int, help="default: the usable cores, at most 8")
+    local.add_argument(
+        "--n-threads", type=positive_int, help="default: the usable cores, at most 8"
+    )
     return parser
 
 
@@ -442,11 +484,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             "the bundled probe head was trained for the bundled SmolLM2: with MODEL, pass the "
             "--head trained for it (`langchain-adaptive calibrate fit-probe`)"
         )
-    if args.max_request_bytes < 1 or args.max_batch < 1:
-        parser.error("--max-request-bytes and --max-batch must be at least 1")
-    prm = build_prm(args)
-    if args.prm != "hf":  # load the GGUF now: a broken model fails here, not on a request
-        prm.estimate_question("What is 1 + 1?")
+    try:
+        prm = build_prm(args)
+        if args.prm != "hf":  # load the GGUF now: a broken model fails here, not on a request
+            prm.estimate_question("What is 1 + 1?")
+    except (AdaptiveError, OSError, ImportError) as error:  # one line, not a traceback
+        parser.exit(2, f"{parser.prog}: error: {type(error).__name__}: {error}\n")
     serve_prm(
         prm,
         host=args.host,
@@ -455,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         api_key=os.environ.get(API_KEY_ENV) or None,
         max_inputs=args.max_batch,
         max_request_bytes=args.max_request_bytes,
+        body_timeout=args.body_timeout,
         graceful_timeout=args.graceful_timeout,
         log_level=args.log_level,
     )
@@ -465,6 +509,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_MAX_INPUTS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "build_prm",
