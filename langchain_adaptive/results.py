@@ -153,6 +153,10 @@ class Candidate(BaseModel):
     """Whether ``answer`` matches the gold answer, when one was given."""
     beam_id: int | None = None
     """The :class:`Beam` this candidate is, when it came from a step-level search."""
+    token_logprobs: list[float] | None = None
+    """The policy's log-probability of each token it wrote, when the model reported them
+    (e.g. ``ChatOpenAI(logprobs=True)``, ``ChatLlamaCpp(logprobs=True)``); what a
+    self-confidence scorer reads."""
 
 
 class Beam(BaseModel):

@@ -654,7 +654,12 @@ class _Episode:
         if isinstance(action, ScoreCandidates):
             pending = self._pending_scores()
             if pending and prm is not None:
-                scores = prm.score(self.state.question, [c.steps for c in pending], self.prm_config)
+                scores = prm.score(
+                    self.state.question,
+                    [c.steps for c in pending],
+                    self.prm_config,
+                    token_logprobs=_token_logprobs(pending),
+                )
                 self._apply_scores(pending, scores)
             return None
         if isinstance(action, ExtendBeams):
@@ -719,7 +724,10 @@ class _Episode:
             pending = self._pending_scores()
             if pending and prm is not None:
                 scores = await prm.ascore(
-                    self.state.question, [c.steps for c in pending], self.prm_config
+                    self.state.question,
+                    [c.steps for c in pending],
+                    self.prm_config,
+                    token_logprobs=_token_logprobs(pending),
                 )
                 self._apply_scores(pending, scores)
             return None
@@ -810,6 +818,7 @@ class _Episode:
                 answer=self.runnable.answer_extractor(sample.text),
                 usage=sample.usage,
                 finish_reason=sample.finish_reason,
+                token_logprobs=sample.token_logprobs,
             )
             for offset, sample in enumerate(samples)
         ]
@@ -1066,6 +1075,12 @@ def question_id(input: AdaptiveInput, question: Question) -> str:
     if isinstance(input, Mapping) and input.get("id") is not None:
         return str(input["id"])
     return hashlib.sha256(question.text.encode()).hexdigest()[:16]
+
+
+def _token_logprobs(candidates: Sequence[Candidate]) -> list[list[float] | None] | None:
+    """The candidates' reported token logprobs for the PRM, ``None`` when none reported any."""
+    logprobs = [c.token_logprobs for c in candidates]
+    return logprobs if any(lp is not None for lp in logprobs) else None
 
 
 def _step_event(beam: Beam) -> dict[str, Any]:

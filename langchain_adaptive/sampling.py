@@ -11,6 +11,7 @@ marked ``estimated``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ class Sample(BaseModel):
     text: str
     usage: TokenUsage
     finish_reason: str | None = None
+    token_logprobs: list[float] | None = None
+    """Each generated token's log-probability, when the model reported them."""
 
 
 class SamplingFailure(Exception):
@@ -269,7 +272,32 @@ def _chat_sample(model: BaseLanguageModel, message: AIMessage) -> Sample:
         )
     else:
         usage = TokenUsage(output_tokens=count_tokens(model, text), model_calls=1, estimated=True)
-    return Sample(text=text, usage=usage, finish_reason=finish)
+    return Sample(
+        text=text,
+        usage=usage,
+        finish_reason=finish,
+        token_logprobs=reported_logprobs(message.response_metadata.get("logprobs")),
+    )
+
+
+def reported_logprobs(value: Any) -> list[float] | None:
+    """Token log-probabilities from a message's ``response_metadata["logprobs"]``.
+
+    Reads OpenAI's shape (``{"content": [{"token", "logprob", ...}, ...]}``, which
+    ``ChatOpenAI`` and ``ChatLlamaCpp`` report) or a bare list of such entries;
+    anything else, or a non-finite value, is ``None``: no signal rather than a
+    wrong one.
+    """
+    entries = value.get("content") if isinstance(value, dict) else value
+    if not isinstance(entries, list) or not entries:
+        return None
+    out: list[float] = []
+    for entry in entries:
+        logprob = entry.get("logprob") if isinstance(entry, dict) else None
+        if not isinstance(logprob, int | float) or not math.isfinite(logprob):
+            return None
+        out.append(float(logprob))
+    return out
 
 
 def _llm_samples(model: BaseLLM, prompt: str, result: LLMResult) -> list[Sample]:
@@ -341,6 +369,7 @@ __all__ = [
     "count_tokens",
     "draw",
     "draw_steps",
+    "reported_logprobs",
     "step_prefix",
     "supports_native_n",
 ]

@@ -91,6 +91,7 @@ from langchain_adaptive.evaluation.pools import (
     exact_match,
     write_pools,
 )
+from langchain_adaptive.prm.self_confidence import lowest_window_mean
 from langchain_adaptive.results import SuccessEstimate
 
 logger = logging.getLogger(__name__)
@@ -607,24 +608,6 @@ def _estimates(
     return [
         SuccessEstimate.point(_squash(raw, transform, where, name), raw_score=raw) for raw in raws
     ]
-
-
-def lowest_window_mean(logprobs: Sequence[float], window: int) -> float:
-    """The lowest mean of ``window`` consecutive values (the mean of all when fewer).
-
-    Example:
-        >>> lowest_window_mean([-0.1, -2.0, -2.0, -0.1], 2)
-        -2.0
-    """
-    if not logprobs:
-        raise ValueError("no logprobs")
-    size = min(window, len(logprobs))
-    total = sum(logprobs[:size])
-    lowest = total
-    for i in range(size, len(logprobs)):
-        total += logprobs[i] - logprobs[i - size]
-        lowest = min(lowest, total)
-    return lowest / size
 
 
 # -- samples ---------------------------------------------------------------------------
@@ -1185,7 +1168,6 @@ __all__ = [
     "ImportSpec",
     "ScoreField",
     "import_pools",
-    "lowest_window_mean",
     "preset_spec",
     "read_samples",
     "resolve_path",

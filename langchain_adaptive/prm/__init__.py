@@ -1,5 +1,6 @@
 """Process reward models: the protocol, an LLM-as-judge PRM, the calibration wrapper,
-and a PRM that splits question and step scoring between two PRMs."""
+a PRM that splits question and step scoring between two PRMs, and the policy's own
+token confidence as a scorer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from langchain_adaptive.prm.base import (
 )
 from langchain_adaptive.prm.calibrated import CalibratedPRM
 from langchain_adaptive.prm.judge import LLMJudgePRM
+from langchain_adaptive.prm.self_confidence import SelfConfidencePRM
 from langchain_adaptive.prm.split import SplitPRM
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "PRMRequest",
     "PRMScores",
     "ProcessRewardModel",
+    "SelfConfidencePRM",
     "SplitPRM",
     "check_scores",
     "estimate_from_probability",

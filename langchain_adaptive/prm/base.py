@@ -36,6 +36,9 @@ class PRMRequest(BaseModel):
 
     question: str
     solutions: list[list[str]] = Field(default_factory=lambda: [[]])
+    token_logprobs: list[list[float] | None] | None = None
+    """Per solution, the policy's log-probability of each token it wrote, where the model
+    reported them. Self-confidence scorers read these; other PRMs ignore them."""
 
 
 class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMScores], ABC):
@@ -75,21 +78,26 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         question: str,
         solutions: Sequence[Sequence[str]],
         config: RunnableConfig | None = None,
+        *,
+        token_logprobs: Sequence[Sequence[float] | None] | None = None,
     ) -> PRMScores:
-        """Success estimates for every step prefix of every solution."""
-        return self.invoke(
-            PRMRequest(question=question, solutions=[list(s) for s in solutions]), config
-        )
+        """Success estimates for every step prefix of every solution.
+
+        ``token_logprobs`` (per solution, where the policy reported them) reach
+        scorers that read the policy's own confidence; others ignore them.
+        """
+        return self.invoke(_request(question, solutions, token_logprobs), config)
 
     async def ascore(
         self,
         question: str,
         solutions: Sequence[Sequence[str]],
         config: RunnableConfig | None = None,
+        *,
+        token_logprobs: Sequence[Sequence[float] | None] | None = None,
     ) -> PRMScores:
         """Async twin of :meth:`score`."""
-        request = PRMRequest(question=question, solutions=[list(s) for s in solutions])
-        return await self.ainvoke(request, config)
+        return await self.ainvoke(_request(question, solutions, token_logprobs), config)
 
     def estimate_question(
         self, question: str, config: RunnableConfig | None = None
@@ -128,7 +136,7 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
     ) -> PRMScores:
         child = patch_config(config, callbacks=run_manager.get_child())
         with self._failures_as_prm_error():
-            scores = self._score(request.question, request.solutions, config=child)
+            scores = self._score_request(request, config=child)
         return check_scores(request, scores)
 
     async def _ainvoke(
@@ -139,8 +147,16 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
     ) -> PRMScores:
         child = patch_config(config, callbacks=run_manager.get_child())
         with self._failures_as_prm_error():
-            scores = await self._ascore(request.question, request.solutions, config=child)
+            scores = await self._ascore_request(request, config=child)
         return check_scores(request, scores)
+
+    def _score_request(self, request: PRMRequest, *, config: RunnableConfig) -> PRMScores:
+        """Score a whole request; override to read more than the text (e.g. token logprobs)."""
+        return self._score(request.question, request.solutions, config=config)
+
+    async def _ascore_request(self, request: PRMRequest, *, config: RunnableConfig) -> PRMScores:
+        """Async twin of :meth:`_score_request`."""
+        return await self._ascore(request.question, request.solutions, config=config)
 
     @contextmanager
     def _failures_as_prm_error(self) -> Iterator[None]:
@@ -153,6 +169,20 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
             raise PRMError(
                 f"{type(self).__name__} failed: {type(error).__name__}: {error}"
             ) from error
+
+
+def _request(
+    question: str,
+    solutions: Sequence[Sequence[str]],
+    token_logprobs: Sequence[Sequence[float] | None] | None,
+) -> PRMRequest:
+    return PRMRequest(
+        question=question,
+        solutions=[list(s) for s in solutions],
+        token_logprobs=None
+        if token_logprobs is None
+        else [None if lp is None else list(lp) for lp in token_logprobs],
+    )
 
 
 def _as_request(value: PRMRequest | dict[str, Any]) -> PRMRequest:

@@ -10,7 +10,7 @@ from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.calibration import Calibrator, IdentityCalibrator
 from langchain_adaptive.calibration.records import prefix_features
 from langchain_adaptive.errors import CalibrationError
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm.base import PRMRequest, PRMScores, ProcessRewardModel
 
 
 class CalibratedPRM(ProcessRewardModel):
@@ -40,6 +40,12 @@ class CalibratedPRM(ProcessRewardModel):
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
         return self._calibrate(solutions, await self.prm.ascore(question, solutions, config))
+
+    def _score_request(self, request: PRMRequest, *, config: RunnableConfig) -> PRMScores:
+        return self._calibrate(request.solutions, self.prm.invoke(request, config))
+
+    async def _ascore_request(self, request: PRMRequest, *, config: RunnableConfig) -> PRMScores:
+        return self._calibrate(request.solutions, await self.prm.ainvoke(request, config))
 
     def _calibrate(self, solutions: Sequence[Sequence[str]], scores: PRMScores) -> PRMScores:
         return calibrate_scores(self.calibrator, solutions, scores)

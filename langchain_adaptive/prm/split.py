@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from langchain_core.runnables import RunnableConfig
 
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm.base import PRMRequest, PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
 
@@ -46,23 +46,50 @@ class SplitPRM(ProcessRewardModel):
     def _score(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
-        questions, stepped = _split(solutions)
-        alone = self.question_prm.score(question, [[]], config)[0] if questions else []
-        steps = self.step_prm.score(question, stepped, config) if stepped else []
-        return _merge(solutions, alone, steps)
+        request = PRMRequest(question=question, solutions=[list(s) for s in solutions])
+        return self._score_request(request, config=config)
 
     async def _ascore(
         self, question: str, solutions: Sequence[Sequence[str]], *, config: RunnableConfig
     ) -> PRMScores:
-        questions, stepped = _split(solutions)
-        alone = (await self.question_prm.ascore(question, [[]], config))[0] if questions else []
-        steps = await self.step_prm.ascore(question, stepped, config) if stepped else []
-        return _merge(solutions, alone, steps)
+        request = PRMRequest(question=question, solutions=[list(s) for s in solutions])
+        return await self._ascore_request(request, config=config)
+
+    def _score_request(self, request: PRMRequest, *, config: RunnableConfig) -> PRMScores:
+        question, stepped, logprobs = _split(request)
+        alone = self.question_prm.score(request.question, [[]], config)[0] if question else []
+        steps = (
+            self.step_prm.score(request.question, stepped, config, token_logprobs=logprobs)
+            if stepped
+            else []
+        )
+        return _merge(request.solutions, alone, steps)
+
+    async def _ascore_request(self, request: PRMRequest, *, config: RunnableConfig) -> PRMScores:
+        question, stepped, logprobs = _split(request)
+        alone = (
+            (await self.question_prm.ascore(request.question, [[]], config))[0] if question else []
+        )
+        steps = (
+            await self.step_prm.ascore(request.question, stepped, config, token_logprobs=logprobs)
+            if stepped
+            else []
+        )
+        return _merge(request.solutions, alone, steps)
 
 
-def _split(solutions: Sequence[Sequence[str]]) -> tuple[bool, list[list[str]]]:
-    """Whether the question alone is asked for, and the solutions that have steps."""
-    return any(not s for s in solutions), [list(s) for s in solutions if s]
+def _split(
+    request: PRMRequest,
+) -> tuple[bool, list[list[str]], list[list[float] | None] | None]:
+    """Whether the question alone is asked for, the solutions that have steps, and their
+    token logprobs (where reported)."""
+    solutions, logprobs = request.solutions, request.token_logprobs
+    stepped = [i for i, s in enumerate(solutions) if s]
+    return (
+        any(not s for s in solutions),
+        [list(solutions[i]) for i in stepped],
+        None if logprobs is None else [logprobs[i] for i in stepped],
+    )
 
 
 def _merge(

@@ -30,6 +30,9 @@ class ScriptedChatModel(BaseChatModel):
     report_usage: bool = True
     fail_on_calls: set[int] = Field(default_factory=set)
     """0-based call numbers that raise RuntimeError."""
+    token_logprob: Callable[[str], float] | None = None
+    """When set, every token of a response gets this logprob of the response's text,
+    reported in OpenAI's ``response_metadata["logprobs"]`` shape."""
     _counter: Any = PrivateAttr(default_factory=itertools.count)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
     calls: list[dict[str, Any]] = Field(default_factory=list)
@@ -67,9 +70,13 @@ class ScriptedChatModel(BaseChatModel):
             if self.report_usage
             else None
         )
-        message = AIMessage(
-            content=text, usage_metadata=usage, response_metadata={"finish_reason": finish}
-        )
+        metadata: dict[str, Any] = {"finish_reason": finish}
+        if self.token_logprob is not None:
+            logprob = self.token_logprob(text)
+            metadata["logprobs"] = {
+                "content": [{"token": w, "logprob": logprob} for w in text.split(" ")]
+            }
+        message = AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

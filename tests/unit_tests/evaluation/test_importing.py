@@ -30,10 +30,10 @@ from langchain_adaptive.evaluation.importing import (
     ImportSpec,
     ScoreField,
     import_pools,
-    lowest_window_mean,
     preset_spec,
 )
 from langchain_adaptive.prm.calibrated import calibrate_scores
+from langchain_adaptive.prm.self_confidence import lowest_window_mean
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.selection import aggregate
 
