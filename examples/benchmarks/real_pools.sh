@@ -42,29 +42,27 @@ stage_import() {
 
 REPLICATES="${REPLICATES:-30}"
 
-# Each pool's two held-out halves: every calibrator and stop rule is fitted on the
-# other half (--fit, --fit-stop), so a half is judged on questions it never saw.
+# Each pool with two-fold cross-fitting (--cross-fit): every calibrator (--fit) and
+# stop rule (--fit-stop) is fitted on one half of the questions and replayed on the
+# other, and both halves go in one report, paired on the same sample orders.
 # Results (JSON, Markdown, PNG) land in $OUT/results; docs/results/real-pools.md
 # publishes them.
-replay_halves() {
+replay_pool() {
     local pool="$1" name="$2"
     shift 2
-    for half in test train; do
-        run langchain-adaptive bench replay "$OUT/$pool.jsonl" --split "$half" --split-seed 0 \
-            --replicates "$REPLICATES" --no-batch "$@" \
-            --out "$OUT/results/$name-$half.json"
-    done
+    run langchain-adaptive bench replay "$OUT/$pool.jsonl" --cross-fit --split-seed 0 \
+        --replicates "$REPLICATES" --no-batch "$@" --out "$OUT/results/$name.json"
 }
 
 stage_replay() {
-    replay_halves gsm8k-qwen05b gsm8k \
+    replay_pool gsm8k-qwen05b gsm8k \
         --fit logprob-iso=logprob:isotonic --scorer logprob-iso --selection weighted_vote \
         --sample-rules logprob-iso --filtered-vote logprob-iso --fit-stop logprob=logprob-iso
-    replay_halves math500-qwen15b math500 \
+    replay_pool math500-qwen15b math500 \
         --fit prm-iso=prm:isotonic --scorer prm-iso --selection weighted_vote \
         --sample-rules prm-iso --fit-stop prm=prm-iso
     # no scorer: vote-only rules against coverage with the exact verifier
-    replay_halves game24-cot game24 --estimators oracle
+    replay_pool game24-cot game24 --estimators oracle
 }
 
 STAGES=(import replay)

@@ -129,6 +129,13 @@ def add_bench_commands(commands: Any) -> None:
         "half, or those not in --questions), so it is judged on questions it never saw",
     )
     replay.add_argument(
+        "--cross-fit",
+        action="store_true",
+        help="two-fold cross-fitting: every --fit calibrator and --fit-stop rule is fitted on "
+        "one half of the questions (split by --split-seed) and replayed on the other, and "
+        "both halves go in one report (instead of --split)",
+    )
+    replay.add_argument(
         "--sample-rules",
         action="append",
         default=[],
@@ -663,9 +670,14 @@ def _replay(args: argparse.Namespace) -> int:
     orders = load_orders(args.orders) if args.orders is not None else None
     pools, others, notes = _chosen_pools(args, pool_file.pools)
     names: list[str] = list(pool_file.header.prms)
-    pools, others, added, fit_notes = _add_estimators(pools, others, calibrators, fits)
+    folds = []
+    for chosen, rest in _folds(args, pools, others, notes):
+        chosen, rest, added, fit_notes = _add_estimators(chosen, rest, calibrators, fits)
+        folds.append((chosen, rest))
+        notes += fit_notes
     names += added
-    notes += fit_notes
+    order = {pool.id: i for i, pool in enumerate(pools)}
+    pools = sorted((pool for chosen, _ in folds for pool in chosen), key=lambda p: order[p.id])
     scorers = [name for spec in args.scorer for name in _names(spec)]
     if args.estimators:
         estimators = _names(args.estimators)
@@ -707,7 +719,7 @@ def _replay(args: argparse.Namespace) -> int:
             **selection,
         )
     equivalence = pool_file.header.equivalence
-    policies += _sample_score_policies(args, size, others, answer_equivalence(equivalence), notes)
+    policies += _sample_score_policies(args, size, folds, answer_equivalence(equivalence), notes)
     prepared = prepare_pools(pools, answer_equivalence(equivalence))
     pairs = [(first, second) for first, second in args.compare]
     check_pairs(pairs, [policy.name for policy in policies])  # before the replay: minutes
@@ -845,18 +857,43 @@ def _chosen_pools(
     return chosen, others, notes
 
 
+def _folds(
+    args: argparse.Namespace,
+    pools: list[QuestionPool],
+    others: list[QuestionPool],
+    notes: list[str],
+) -> list[tuple[list[QuestionPool], list[QuestionPool]]]:
+    """``(evaluated, fitted on)`` question sets: one, or both halves with --cross-fit."""
+    from langchain_adaptive.evaluation.holdout import split_questions
+
+    if not args.cross_fit:
+        return [(pools, others)]
+    if args.split is not None:
+        raise ConfigurationError("--cross-fit replays both halves; leave out --split")
+    first, _ = split_questions([pool.id for pool in pools], args.split_seed)
+    inside = set(first)
+    halves = [p for p in pools if p.id in inside], [p for p in pools if p.id not in inside]
+    notes.append(
+        f"two-fold cross-fitting (split seed {args.split_seed}): each half's calibrators and "
+        f"stop rules are fitted on the other half ({len(halves[0])} and {len(halves[1])} "
+        "questions)"
+    )
+    return [(halves[0], halves[1]), (halves[1], halves[0])]
+
+
 def _sample_score_policies(
     args: argparse.Namespace,
     size: int,
-    others: Sequence[QuestionPool],
+    folds: Sequence[tuple[list[QuestionPool], list[QuestionPool]]],
     equivalent: AnswerEquivalence,
     notes: list[str],
 ) -> list[Policy]:
-    """The --sample-rules, --filtered-vote and --fit-stop policies (stop rules fitted on
-    ``others``, the questions not replayed)."""
+    """The --sample-rules, --filtered-vote and --fit-stop policies (each fold's stop rules
+    fitted on its other questions, the ones it does not replay)."""
     from langchain_adaptive.evaluation.replay import prepare_pools
     from langchain_adaptive.evaluation.stop_rule import (
         answer_stop_policies,
+        cross_fitted_policies,
         fit_answer_stop,
         sample_scorer_policies,
     )
@@ -871,32 +908,35 @@ def _sample_score_policies(
     for scorer in dict.fromkeys(args.filtered_vote):
         policies += sample_scorer_policies(size, scorer, confidences=(), filtered=True)
     specs = [_fit_stop_spec(spec) for spec in args.fit_stop]
-    if specs and not others:
+    if specs and not all(others for _, others in folds):
         raise ConfigurationError(
-            "--fit-stop fits on the questions not replayed: choose a subset with --split or "
-            "--questions so that some are left"
+            "--fit-stop fits on the questions not replayed: choose a subset with --split, "
+            "--questions or --cross-fit so that some are left"
         )
-    prepared = prepare_pools(list(others), equivalent) if specs else []
     for name, scorer in specs:
-        model = fit_answer_stop(
-            prepared,
-            scorer,
-            selection=selection,  # type: ignore[arg-type]
-            seed=args.seed,
-            metadata={"pools": str(args.pools), "questions": len(others)},
-        )
-        notes.append(
-            f"answer-stop[{name}]: stop rule on {scorer!r} fitted on the other "
-            f"{len(others)} question(s)"
-        )
-        policies += answer_stop_policies(
-            name,
-            model,
-            scorer,
-            max_samples=size,
-            thresholds=_floats(args.stop_thresholds, ()),
-            futilities=_floats(args.futilities, ()),
-        )
+        per_fold = []
+        for chosen, others in folds:
+            model = fit_answer_stop(
+                prepare_pools(others, equivalent),
+                scorer,
+                selection=selection,  # type: ignore[arg-type]
+                seed=args.seed,
+                metadata={"pools": str(args.pools), "questions": len(others)},
+            )
+            notes.append(
+                f"answer-stop[{name}]: stop rule on {scorer!r} fitted on the other "
+                f"{len(others)} question(s)"
+            )
+            fold_policies = answer_stop_policies(
+                name,
+                model,
+                scorer,
+                max_samples=size,
+                thresholds=_floats(args.stop_thresholds, ()),
+                futilities=_floats(args.futilities, ()),
+            )
+            per_fold.append((chosen, fold_policies))
+        policies += per_fold[0][1] if len(per_fold) == 1 else cross_fitted_policies(per_fold)
     return policies
 
 

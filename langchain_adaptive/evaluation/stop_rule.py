@@ -10,11 +10,14 @@ returned now is correct and whether it is wrong now but right at the cap.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
+from pydantic import model_validator
 
 from langchain_adaptive.calibration.answer_stop import AnswerStopModel, answer_features
 from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.evaluation.pools import QuestionPool
 from langchain_adaptive.evaluation.replay import Policy, PreparedPool
 from langchain_adaptive.results import Candidate, TokenUsage
 from langchain_adaptive.selection import SelectionRule
@@ -22,7 +25,10 @@ from langchain_adaptive.strategies import (
     AnswerConfidenceStop,
     BestOfN,
     FirstSampleIAS,
+    Plan,
+    RunState,
     SequentialAdaptiveBestOfN,
+    Strategy,
 )
 
 SCORER_CONFIDENCES = (0.5, 0.7, 0.9, 0.95, 0.99, 0.999)
@@ -144,6 +150,64 @@ def answer_stop_policies(
     ]
 
 
+class CrossFitted(Strategy):
+    """Replay only: each question runs the strategy fitted without it (k-fold cross-fitting).
+
+    With two folds, every question of the pool is evaluated by a rule fitted on
+    the other half, so one report covers every question and its bootstrap
+    pairs every policy on the same draws.
+    """
+
+    name: ClassVar[str] = "cross_fitted"
+    requires_prm: ClassVar[bool] = True
+
+    by_question: dict[str, Strategy]
+    """Question text -> the strategy fitted on the fold without it."""
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> CrossFitted:
+        rules = {(s.selection, s.aggregation) for s in self.by_question.values()}
+        if len(rules) != 1:
+            raise ConfigurationError(f"cross-fitted strategies must select alike, got {rules}")
+        return self
+
+    def plan(self, state: RunState) -> Plan:
+        try:
+            strategy = self.by_question[state.question]
+        except KeyError:
+            raise ConfigurationError(f"no fold fitted a strategy for {state.question!r}") from None
+        return (yield from strategy.plan(state))
+
+
+def cross_fitted_policies(
+    folds: Sequence[tuple[Sequence[QuestionPool], list[Policy]]],
+) -> list[Policy]:
+    """One policy per name from per-fold policies: fold k's strategy serves fold k's questions.
+
+    Raises:
+        ConfigurationError: The folds' policy names differ, or two questions share a text
+            (strategies are looked up by question text).
+    """
+    names = [[p.name for p in policies] for _, policies in folds]
+    if any(n != names[0] for n in names):
+        raise ConfigurationError("every fold must build the same policies")
+    texts = [pool.question for chosen, _ in folds for pool in chosen]
+    if len(set(texts)) < len(texts):
+        raise ConfigurationError("cross-fitting needs distinct question texts in the pools")
+    merged = []
+    for i, first in enumerate(folds[0][1]):
+        by_question = {
+            pool.question: policies[i].strategy for chosen, policies in folds for pool in chosen
+        }
+        strategy = CrossFitted(
+            by_question=by_question,
+            selection=first.strategy.selection,
+            aggregation=first.strategy.aggregation,
+        )
+        merged.append(first.model_copy(update={"strategy": strategy}))
+    return merged
+
+
 def sample_scorer_policies(
     pool_size: int,
     scorer: str,
@@ -201,7 +265,9 @@ __all__ = [
     "FUTILITIES",
     "SCORER_CONFIDENCES",
     "STOP_THRESHOLDS",
+    "CrossFitted",
     "answer_stop_policies",
+    "cross_fitted_policies",
     "fit_answer_stop",
     "sample_scorer_policies",
     "stop_rule_examples",

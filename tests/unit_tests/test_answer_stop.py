@@ -313,7 +313,35 @@ def test_replay_cli_fits_stop_rules_on_the_other_half(tmp_path: Path) -> None:
     assert main([*argv[:3], "--fit-stop", "stop=rm", "--out", str(out)]) == 2
 
 
-def test_real_pools_script_replays_both_halves_of_each_pool() -> None:
+def test_cross_fitting_replays_every_question_with_rules_fitted_without_it(
+    tmp_path: Path,
+) -> None:
+    from langchain_adaptive.cli import main
+    from langchain_adaptive.evaluation import BenchReport
+    from langchain_adaptive.evaluation.pools import PoolHeader, write_pools
+    from langchain_adaptive.evaluation.stop_rule import CrossFitted
+
+    header = PoolHeader(model="toy", prms=["rm"], samples_per_question=6, max_tokens_per_sample=10)
+    path = write_pools(tmp_path / "pool.jsonl", header, _pools())
+    out = tmp_path / "report.json"
+    argv = [
+        "bench", "replay", str(path), "--cross-fit", "--fit", "rm-iso=rm:isotonic",
+        "--scorer", "rm-iso", "--selection", "weighted_vote", "--fit-stop", "stop=rm-iso",
+        "--stop-thresholds", "0.9", "--futilities", "0.05", "--replicates", "2", "--no-batch",
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = BenchReport.model_validate_json(out.read_text())
+    assert report.questions == 18  # both halves in one report
+    assert sum("fitted on the other 9" in note for note in report.notes) == 4  # 2 fits x 2 folds
+    assert main([*argv[:-2], "--split", "test", "--out", str(out)]) == 2  # one or the other
+    with pytest.raises(ValueError, match="select alike"):
+        CrossFitted(
+            by_question={"a": FirstSampleIAS(selection="prm"), "b": FirstSampleIAS()},
+        )
+
+
+def test_real_pools_script_cross_fits_each_pool() -> None:
     import os
     import shlex
     import subprocess
@@ -331,11 +359,12 @@ def test_real_pools_script_replays_both_halves_of_each_pool() -> None:
     assert done.returncode == 0, done.stderr
     parser = _build_parser()
     parsed = [parser.parse_args(shlex.split(line)[1:]) for line in done.stdout.splitlines()]
-    assert [(Path(a.pools).name, a.split) for a in parsed] == [
-        (pool, half)
-        for pool in ("gsm8k-qwen05b.jsonl", "math500-qwen15b.jsonl", "game24-cot.jsonl")
-        for half in ("test", "train")
+    assert [Path(a.pools).name for a in parsed] == [
+        "gsm8k-qwen05b.jsonl",
+        "math500-qwen15b.jsonl",
+        "game24-cot.jsonl",
     ]
-    assert parsed[0].fit_stop == ["logprob=logprob-iso"] and parsed[2].fit == [
+    assert all(a.cross_fit for a in parsed)
+    assert parsed[0].fit_stop == ["logprob=logprob-iso"] and parsed[1].fit == [
         "prm-iso=prm:isotonic"
     ]
