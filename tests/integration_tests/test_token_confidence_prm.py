@@ -184,3 +184,28 @@ def test_the_docstring_examples_run(documented: str) -> None:
     [block] = re.findall(r"code-block:: python\n\n(.*?)\n\s*\"\"\"", cls.__doc__ + '"""', re.S)
     assert "prm = " in block  # the example itself, not an empty match
     exec(textwrap.dedent(block), {})
+
+
+def test_self_confidence_prm_reads_the_logprobs_chat_llamacpp_reports() -> None:
+    """The model-agnostic scorer on the real decoder: the logprobs the sampler reported."""
+    from langchain_adaptive import AdaptiveReasoningRunnable
+    from langchain_adaptive.prm import SelfConfidencePRM
+
+    sampler = ChatLlamaCpp(seed=0, temperature=0.7, max_tokens=24, logprobs=True)
+    reasoner = AdaptiveReasoningRunnable(
+        model=sampler,
+        prm=SelfConfidencePRM(),
+        strategy="sequential_ias_1",
+        target_confidence=0.9,
+        max_samples=3,
+        max_tokens_per_sample=24,
+    )
+    result = reasoner.invoke(QUESTION, {"max_concurrency": 1})
+    assert 1 <= result.budget.samples_used <= 3
+    for candidate in result.candidates:
+        logprobs = candidate.token_logprobs
+        assert logprobs is not None and len(logprobs) == candidate.usage.output_tokens
+        assert all(lp <= 0.0 for lp in logprobs)
+        last = candidate.step_estimates[-1]  # type: ignore[index]
+        assert last.raw_score == pytest.approx(float(np.mean(logprobs)))
+        assert candidate.score == pytest.approx(math.exp(float(np.mean(logprobs))))
