@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from uuid import UUID
 
+from langchain_adaptive._argparse import OneLineArgumentParser, check_arguments, file_error
 from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
@@ -77,7 +78,7 @@ def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="langchain-adaptive",
         description="Calibrated instance-adaptive sampling for LangChain models.",
     )
@@ -216,15 +217,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve_openai(arguments[1:])
         return 0
-    args = _build_parser().parse_args(arguments)
-    if args.command == "ask":
-        return _ask(args)
-    if args.command in ("calibrate", "bench"):
-        try:
-            return run_calibrate(args) if args.command == "calibrate" else run_bench(args)
-        except AdaptiveError as error:
-            print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-            return 2
+    parser = _build_parser()
+    args = parser.parse_args(arguments)
+    check_arguments(parser, args)  # counts >= 1, inputs readable UTF-8, outputs writable
+    try:
+        if args.command == "ask":
+            return _ask(args)
+        if args.command in ("calibrate", "bench"):
+            try:
+                return run_calibrate(args) if args.command == "calibrate" else run_bench(args)
+            except AdaptiveError as error:
+                print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+                return 2
+    except (OSError, UnicodeDecodeError) as error:  # a file the checks could not foresee
+        message = file_error(error, args)
+        if message is None:
+            raise
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
     return 2  # pragma: no cover - argparse enforces the choices
 
 

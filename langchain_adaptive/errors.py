@@ -111,10 +111,39 @@ class CalibrationError(AdaptiveError):
     """A calibrator cannot be fitted, loaded or applied."""
 
 
+class AdaptiveTimeoutError(AdaptiveError, TimeoutError):
+    """A run passed its deadline (``timeout_s``); ``partial`` holds what was done by then.
+
+    Attributes:
+        timeout_s: The deadline that was passed, in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout_s: float | None = None,
+        partial: AdaptiveResult | None = None,
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.timeout_s = timeout_s
+
+
+class CallbackHandlerError(AdaptiveError):
+    """A callback handler with ``raise_error=True`` raised; the model and PRM did not fail.
+
+    LangChain re-raises a handler's exception only when the handler asks for it
+    (``raise_error=True``); this type says whose failure it was, keeps the
+    handler's exception as ``__cause__`` and, like every error here, ``partial``.
+    """
+
+
 __all__ = [
     "AdaptiveError",
     "AdaptiveInputError",
+    "AdaptiveTimeoutError",
     "CalibrationError",
+    "CallbackHandlerError",
     "ConfigurationError",
     "ContextLengthExceededError",
     "DatasetError",

@@ -9,7 +9,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.prompt_values import PromptValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_adaptive.errors import EmptyQuestionError, UnsupportedInputError
+from langchain_adaptive.errors import (
+    AdaptiveInputError,
+    EmptyQuestionError,
+    UnsupportedInputError,
+)
 
 DEFAULT_INSTRUCTION = (
     "Solve the problem step by step, with a blank line between steps. "
@@ -71,6 +75,8 @@ def parse_input(
     Raises:
         EmptyQuestionError: The question is empty or whitespace.
         UnsupportedInputError: The value is none of the accepted kinds.
+        AdaptiveInputError: The text holds a lone surrogate (bytes that were not
+            UTF-8, as ``sys.argv`` or ``errors="surrogateescape"`` decode them).
     """
     if isinstance(value, str):
         return _from_text(value, None, system_prompt, instruction, examples)
@@ -110,6 +116,8 @@ def _from_text(
 ) -> Question:
     if not text.strip():
         raise EmptyQuestionError("the question is empty")
+    if gold is not None:
+        _check_unicode(gold, "the gold answer")
     question = _from_messages([HumanMessage(text.strip())], system_prompt, instruction, examples)
     return question.model_copy(update={"gold": gold})
 
@@ -131,6 +139,8 @@ def _from_messages(
     text = str(messages[last].text)
     if not text.strip():
         raise EmptyQuestionError("the last human message is empty")
+    for message in messages:
+        _check_unicode(str(message.text), "the question" if message.type == "human" else "a turn")
     messages = list(messages)
     messages[last] = _instructed(messages[last], instruction)
     shown: list[BaseMessage] = []
@@ -144,6 +154,18 @@ def _from_messages(
     if system_prompt and not any(m.type == "system" for m in messages):
         messages.insert(0, SystemMessage(system_prompt))
     return Question(text=text.strip(), messages=messages)
+
+
+def _check_unicode(text: str, what: str) -> None:
+    """Reject text no model can be sent: a lone surrogate does not encode as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise AdaptiveInputError(
+            f"{what} is not valid text: it holds a lone surrogate ({text[error.start]!r} at "
+            f"character {error.start}), the mark of bytes that were not UTF-8; decode the "
+            "input as UTF-8 (or with errors='replace') before passing it"
+        ) from None
 
 
 def _instructed(message: BaseMessage, instruction: str | None) -> BaseMessage:

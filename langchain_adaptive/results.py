@@ -211,6 +211,9 @@ class BudgetReport(BaseModel):
     max_total_tokens: int | None = None
     tokens_estimated: bool = False
     """True when some token counts came from a tokenizer estimate, not the model's report."""
+    overshoot_tokens: int = 0
+    """Tokens the model generated past ``max_tokens_per_sample`` (it ignored the cap); they
+    were cut from the samples, so ``generated_tokens`` counts only what was kept."""
 
 
 class AdaptiveResult(BaseModel):

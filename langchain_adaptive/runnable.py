@@ -9,7 +9,16 @@ question (``inputs``) -> success estimate (``prm``) -> budget (``strategies`` an
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import hashlib
+import logging
+import math
+import numbers
+import os
+import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -29,7 +38,7 @@ from langchain_core.runnables.config import (
 )
 from langchain_core.runnables.utils import gather_with_concurrency
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.answers import (
@@ -62,6 +71,8 @@ from langchain_adaptive.callbacks.metadata import (
 )
 from langchain_adaptive.errors import (
     AdaptiveError,
+    AdaptiveTimeoutError,
+    CallbackHandlerError,
     ConfigurationError,
     EmptyGenerationError,
     ModelError,
@@ -106,6 +117,8 @@ from langchain_adaptive.strategies import (
 
 AdaptiveInput = str | dict[str, Any] | PromptValue | Sequence[BaseMessage]
 """A question string, ``{"question": ..., "gold": ...}``, a PromptValue, or messages."""
+
+logger = logging.getLogger(__name__)
 
 
 class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResult]):
@@ -157,8 +170,19 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     max_tokens_per_sample: int = Field(default=256, ge=1)
     """Generated-token cap per sample, passed to the model as ``max_tokens_kwarg``."""
     max_total_tokens: int | None = Field(default=None, ge=1)
-    """Hard cap on generated tokens per question (samples are only started when one fits)."""
-    temperature: float | None = Field(default=0.7, ge=0.0)
+    """Hard cap on generated tokens per question (samples are only started when one fits).
+
+    A sample longer than ``max_tokens_per_sample`` (a model that ignores the cap)
+    is cut to it as it arrives, so the cap holds for every sample kept; the tokens
+    cut are reported as ``budget.overshoot_tokens`` with one warning."""
+    timeout_s: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    """Wall-clock deadline of one question's run, in seconds; ``None``: none.
+
+    Past it the run ends with :class:`~langchain_adaptive.errors.AdaptiveTimeoutError`,
+    whose ``partial`` holds every sample drawn so far. A sync model call still
+    running then is abandoned in a background thread (its output is discarded);
+    an async one is cancelled. Per call: ``configurable_fields(timeout_s=...)``."""
+    temperature: float | None = Field(default=0.7, ge=0.0, allow_inf_nan=False)
     """Sampling temperature passed to the model; ``None`` keeps the model's own setting."""
     max_tokens_kwarg: str | None = "max_tokens"
     """The keyword the model takes for its output cap; ``None`` to not pass one."""
@@ -179,6 +203,31 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     adaptive-consistency voting (and majority selection), with a warning in the result."""
     redact_events: bool = False
     """Leave answer text out of event payloads, so traces and event logs carry none."""
+
+    @field_validator("step_delimiter")
+    @classmethod
+    def _check_delimiter(cls, value: str) -> str:
+        try:
+            pattern = re.compile(value)
+        except re.error as error:
+            raise ValueError(f"step_delimiter {value!r} is not a valid regex: {error}") from None
+        if pattern.fullmatch(""):
+            raise ValueError(
+                f"step_delimiter {value!r} matches the empty string, so it would split a "
+                "solution between every character; use a pattern that needs at least one "
+                r"character, such as the default r'\n\s*\n'"
+            )
+        return value
+
+    @field_validator("max_tokens_kwarg")
+    @classmethod
+    def _check_kwarg(cls, value: str | None) -> str | None:
+        if value is not None and not value.isidentifier():
+            raise ValueError(
+                f"max_tokens_kwarg must be a keyword name such as 'max_tokens' (or None to pass "
+                f"no cap), not {value!r}: the per-sample cap would be dropped silently"
+            )
+        return value
 
     # -- configuration ----------------------------------------------------------------
 
@@ -257,16 +306,31 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
         self, input: AdaptiveInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AdaptiveResult:
         _reject_kwargs(kwargs)
-        return self._call_with_config(self._invoke, input, config)
+        done: dict[str, AdaptiveResult] = {}
+        try:
+            return self._call_with_config(functools.partial(self._invoke, done=done), input, config)
+        except Exception as error:
+            raise _handler_failure(error, done)  # noqa: B904 - sets the cause
 
     async def ainvoke(
         self, input: AdaptiveInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AdaptiveResult:
         _reject_kwargs(kwargs)
-        return await self._acall_with_config(self._ainvoke, input, config)
+        done: dict[str, AdaptiveResult] = {}
+        try:
+            return await self._acall_with_config(
+                functools.partial(self._ainvoke, done=done), input, config
+            )
+        except Exception as error:
+            raise _handler_failure(error, done)  # noqa: B904 - sets the cause
 
     def _invoke(
-        self, input: AdaptiveInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+        self,
+        input: AdaptiveInput,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        *,
+        done: dict[str, AdaptiveResult] | None = None,
     ) -> AdaptiveResult:
         episode = _Episode(self, input, run_manager.get_child, config)
         plan = episode.strategy.plan(episode.state)
@@ -274,7 +338,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             action: Action | None = next(plan)
             while True:
                 try:
-                    outcome = episode.execute(action)
+                    outcome = episode.execute_by_deadline(action)
                 except PRMError as error:
                     plan, outcome = episode.recover(plan, action, error)
                     if outcome is _RESTART:
@@ -282,7 +346,10 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
                         continue
                 action = plan.send(outcome)
         except StopIteration as stop:
-            return episode.finish(stop.value)
+            result = episode.finish(stop.value)
+            if done is not None:
+                done["result"] = result  # kept if a handler's on_chain_end raises
+            return result
         except BaseException as error:
             raise episode.attach(error)  # noqa: B904 - attach() sets the cause
 
@@ -291,6 +358,8 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
         input: AdaptiveInput,
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
+        *,
+        done: dict[str, AdaptiveResult] | None = None,
     ) -> AdaptiveResult:
         episode = _Episode(self, input, run_manager.get_child, config)
         plan = episode.strategy.plan(episode.state)
@@ -298,7 +367,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
             action: Action | None = next(plan)
             while True:
                 try:
-                    outcome = await episode.aexecute(action)
+                    outcome = await episode.aexecute_by_deadline(action)
                 except PRMError as error:
                     plan, outcome = episode.recover(plan, action, error)
                     if outcome is _RESTART:
@@ -306,7 +375,10 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
                         continue
                 action = plan.send(outcome)
         except StopIteration as stop:
-            return await episode.afinish(stop.value)
+            result = await episode.afinish(stop.value)
+            if done is not None:
+                done["result"] = result
+            return result
         except BaseException as error:
             raise episode.attach(error)  # noqa: B904 - attach() sets the cause
 
@@ -483,6 +555,10 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
         self, inputs: Sequence[AdaptiveInput], total_samples: int, return_exceptions: bool
     ) -> list[str | Exception]:
         """Every input's question text (or its input error), checked before any call."""
+        if isinstance(total_samples, bool) or not isinstance(total_samples, numbers.Integral):
+            raise ConfigurationError(
+                f"total_samples must be a whole number of samples, got {total_samples!r}"
+            )
         self._batch_prm()
         self.resolved_strategy()
         texts: list[str | Exception] = []
@@ -575,6 +651,13 @@ class _Episode:
     ) -> None:
         self.started = time.perf_counter()
         self.runnable = runnable
+        self.deadline = (
+            None if runnable.timeout_s is None else time.monotonic() + runnable.timeout_s
+        )
+        self.closed = False
+        """Set when the deadline passed: an abandoned call's late output is dropped."""
+        self.overshoot_tokens = 0
+        self.overshoot_samples = 0
         self.question: Question | None = None
         self.warnings: list[str] = []
         self.selection_fallback = False
@@ -613,6 +696,65 @@ class _Episode:
         )
 
     # -- actions ----------------------------------------------------------------------
+
+    def _left(self, action: Action) -> float | None:
+        """Seconds left before the deadline (``None``: no deadline); raises once it passed."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self._timed_out(action)
+        return left
+
+    def _timed_out(self, action: Action) -> AdaptiveTimeoutError:
+        self.closed = True
+        timeout = self.runnable.timeout_s
+        return AdaptiveTimeoutError(
+            f"the run passed its deadline (timeout_s={timeout:g}) during "
+            f"{type(action).__name__}; {len(self.state.candidates)} sample(s) drawn by then "
+            "are in .partial",
+            timeout_s=timeout,
+        )
+
+    def execute_by_deadline(self, action: Action) -> Any:
+        """:meth:`execute`, ended by ``timeout_s``: the call runs in a daemon thread.
+
+        A thread cannot be stopped from outside, so a call still running at the
+        deadline is abandoned; :attr:`closed` makes its late output be dropped.
+        """
+        left = self._left(action)
+        if left is None:
+            return self.execute(action)
+        box: dict[str, Any] = {}
+        context = contextvars.copy_context()  # tracing and child-run config travel along
+
+        def run() -> None:
+            try:
+                box["value"] = context.run(self.execute, action)
+            except BaseException as error:  # handed to the caller below
+                box["error"] = error
+
+        worker = threading.Thread(target=run, name="adaptive-deadline", daemon=True)
+        worker.start()
+        worker.join(left)
+        if worker.is_alive():
+            raise self._timed_out(action)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    async def aexecute_by_deadline(self, action: Action) -> Any:
+        """Async twin of :meth:`execute_by_deadline`: the action is cancelled at the deadline."""
+        left = self._left(action)
+        if left is None:
+            return await self.aexecute(action)
+        try:
+            async with asyncio.timeout(left) as scope:
+                return await self.aexecute(action)
+        except TimeoutError:
+            if scope.expired():
+                raise self._timed_out(action) from None
+            raise
 
     def execute(self, action: Action) -> Any:
         """Run one action; its events are dispatched even when it fails part-way."""
@@ -770,6 +912,8 @@ class _Episode:
         """Apply ``on_prm_error``: re-raise, or continue by voting."""
         if self.runnable.on_prm_error == "raise" or isinstance(action, BEAM_ACTIONS):
             raise error  # a step-level search cannot go on without its PRM
+        if error.__cause__ is not None and _from_handler(error.__cause__):
+            raise error  # a callback handler failed, not the PRM: voting would hide it
         self.warnings.append(f"PRM failed ({error}); fell back to voting")
         self.selection_fallback = True
         if isinstance(action, EstimateQuestion):
@@ -799,15 +943,46 @@ class _Episode:
         return self.runnable.prm
 
     def _note_estimate(self, estimate: SuccessEstimate) -> None:
+        self._check_open()
         self.state.question_estimate = estimate
         self.state.tracker.record_prm_call()
 
-    def _sampling_failed(self, failure: SamplingFailure) -> ModelError:
-        """Keep the samples that did arrive, then report the model's failure."""
+    def _sampling_failed(self, failure: SamplingFailure) -> AdaptiveError:
+        """Keep the samples that did arrive, then report the model's (or a handler's) failure."""
         self._add_candidates(failure.samples)
+        if _from_handler(failure.error):
+            return _handler_error(failure.error)
         return ModelError(f"the model failed while sampling: {failure.error}")
 
+    def _check_open(self) -> None:
+        if self.closed:  # the deadline passed while this call ran: its output is dropped
+            raise _Abandoned
+
+    def _capped(self, sample: Sample) -> Sample:
+        """``sample`` cut to ``max_tokens_per_sample`` when the model ignored that cap.
+
+        The cut is by the share of tokens kept (the text has no token offsets);
+        the tokens past the cap are counted as overshoot and reported once.
+        """
+        cap = self.runnable.max_tokens_per_sample
+        spent = sample.usage.output_tokens
+        if spent <= cap:
+            return sample
+        usage = sample.usage.model_copy(update={"output_tokens": cap})
+        if sample.usage.estimated and spent <= cap * _ESTIMATE_SLACK:
+            # A count guessed from characters a little over the cap is the guess's
+            # error, not the model's: the model honoured the cap, so count the cap.
+            return sample.model_copy(update={"usage": usage})
+        self.overshoot_tokens += spent - cap
+        self.overshoot_samples += 1
+        cut = {"text": sample.text[: len(sample.text) * cap // spent], "usage": usage}
+        if getattr(sample, "token_logprobs", None):  # one per token: keep the kept ones
+            cut["token_logprobs"] = sample.token_logprobs[:cap]  # type: ignore[attr-defined]
+        return sample.model_copy(update={**cut, "finish_reason": "length"})
+
     def _add_candidates(self, samples: list[Sample]) -> list[Candidate]:
+        self._check_open()
+        samples = [self._capped(s) for s in samples]
         self.state.tracker.record_samples([s.usage for s in samples])
         start = len(self.state.candidates)
         new = [
@@ -842,6 +1017,8 @@ class _Episode:
         A child is finished when its step states a final answer or is empty
         (the model had nothing more to say: end of text).
         """
+        self._check_open()
+        samples = [self._capped(s) for s in samples]
         self.state.tracker.record_steps([s.usage for s in samples])
         base = parent.steps if parent is not None else []
         children = []
@@ -860,9 +1037,11 @@ class _Episode:
             children.append(beam)
         return children
 
-    def _steps_failed(self, parent: Beam | None, failure: SamplingFailure) -> ModelError:
-        """Keep the steps that did arrive, then report the model's failure."""
+    def _steps_failed(self, parent: Beam | None, failure: SamplingFailure) -> AdaptiveError:
+        """Keep the steps that did arrive, then report the model's (or a handler's) failure."""
         self._add_beams(parent, failure.samples)
+        if _from_handler(failure.error):
+            return _handler_error(failure.error)
         return ModelError(f"the model failed while generating steps: {failure.error}")
 
     @staticmethod
@@ -874,6 +1053,8 @@ class _Episode:
         return [beam for beam in beams if beam.steps]
 
     def _apply_beam_scores(self, beams: list[Beam], scores: PRMScores) -> None:
+        self._check_open()
+        _check_finite(scores)
         self.state.tracker.record_prm_call()
         for beam, estimates in zip(beams, scores, strict=True):
             beam.step_estimates = estimates
@@ -931,10 +1112,15 @@ class _Episode:
         return pending
 
     def _apply_scores(self, pending: list[Candidate], scores: PRMScores) -> None:
+        self._check_open()
+        _check_finite(scores)
+        aggregated = [aggregate(estimates, self.strategy.aggregation) for estimates in scores]
+        if not all(math.isfinite(score) for score in aggregated):
+            raise PRMError(f"the PRM's scores aggregate to a non-finite value: {aggregated}")
         self.state.tracker.record_prm_call()
-        for candidate, estimates in zip(pending, scores, strict=True):
+        for candidate, estimates, score in zip(pending, scores, aggregated, strict=True):
             candidate.step_estimates = estimates
-            candidate.score = aggregate(estimates, self.strategy.aggregation)
+            candidate.score = score
             self._scored(candidate)
 
     def _scored(self, candidate: Candidate) -> None:
@@ -948,27 +1134,37 @@ class _Episode:
 
     # -- result -------------------------------------------------------------------------
 
-    def result(self, decision: Decision | None) -> AdaptiveResult:
-        """The result so far; with no decision, a partial result for an exception."""
+    def result(self, decision: Decision | None, *, bare: bool = False) -> AdaptiveResult:
+        """The result so far; with no decision, a partial result for an exception.
+
+        ``bare`` skips selection and grading (user callables that may be what
+        failed), so a partial result keeps every sample even then.
+        """
         state, runnable = self.state, self.runnable
-        candidates = state.candidates
+        candidates = list(state.candidates)
         rule = "majority_vote" if self.selection_fallback else self.strategy.selection
-        outcome = select(candidates, rule, equivalent=runnable.answers_match)
         gold = self.question.gold if self.question else None
-        if gold is not None:
-            for candidate in candidates:
-                candidate.correct = candidate.answer is not None and runnable.answers_match(
-                    gold,
-                    candidate.answer,  # math-verify reads the first argument as gold
-                )
-        selected = candidates[outcome.index] if outcome.index is not None else None
+        answer, index = None, None
+        if not bare:
+            outcome = select(candidates, rule, equivalent=runnable.answers_match)
+            answer, index = outcome.answer, outcome.index
+            if gold is not None:
+                for candidate in candidates:
+                    candidate.correct = candidate.answer is not None and runnable.answers_match(
+                        gold,
+                        candidate.answer,  # math-verify reads the first argument as gold
+                    )
+        selected = candidates[index] if index is not None else None
         usage = state.tracker.usage
         prm_usage = self.prm_usage.usage
+        warnings = [*self.warnings, *(decision.warnings if decision else [])]
+        if self.overshoot_tokens:
+            warnings.append(self._overshoot_warning())
         return AdaptiveResult(
             question=state.question,
-            answer=outcome.answer,
+            answer=answer,
             solution=selected.text if selected else None,
-            selected_index=outcome.index,
+            selected_index=index,
             candidates=candidates,
             question_estimate=state.question_estimate,
             confidence=decision.confidence if decision else None,
@@ -988,17 +1184,29 @@ class _Episode:
                 prm_model_calls=prm_usage.model_calls,
                 max_total_tokens=state.tracker.limits.max_total_tokens,
                 tokens_estimated=usage.estimated,
+                overshoot_tokens=self.overshoot_tokens,
             ),
             selection=rule,
-            warnings=[*self.warnings, *(decision.warnings if decision else [])],
+            warnings=warnings,
             gold=gold,
             correct=selected.correct if selected and gold is not None else None,
             elapsed_s=time.perf_counter() - self.started,
             beams=state.beams if self.strategy.stepwise else None,
         )
 
+    def _overshoot_warning(self) -> str:
+        runnable = self.runnable
+        return (
+            f"the model ignored its output cap ({runnable.max_tokens_kwarg}="
+            f"{runnable.max_tokens_per_sample}): {self.overshoot_samples} sample(s) ran "
+            f"{self.overshoot_tokens} token(s) past it; they were cut to the cap, so the budget "
+            "holds for what was kept, but the model generated (and was paid for) those tokens. "
+            "Set max_tokens_kwarg to the keyword your model reads."
+        )
+
     def finish(self, decision: Decision) -> AdaptiveResult:
         result = self._checked(decision)
+        self._warn_overshoot()
         self._note_finish(result)
         try:
             self.events.flush()
@@ -1008,6 +1216,7 @@ class _Episode:
 
     async def afinish(self, decision: Decision) -> AdaptiveResult:
         result = self._checked(decision)
+        self._warn_overshoot()
         self._note_finish(result)
         try:
             await self.events.aflush()
@@ -1045,25 +1254,139 @@ class _Episode:
             )
         )
 
+    def _warn_overshoot(self) -> None:
+        """Log the measured overshoot once per run (it is also in ``result.warnings``)."""
+        if self.overshoot_tokens:
+            logger.warning("AdaptiveReasoningRunnable: %s", self._overshoot_warning())
+
     def _checked(self, decision: Decision) -> AdaptiveResult:
-        result = self.result(decision)
+        try:
+            result = self.result(decision)
+        except AdaptiveError:
+            raise
+        except Exception as error:  # a user's answer_extractor or answers_match, say
+            failure = AdaptiveError(
+                f"assembling the result failed: {type(error).__name__}: {error}",
+                partial=self.partial(),
+            )
+            raise failure from error
         if result.candidates and all(not c.text.strip() for c in result.candidates):
             raise EmptyGenerationError(
                 f"the model returned {len(result.candidates)} empty sample(s)", partial=result
             )
         return result
 
+    def partial(self) -> AdaptiveResult | None:
+        """The result so far for an error; never raises, so no error loses the samples.
+
+        Selection and grading run user callables; if they fail, the result is
+        built without them (no answer selected, every candidate kept).
+        """
+        if self.question is None:
+            return None
+        try:
+            return self.result(None)
+        except Exception:
+            logger.debug("partial result: selection failed; keeping the bare record", exc_info=True)
+        try:
+            return self.result(None, bare=True)
+        except Exception:  # pragma: no cover - nothing user-supplied runs in a bare result
+            logger.warning("partial result could not be built", exc_info=True)
+            return None
+
     def attach(self, error: BaseException) -> BaseException:
-        """Attach the partial result to a package error (wrapping foreign errors in ModelError)."""
+        """Attach the partial result to a package error (wrapping foreign errors in ModelError).
+
+        A callback handler's error (``raise_error=True``) becomes
+        :class:`CallbackHandlerError`, a PRM's that a handler caused too.
+        """
+        if isinstance(error, _Abandoned):  # pragma: no cover - only in an abandoned thread
+            return error
+        cause = error.__cause__
+        if isinstance(error, PRMError) and cause is not None and _from_handler(cause):
+            error = _handler_error(cause)
         if isinstance(error, AdaptiveError):
-            if error.partial is None and self.question is not None:
-                error.partial = self.result(None)
+            if error.partial is None:
+                error.partial = self.partial()
             return error
         if not isinstance(error, Exception) or self.question is None:
             return error
-        wrapped = ModelError(f"{type(error).__name__}: {error}", partial=self.result(None))
+        if _from_handler(error):
+            wrapped: AdaptiveError = _handler_error(error)
+            wrapped.partial = self.partial()
+            return wrapped
+        wrapped = ModelError(f"{type(error).__name__}: {error}", partial=self.partial())
         wrapped.__cause__ = error
         return wrapped
+
+
+_ESTIMATE_SLACK = 1.5
+"""A token count estimated from characters may exceed the true count by this factor."""
+
+
+class _Abandoned(Exception):
+    """Raised in a call abandoned at the deadline, so its late output changes nothing."""
+
+
+def _token_logprobs(candidates: Sequence[Candidate]) -> list[list[float] | None] | None:
+    """The candidates' reported token logprobs for the PRM, ``None`` when none reported any."""
+    logprobs = [c.token_logprobs for c in candidates]
+    return logprobs if any(lp is not None for lp in logprobs) else None
+
+
+def _check_finite(scores: PRMScores) -> None:
+    """A PRM's estimates must be finite (a NaN that slipped past validation is a PRM failure)."""
+    for estimates in scores:
+        for estimate in estimates:
+            values = [*estimate.quantiles.values(), estimate.mean]
+            if not all(v is None or math.isfinite(v) for v in values):
+                raise PRMError(f"the PRM returned a non-finite estimate {estimate!r}")
+
+
+_DISPATCH_FRAMES = frozenset({"handle_event", "ahandle_event", "_ahandle_event_for_handler"})
+_DISPATCH_FILE = os.path.join("callbacks", "manager.py")
+
+
+def _from_handler(error: BaseException) -> bool:
+    """Whether ``error`` was raised by a callback handler that LangChain's dispatcher re-raised.
+
+    LangChain re-raises a handler's exception only for handlers with
+    ``raise_error=True``, from inside its ``handle_event``: that frame in the
+    traceback tells a handler's failure from the model's.
+    """
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in _DISPATCH_FRAMES and code.co_filename.endswith(_DISPATCH_FILE):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _handler_error(error: BaseException) -> CallbackHandlerError:
+    wrapped = CallbackHandlerError(
+        f"a callback handler raised (raise_error=True): {type(error).__name__}: {error}"
+    )
+    wrapped.__cause__ = error
+    return wrapped
+
+
+def _handler_failure(error: Exception, done: Mapping[str, AdaptiveResult]) -> Exception:
+    """An error from around a run (``on_chain_start``/``end``/``error``), typed by its source.
+
+    A handler's error becomes :class:`CallbackHandlerError` carrying the finished
+    result (``on_chain_end``) or the run's partial result (``on_chain_error``);
+    anything else is returned as it is.
+    """
+    if isinstance(error, AdaptiveError) or not _from_handler(error):
+        return error
+    wrapped = _handler_error(error)
+    context = error.__context__
+    if "result" in done:
+        wrapped.partial = done["result"]
+    elif isinstance(context, AdaptiveError):
+        wrapped.partial = context.partial
+    return wrapped
 
 
 def question_id(input: AdaptiveInput, question: Question) -> str:
@@ -1074,13 +1397,7 @@ def question_id(input: AdaptiveInput, question: Question) -> str:
     """
     if isinstance(input, Mapping) and input.get("id") is not None:
         return str(input["id"])
-    return hashlib.sha256(question.text.encode()).hexdigest()[:16]
-
-
-def _token_logprobs(candidates: Sequence[Candidate]) -> list[list[float] | None] | None:
-    """The candidates' reported token logprobs for the PRM, ``None`` when none reported any."""
-    logprobs = [c.token_logprobs for c in candidates]
-    return logprobs if any(lp is not None for lp in logprobs) else None
+    return hashlib.sha256(question.text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _step_event(beam: Beam) -> dict[str, Any]:

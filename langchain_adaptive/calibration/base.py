@@ -593,6 +593,10 @@ class Calibrator(BaseModel, ABC):
             raise CalibrationError(
                 f"invalid hyperparameters in {path / CONFIG_NAME}: {error}"
             ) from error
+        except RecursionError:  # a value nested deeper than validation recurses
+            raise CalibrationError(
+                f"invalid hyperparameters in {path / CONFIG_NAME}: nested too deeply"
+            ) from None
         calibrator.check_metadata(expect)
         weights = path / WEIGHTS_NAME
         if not weights.is_file():
@@ -899,6 +903,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CalibrationError(f"cannot read {config_path}: {error}") from error
+    except RecursionError:  # nested deeper than the JSON parser recurses: not ours
+        raise CalibrationError(f"cannot read {config_path}: JSON nested too deeply") from None
     if not isinstance(config, dict):
         raise CalibrationError(f"{config_path} does not hold a JSON object")
     missing = [key for key in _REQUIRED_KEYS if key not in config]

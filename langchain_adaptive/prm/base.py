@@ -204,6 +204,14 @@ def check_scores(request: PRMRequest, scores: Any) -> PRMScores:
         for estimate in estimates:
             if not isinstance(estimate, SuccessEstimate):
                 raise PRMError(f"PRM returned {type(estimate).__name__}, expected SuccessEstimate")
+            # model_construct skips validation: a NaN must not reach a budget or a ranking
+            values = [*estimate.quantiles.values(), estimate.mean]
+            if not all(
+                v is None or (isinstance(v, int | float) and math.isfinite(v)) for v in values
+            ):
+                raise PRMError(
+                    f"PRM returned a non-finite estimate for solution {index}: {estimate!r}"
+                )
     return scores
 
 

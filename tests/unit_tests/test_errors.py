@@ -12,7 +12,9 @@ from langchain_adaptive import errors
 from langchain_adaptive.errors import (
     AdaptiveError,
     AdaptiveInputError,
+    AdaptiveTimeoutError,
     CalibrationError,
+    CallbackHandlerError,
     ConfigurationError,
     ContextLengthExceededError,
     EmptyGenerationError,
@@ -42,6 +44,8 @@ ALL_ERRORS = [getattr(errors, name) for name in errors.__all__]
         (ModelNotFoundError, (ModelError, FileNotFoundError, OSError)),
         (PRMError, (AdaptiveError,)),
         (CalibrationError, (AdaptiveError,)),
+        (AdaptiveTimeoutError, (AdaptiveError, TimeoutError, OSError)),
+        (CallbackHandlerError, (AdaptiveError,)),
     ],
 )
 def test_hierarchy(cls: type[AdaptiveError], bases: tuple[type[BaseException], ...]) -> None:
@@ -58,6 +62,8 @@ def test_hierarchy(cls: type[AdaptiveError], bases: tuple[type[BaseException], .
         (CalibrationError, (ValueError,)),
         (EmptyQuestionError, (TypeError, ConfigurationError)),
         (ConfigurationError, (AdaptiveInputError, KeyError)),
+        (CallbackHandlerError, (ModelError, PRMError, ValueError)),
+        (AdaptiveTimeoutError, (ModelError, ValueError)),
     ],
 )
 def test_hierarchy_is_not_too_broad(
@@ -69,7 +75,7 @@ def test_hierarchy_is_not_too_broad(
 
 
 def test_every_exported_error_is_an_adaptive_error() -> None:
-    assert len(ALL_ERRORS) == 13
+    assert len(ALL_ERRORS) == 15
     for cls in ALL_ERRORS:
         assert issubclass(cls, AdaptiveError)
 

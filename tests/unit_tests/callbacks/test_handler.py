@@ -21,12 +21,12 @@ from langchain_adaptive import (
     CandidateGenerated,
     CandidateScored,
     EarlyStop,
-    ModelError,
     StepScored,
     parse_event,
 )
 from langchain_adaptive.callbacks import is_adaptive_event
 from langchain_adaptive.cli import ProgressPrinter
+from langchain_adaptive.errors import CallbackHandlerError
 from tests.tracing import RunCollector, walk
 from tests.unit_tests.callbacks.recording import RIGHT, Recorder, reasoner
 from tests.unit_tests.fakes import ScriptedChatModel
@@ -238,7 +238,7 @@ def test_a_handler_that_asks_to_raise_stops_the_run_keeping_its_samples() -> Non
     class Strict(Exploding):
         raise_error = True
 
-    with pytest.raises(ModelError) as raised:
+    with pytest.raises(CallbackHandlerError) as raised:  # the handler failed, not the model
         reasoner().invoke("easy", config={"callbacks": [Strict()]})
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert raised.value.partial is not None and len(raised.value.partial.candidates) == 2
@@ -255,7 +255,7 @@ async def test_a_strict_handler_failing_at_the_finish_keeps_the_whole_result(
             raise RuntimeError("finish bug")
 
     config: Any = {"callbacks": [StrictAtFinish()]}
-    with pytest.raises(ModelError) as raised:
+    with pytest.raises(CallbackHandlerError) as raised:
         if use_async:
             await reasoner().ainvoke("easy", config=config)
         else:
