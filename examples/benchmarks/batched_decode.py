@@ -19,10 +19,24 @@ prompt asks for a story of at least 500 words, which keeps SmolLM2 writing, and
 the JSON records every sample's real token count and how many stopped early.
 Throughput is generated tokens (``usage_metadata``) per second of wall time.
 
-Sides and sample counts are interleaved: every repeat times each N on every
-side, the side that goes first rotating between repeats, after one untimed
-warm-up per side and N (which evaluates the prompt and sizes the batched
-context). At N = 1 every side draws one sample sequentially (a baseline).
+Every repeat times each side at every N, the side that goes first rotating
+between repeats, after one untimed warm-up per side and N (which evaluates the
+prompt). At N = 1 every side draws one sample sequentially (a baseline). The two
+batched sides share the model's one batched context, which llama.cpp rebuilds
+whenever the KV layout changes (on the 2-core CI machine under load, a call of 4
+samples took 15 s right after the other layout's call against 2 s in a row), so
+in every repeat a batched side first makes one untimed call at each N, the
+largest first: its timed calls then find the context that a user of that layout
+keeps between calls. (Until this was fixed the sides alternated at every N and
+each timed batched call rebuilt the context.)
+
+GPU offload. ``--n-gpu-layers -1`` offloads every layer and ``--model`` takes
+another GGUF (a path, a folder or a cached repo id). A llama-cpp-python wheel
+built without a GPU backend runs such a model on the CPU without a word, so the
+JSON's ``offload`` block records ``llama_supports_gpu_offload()`` and the device
+llama.cpp assigned each layer to (read from its load log), and
+``--require-offload`` stops with an error instead of measuring the CPU.
+``examples/benchmarks/gpu_suite.sh`` runs this script that way.
 
 Run::
 
@@ -35,17 +49,22 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, bundled_model_path
+from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, resolve_model_path
 
 MESSAGES: list[BaseMessage] = [
     HumanMessage("Write a long story about a dragon and a knight. Use at least 500 words.")
@@ -54,12 +73,33 @@ SIDES = ("sequential", "batched", "batched_shared")
 """Sequential; batched with one KV stream per sample (the default, exact); batched with
 one cache sharing the prompt (``batched_kv_layout="shared"``)."""
 BATCHED = SIDES[1:]
+_LAYER_LINE = re.compile(r"layer\s+\d+ assigned to device (\S+?),")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--samples", default="1,4,8,16", help="comma-separated sample counts N per call"
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="GGUF file, folder or cached Hugging Face repo id (default: the bundled SmolLM2)",
+    )
+    parser.add_argument(
+        "--model-file", default=None, help="file name or glob inside a --model folder or repo"
+    )
+    parser.add_argument(
+        "--n-gpu-layers",
+        type=int,
+        default=0,
+        help="layers offloaded to a GPU on every side (-1: all; default 0, the CPU)",
+    )
+    parser.add_argument(
+        "--require-offload",
+        action="store_true",
+        help="exit with an error when --n-gpu-layers asks for a GPU that this llama.cpp "
+        "build cannot use, instead of measuring the CPU",
     )
     parser.add_argument("--max-tokens", type=int, default=64, help="max tokens per sample")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per side and N")
@@ -101,7 +141,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """
     args = _parse_args(argv)
     counts = [int(n) for n in args.samples.split(",")]
-    path = bundled_model_path()
+    path = resolve_model_path(args.model, filename=args.model_file)
+    supported = bool(llama_cpp.llama_supports_gpu_offload())
+    if args.n_gpu_layers != 0 and not supported:
+        message = (
+            f"--n-gpu-layers {args.n_gpu_layers} asks for a GPU, but this llama-cpp-python "
+            "build cannot offload (llama_supports_gpu_offload() is False: no GPU backend, or "
+            "no GPU visible)"
+        )
+        if args.require_offload:
+            raise SystemExit(f"error: {message}.")
+        print(f"warning: {message}: measuring the CPU; the JSON says so.")
     sampling = {
         "temperature": args.temperature,
         "top_p": args.top_p,
@@ -116,25 +166,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             batched_samples=side != "sequential",
             batched_n_ctx=args.batched_n_ctx,
             batched_kv_layout="shared" if side == "batched_shared" else "per_sequence",
+            n_gpu_layers=args.n_gpu_layers,
             **context,
             **sampling,
         )
         for side in SIDES
     }
+    offload = _offload(args.n_gpu_layers, supported, _load_log(path, args.n_gpu_layers, context))
+    if len({id(model.shared_llama) for model in models.values()}) != 1:
+        raise RuntimeError("every side must run on the one model whose load log was read")
     load_average_start = os.getloadavg()
 
     rows: dict[str, dict[str, dict[str, list[float]]]] = {
         side: {str(n): {"seconds": [], "tokens": [], "stopped_early": []} for n in counts}
         for side in SIDES
     }
-    for n in counts:  # warm-up: evaluates the prompt, creates and sizes the batched context
-        for side in SIDES:
+    for side in SIDES:  # warm-up: evaluates the prompt, sizes the batched context
+        for n in counts:
             models[side].generate([MESSAGES], n=n)
     for repeat in range(args.repeats):
-        for n in counts:
-            shift = repeat % len(SIDES)
-            order = SIDES[shift:] + SIDES[:shift]
-            for side in order:
+        shift = repeat % len(SIDES)
+        for side in SIDES[shift:] + SIDES[:shift]:
+            if side in BATCHED:  # untimed: this layout's context, sized for the largest N
+                for n in sorted(counts, reverse=True):  # and warm at every N (GPU graphs)
+                    models[side].generate([MESSAGES], n=n)
+            for n in counts:
                 start = time.perf_counter()
                 result = models[side].generate([MESSAGES], n=n)
                 seconds = time.perf_counter() - start
@@ -168,6 +224,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     results: dict[str, Any] = {
         "model": path.name,
+        "model_path": str(path),
+        "model_bytes": path.stat().st_size,
+        "offload": offload,
         "samples": counts,
         "repeats": args.repeats,
         "sampling": sampling,
@@ -190,6 +249,49 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _plot(results, args.out.with_suffix(".png"))
     _print_table(results)
     return results
+
+
+def _load_log(path: Path, n_gpu_layers: int, context: dict[str, Any]) -> list[str]:
+    """Load the shared model verbosely and return what llama.cpp said (its layer placement).
+
+    Every side then gets this same loaded model (the cache key leaves ``verbose``
+    out); llama.cpp's logging is turned back down afterwards.
+    """
+    said = io.StringIO()
+    loader = ChatLlamaCpp(model=str(path), n_gpu_layers=n_gpu_layers, verbose=True, **context)
+    with contextlib.redirect_stderr(said):
+        shared = loader.shared_llama
+    shared.llama.verbose = False  # no per-call prints from llama_cpp.Llama
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama_cpp's quiet level
+    return said.getvalue().splitlines()
+
+
+def _offload(requested: int, supported: bool, log: list[str]) -> dict[str, Any]:
+    """Where the layers went: the request, the build's support and llama.cpp's own log.
+
+    ``device`` is ``"gpu"`` only when llama.cpp assigned every layer to a device
+    other than the CPU; ``"unknown"`` when its log named no layer (a changed
+    log format), so a reader never takes a CPU run for a GPU one.
+    """
+    devices: dict[str, int] = {}
+    for line in log:
+        match = _LAYER_LINE.search(line)
+        if match:
+            devices[match.group(1)] = devices.get(match.group(1), 0) + 1
+    on_cpu = sum(count for name, count in devices.items() if name.upper().startswith("CPU"))
+    on_gpu = sum(devices.values()) - on_cpu
+    if not devices:
+        device = "unknown"
+    else:
+        device = "gpu" if on_cpu == 0 else "cpu" if on_gpu == 0 else "mixed"
+    return {
+        "n_gpu_layers": requested,
+        "llama_supports_gpu_offload": supported,
+        "layer_devices": devices,
+        "layers_on_gpu": on_gpu,
+        "device": device,
+        "llama_cpp_version": llama_cpp.__version__,
+    }
 
 
 def _batches_per_call(model: ChatLlamaCpp, n: int) -> int:
@@ -215,8 +317,6 @@ def _decode_ceiling(model: ChatLlamaCpp, counts: list[int], repeats: int) -> dic
     asks for logits, as sampling does). The median step time gives the ratio
     ``N * t(1) / t(N)``.
     """
-    import llama_cpp
-
     shared = model.shared_llama
     largest = max(counts)
     steps, prefix = 16, 32
@@ -307,7 +407,8 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     load = results["machine"]["load_average_start"][0]
     ax.set_title(
-        f"{results['model']}, {results['sampling']['max_tokens']} tokens per sample, "
+        f"{results['model']} on the {results['offload']['device'].upper()}, "
+        f"{results['sampling']['max_tokens']} tokens per sample, "
         f"{results['context']['n_threads']} threads\n"
         f"{results['machine']['cpus']} CPUs, load average {load:.2f} at start",
         fontsize=9,
@@ -319,8 +420,11 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
 def _print_table(results: dict[str, Any]) -> None:
     machine = results["machine"]
+    offload = results["offload"]
     print(
-        f"{results['model']}, {results['sampling']['max_tokens']} max tokens per sample, "
+        f"{results['model']} on the {offload['device'].upper()} (n_gpu_layers "
+        f"{offload['n_gpu_layers']}, layers {offload['layer_devices']}), "
+        f"{results['sampling']['max_tokens']} max tokens per sample, "
         f"prompt {results['prompt_tokens']} tokens, {results['repeats']} repeats, "
         f"{results['context']['n_threads']} threads, load average "
         f"{machine['load_average_start'][0]:.2f} -> {machine['load_average_end'][0]:.2f}"
