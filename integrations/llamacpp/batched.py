@@ -101,6 +101,7 @@ class _Sampling:
     repeat_penalty: float
     top_logprobs: int
     logprobs: bool
+    grammar: str | None = None
 
 
 def supports_batched_decoding() -> bool:
@@ -298,6 +299,7 @@ class BatchedSampler:
         max_cells: int | None = None,
         layout: KVLayout = "per_sequence",
         lead_in: bool = False,
+        grammar: str | None = None,
     ) -> list[SequenceResult]:
         """Draw ``len(seeds)`` samples of one prompt, decoded together.
 
@@ -323,6 +325,9 @@ class BatchedSampler:
                 ``"shared"`` needs fewer cells and decodes faster on a CPU.
             lead_in: The prompt ends in a prefill whose trailing whitespace
                 the samples write themselves; it is left out of their text.
+            grammar: A GBNF grammar (root rule ``root``) every sample is decoded
+                under, each with its own grammar state (tool calls, structured
+                output); ``None`` is free text.
 
         Returns:
             One result per seed, in the same order.
@@ -352,6 +357,7 @@ class BatchedSampler:
             repeat_penalty=float(repeat_penalty),
             top_logprobs=int(top_logprobs),
             logprobs=bool(logprobs),
+            grammar=grammar,
         )
         with self._shared.lock:
             limits = [self._room(len(prompt), limit) for limit in limits]
@@ -538,6 +544,15 @@ def _sampler_chain(llama: llama_cpp.Llama, seed: int, settings: _Sampling) -> An
         if len(llama_cpp.llama_sampler_init_penalties.argtypes) == 5:  # builds that take n_vocab
             penalties = (llama.n_vocab(), *penalties)
         parts = [llama_cpp.llama_sampler_init_penalties(*penalties)]
+        if settings.grammar is not None:  # where Llama.generate puts it: after the penalties
+            grammar = llama_cpp.llama_sampler_init_grammar(
+                llama._model.vocab, settings.grammar.encode("utf-8"), b"root"
+            )
+            if not grammar:
+                for part in parts:
+                    llama_cpp.llama_sampler_free(part)
+                raise ConfigurationError("llama.cpp could not parse the sampling grammar.")
+            parts.append(grammar)
         if settings.temperature <= 0:
             parts.append(llama_cpp.llama_sampler_init_greedy())
         else:

@@ -23,26 +23,29 @@ import hashlib
 import itertools
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
 
+from . import _tools
 from ._loading import SharedLlama, load_shared_llama, resolve_model_path
 
 if TYPE_CHECKING:
     import llama_cpp
+    from langchain_core.tools import BaseTool
 
     from .batched import SequenceResult
 
@@ -109,6 +112,8 @@ class _CallOptions:
     n: int
     lead_in: bool = False
     """The prompt ends in a prefill whose trailing whitespace the model writes itself."""
+    output: _tools.OutputPlan | None = None
+    """Tools or a response format: the grammar the samples are decoded under."""
 
 
 class _Sample(Protocol):
@@ -282,6 +287,11 @@ class _SampleRun:
         llama, options, tracker = self._llama, self._options, self._tracker
         want_logprobs = options.logprobs or options.top_logprobs > 0
         llama.set_seed(self.seed)
+        grammar = None
+        if options.output is not None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(options.output.grammar, verbose=False)
         tokens = llama.generate(
             self._prompt,
             temp=options.temperature if options.temperature > 0 else 0.0,
@@ -290,6 +300,7 @@ class _SampleRun:
             min_p=options.min_p,
             repeat_penalty=options.repeat_penalty,
             reset=True,  # reuses the longest cached prefix of the KV cache
+            grammar=grammar,
         )
         try:
             # Break inside the body: resuming the generator would evaluate the
@@ -409,7 +420,33 @@ def _to_chat_dict(message: BaseMessage) -> dict[str, str]:
     role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
     if role is None:
         raise ConfigurationError(f"ChatLlamaCpp cannot format a {message.type!r} message.")
-    return {"role": role, "content": message.text}
+    content = message.text
+    calls = getattr(message, "tool_calls", None)
+    if calls:  # a past tool call, written as the model writes one (see `_tools`)
+        content = "\n".join(part for part in (content, _tools.render_tool_calls(calls)) if part)
+    return {"role": role, "content": content}
+
+
+_VALID_GRAMMARS: set[str] = set()
+"""Grammars llama.cpp has parsed once (a grammar it rejects would crash a sampler chain)."""
+
+
+def _check_grammar(llama: llama_cpp.Llama, plan: _tools.OutputPlan | None) -> None:
+    """Raise :class:`ConfigurationError` if llama.cpp cannot parse the plan's grammar."""
+    if plan is None or plan.grammar in _VALID_GRAMMARS:
+        return
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llama._model.vocab, plan.grammar.encode("utf-8"), b"root"
+    )
+    if not sampler:
+        raise ConfigurationError(
+            "llama.cpp could not parse the grammar built for these tools or this response "
+            "format; simplify the JSON schema."
+        )
+    llama_cpp.llama_sampler_free(sampler)
+    _VALID_GRAMMARS.add(plan.grammar)
 
 
 @contextlib.contextmanager
@@ -493,6 +530,10 @@ class ChatLlamaCpp(BaseChatModel):
     prompt is evaluated once); it cannot be streamed. With ``batched_samples``
     the samples are decoded together, each with the same sampler and seed as
     one after another, so the seeds and the text they give are the same.
+    ``tools``, ``tool_choice`` and ``response_format`` are set by
+    :meth:`bind_tools` and :meth:`with_structured_output`; a per-call ``model``
+    is refused (an instance serves the one GGUF file it was built with) but is
+    what ``ls_model_name`` reports in traces.
 
     Instantiate:
         ```python
@@ -550,6 +591,21 @@ class ChatLlamaCpp(BaseChatModel):
         partial = [HumanMessage("What is 7 + 8?"), AIMessage("7 + 8 = 1")]
         rest = model.invoke(partial, max_tokens=4)
         print("7 + 8 = 1" + rest.content)
+        ```
+
+    Tool calls and structured output (grammar-constrained, see :meth:`bind_tools`):
+        ```python
+        from langchain_core.tools import tool
+
+
+        @tool
+        def add(a: int, b: int) -> int:
+            '''Add two integers.'''
+            return a + b
+
+
+        call = model.bind_tools([add], tool_choice="any").invoke("What is 2 + 3?")
+        print(call.tool_calls)  # [{'name': 'add', 'args': {...}, 'id': 'call_...', ...}]
         ```
 
     Log-probabilities (for an LLM-as-judge):
@@ -684,7 +740,7 @@ class ChatLlamaCpp(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="llamacpp",
-            ls_model_name=self.model_name,
+            ls_model_name=kwargs.get("model") or self.model_name,
             ls_model_type="chat",
             ls_temperature=kwargs.get("temperature", self.temperature),
             ls_max_tokens=kwargs.get("max_tokens", self.max_tokens),
@@ -699,6 +755,182 @@ class ChatLlamaCpp(BaseChatModel):
             for name, value in ((output or {}).get("token_usage") or {}).items():
                 usage[name] = usage.get(name, 0) + value
         return {"token_usage": usage, "model_name": self.model_name}
+
+    # -- tools and structured output ----------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; replies are decoded under a grammar built from their JSON schemas.
+
+        The tools' names, descriptions and argument schemas join the system
+        message, and a GBNF grammar holds the reply to one JSON object
+        ``{"name": ..., "arguments": {...}}`` that matches a tool's schema, so
+        even the bundled 135M model writes well-formed calls. A call comes back
+        in ``AIMessage.tool_calls`` with an id (in ``invoke``, ``stream``, where
+        it arrives whole in the last chunk, and every sample of ``n``); a call cut
+        short by ``max_tokens`` is kept in ``invalid_tool_calls`` with its text.
+        A message holds at most one call.
+
+        Args:
+            tools: Tools as LangChain takes them: ``BaseTool``, functions,
+                pydantic models, TypedDicts or OpenAI tool dicts.
+            tool_choice: ``None``/``"auto"``: the grammar allows a plain answer
+                or a call, and the model's first character decides (``{`` starts
+                a call); ``"any"``/``"required"``/``True``: exactly one call of any
+                tool; a tool's name (or ``{"type": "function", "function":
+                {"name": ...}}``): a call of that tool; ``"none"``: plain text.
+            **kwargs: Further call kwargs to bind (``temperature``, ``max_tokens``...).
+
+        Returns:
+            A runnable that returns ``AIMessage``.
+
+        Raises:
+            ConfigurationError: If ``tool_choice`` names no bound tool, names
+                repeat, or a schema cannot become a grammar.
+
+        Example:
+            ```python
+            from langchain_core.tools import tool
+
+            from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
+
+
+            @tool
+            def add(a: int, b: int) -> int:
+                '''Add two integers.'''
+                return a + b
+
+
+            model = ChatLlamaCpp(temperature=0, max_tokens=32)
+            call = model.bind_tools([add], tool_choice="any").invoke("What is 2 + 3?")
+            print(call.tool_calls)  # [{'name': 'add', 'args': {'a': 2, 'b': 3}, 'id': 'call_...'}]
+            ```
+        """
+        formatted = _tools.format_tools(tools)
+        bound: dict[str, Any] = {"tools": formatted}
+        if tool_choice is not None:
+            bound["tool_choice"] = tool_choice
+        _tools.plan_output(bound)  # fail now, not at the first call
+        return super().bind(**bound, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Replies that match ``schema``, decoded under a grammar so they always parse.
+
+        Args:
+            schema: A pydantic model, a TypedDict, or a JSON schema (an OpenAI
+                tool dict too). A pydantic model gives instances; the others give
+                dicts. ``None`` only with ``method="json_mode"``.
+            method: ``"json_schema"`` (default): the whole reply is a JSON value
+                held to the schema by its grammar. ``"function_calling"``: the
+                schema is bound as the one tool the reply must call.
+                ``"json_mode"``: any JSON object; the schema only parses it.
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
+                so a reply that does not parse (cut by ``max_tokens``) is kept.
+            strict: Accepted for compatibility; the grammar is always strict.
+            **kwargs: Not supported.
+
+        Returns:
+            A runnable that returns the parsed object (or the dict above).
+
+        Raises:
+            ConfigurationError: If an argument is not supported or ``schema``
+                is missing.
+
+        Example:
+            ```python
+            from pydantic import BaseModel
+
+            from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
+
+
+            class City(BaseModel):
+                name: str
+                country: str
+
+
+            model = ChatLlamaCpp(temperature=0, max_tokens=32)
+            print(model.with_structured_output(City).invoke("Name a city in France."))
+            ```
+        """
+        from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+        from langchain_core.output_parsers.openai_tools import (
+            JsonOutputKeyToolsParser,
+            PydanticToolsParser,
+        )
+        from langchain_core.runnables import RunnableMap, RunnablePassthrough
+        from langchain_core.utils.function_calling import (
+            convert_to_json_schema,
+            convert_to_openai_tool,
+        )
+        from langchain_core.utils.pydantic import is_basemodel_subclass
+
+        if kwargs:
+            raise ConfigurationError(
+                f"ChatLlamaCpp.with_structured_output got unsupported arguments {sorted(kwargs)}."
+            )
+        if schema is None and method != "json_mode":
+            raise ConfigurationError(f"method={method!r} needs a schema.")
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        traced = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            name = convert_to_openai_tool(schema)["function"]["name"]  # type: ignore[arg-type]
+            llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=traced)  # type: ignore[list-item]
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        elif method in ("json_schema", "json_mode"):
+            if method == "json_schema":
+                json_schema = convert_to_json_schema(schema)  # type: ignore[arg-type]
+                response_format: dict[str, Any] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": json_schema.get("title", "response"),
+                        "schema": json_schema,
+                    },
+                }
+            else:
+                response_format = {"type": "json_object"}
+            _tools.plan_output({"response_format": response_format})  # fail now
+            llm = self.bind(
+                response_format=response_format,
+                ls_structured_output_format=traced if schema is not None else None,
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                if is_pydantic
+                else JsonOutputParser()
+            )
+        else:
+            raise ConfigurationError(
+                f"method must be 'json_schema', 'function_calling' or 'json_mode'; got {method!r}."
+            )
+        if not include_raw:
+            return llm | parser
+        from operator import itemgetter
+
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [unparsed], exception_key="parsing_error"
+        )
 
     # -- the model ---------------------------------------------------------------------
 
@@ -769,16 +1001,15 @@ class ChatLlamaCpp(BaseChatModel):
 
         Args:
             messages: The conversation, as passed to ``invoke``.
-            tools: Not supported; must be ``None``.
+            tools: Tools as passed to :meth:`bind_tools`; their description joins
+                the system message, as in a call with ``tool_choice="auto"``.
 
         Returns:
             The number of prompt tokens, exactly as a call would evaluate them.
-
-        Raises:
-            ConfigurationError: If ``tools`` is given.
         """
-        if tools:
-            raise ConfigurationError("ChatLlamaCpp does not support tools.")
+        plan = _tools.plan_output({"tools": tools}) if tools else None
+        if plan is not None:
+            messages = _tools.with_instructions(messages, plan.instructions)
         shared = self.shared_llama
         with shared.lock:
             return len(self._prompt_tokens(shared.llama, messages))
@@ -832,12 +1063,13 @@ class ChatLlamaCpp(BaseChatModel):
             for name in kwargs
             if name not in _CALL_KWARGS
             and name not in _IGNORED_KWARGS
+            and name not in _tools.OUTPUT_KWARGS
             and not name.startswith("ls_")
         )
         if unknown:
             raise ConfigurationError(
                 f"ChatLlamaCpp got unsupported keyword arguments {unknown}; per-call "
-                f"overrides are {sorted(_CALL_KWARGS)}."
+                f"overrides are {sorted(_CALL_KWARGS | _tools.OUTPUT_KWARGS)}."
             )
         value = {name: kwargs.get(name) for name in _CALL_KWARGS}
         for name in _CALL_KWARGS - {"n", "stop", "seed"}:
@@ -902,8 +1134,10 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         options = replace(self._call_options(stop, kwargs), lead_in=_leaves_lead_in(messages))
+        messages, options = _with_output_plan(messages, options, kwargs)
         shared = self.shared_llama
         with _exclusive(shared) as llama:
+            _check_grammar(llama, options.output)
             prompt = self._prompt_tokens(llama, messages)
             max_new = self._room(len(prompt), options.max_tokens)
             seeds = [self._draw_seed(options.seed, index) for index in range(options.n)]
@@ -921,15 +1155,7 @@ class ChatLlamaCpp(BaseChatModel):
                 samples = runs
         generations = [
             ChatGeneration(
-                message=AIMessage(
-                    content=sample.text,
-                    usage_metadata=UsageMetadata(
-                        input_tokens=len(prompt),
-                        output_tokens=sample.output_tokens,
-                        total_tokens=len(prompt) + sample.output_tokens,
-                    ),
-                    response_metadata=self._metadata(sample, options),
-                ),
+                message=self._reply(sample, len(prompt), options),
                 generation_info={"finish_reason": sample.finish_reason, "seed": sample.seed},
             )
             for sample in samples
@@ -945,6 +1171,21 @@ class ChatLlamaCpp(BaseChatModel):
                 },
                 "model_name": self.model_name,
             },
+        )
+
+    def _reply(self, sample: _Sample, prompt_tokens: int, options: _CallOptions) -> AIMessage:
+        """One sample as a message: its text, or the tool call the grammar held it to."""
+        parsed = _tools.parse_reply(sample.text, options.output)
+        return AIMessage(
+            content=parsed.content,
+            tool_calls=parsed.tool_calls,
+            invalid_tool_calls=parsed.invalid_tool_calls,
+            usage_metadata=UsageMetadata(
+                input_tokens=prompt_tokens,
+                output_tokens=sample.output_tokens,
+                total_tokens=prompt_tokens + sample.output_tokens,
+            ),
+            response_metadata=self._metadata(sample, options),
         )
 
     def _sample_batched(
@@ -995,6 +1236,7 @@ class ChatLlamaCpp(BaseChatModel):
                     max_cells=self.batched_n_ctx,
                     layout=self.batched_kv_layout,
                     lead_in=options.lead_in,
+                    grammar=None if options.output is None else options.output.grammar,
                 )
         except BatchedDecodeError as exc:
             exc.finished[:0] = done
@@ -1014,9 +1256,18 @@ class ChatLlamaCpp(BaseChatModel):
                 f"n={options.n} samples cannot be streamed; call generate/invoke with "
                 "stream=False (or without streaming callbacks) to get several samples."
             )
+        messages, options = _with_output_plan(messages, options, kwargs)
+        plan = options.output
+        # A tool call is sent whole with the last chunk; text (an answer, or the JSON
+        # of structured output) streams as it is written. Under "auto" the reply's
+        # first character tells which of the two it is.
+        holding: bool | None = None if plan is not None and plan.mode == "auto" else False
+        if plan is not None and plan.mode == "call":
+            holding = True
         want_logprobs = options.logprobs or options.top_logprobs > 0
         shared = self.shared_llama
         with _exclusive(shared) as llama:
+            _check_grammar(llama, plan)
             prompt = self._prompt_tokens(llama, messages)
             max_new = self._room(len(prompt), options.max_tokens)
             run = _SampleRun(
@@ -1028,15 +1279,22 @@ class ChatLlamaCpp(BaseChatModel):
                 cancel=cancel,
             )
             for delta in run:
+                if holding is None and delta.text:
+                    holding = _tools.starts_tool_call(delta.text)
+                if holding:
+                    continue
                 metadata = {"logprobs": {"content": delta.logprobs}} if want_logprobs else {}
                 yield ChatGenerationChunk(
                     message=AIMessageChunk(content=delta.text, response_metadata=metadata)
                 )
             metadata = self._metadata(run, options)
-            metadata.pop("logprobs", None)  # already sent chunk by chunk
+            if not holding:
+                metadata.pop("logprobs", None)  # already sent chunk by chunk
+            calls = _tools.parse_reply(run.text, plan).chunks() if holding else []
             yield ChatGenerationChunk(
                 message=AIMessageChunk(
                     content="",
+                    tool_call_chunks=calls,
                     usage_metadata=UsageMetadata(
                         input_tokens=len(prompt),
                         output_tokens=run.output_tokens,
@@ -1119,6 +1377,16 @@ class ChatLlamaCpp(BaseChatModel):
             cancel.set()
             with contextlib.suppress(BaseException):
                 await worker
+
+
+def _with_output_plan(
+    messages: list[BaseMessage], options: _CallOptions, kwargs: Mapping[str, Any]
+) -> tuple[list[BaseMessage], _CallOptions]:
+    """The call's tools or response format: instructions in the prompt, a grammar in the options."""
+    plan = _tools.plan_output(kwargs)
+    if plan is None:
+        return messages, options
+    return _tools.with_instructions(messages, plan.instructions), replace(options, output=plan)
 
 
 def _leaves_lead_in(messages: Sequence[BaseMessage]) -> bool:
