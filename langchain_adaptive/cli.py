@@ -7,17 +7,18 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 from uuid import UUID
 
 from langchain_adaptive._argparse import OneLineArgumentParser, check_arguments, file_error
 from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
-from langchain_adaptive.errors import AdaptiveError
+from langchain_adaptive.errors import AdaptiveError, ConfigurationError
 from langchain_adaptive.evaluation.cli import add_bench_commands, run_bench
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
+from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
 
@@ -56,8 +57,14 @@ def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--selection",
         default=None,
-        choices=["prm", "weighted_vote", "majority_vote"],
+        choices=get_args(SelectionRule),
         help="how the final answer is chosen among the samples",
+    )
+    parser.add_argument(
+        "--stop-model",
+        default=None,
+        help="saved answer-level stop rule (bench fit-stop-rule) for --strategy answer_stop; "
+        "--target-confidence is then its threshold",
     )
     parser.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
     parser.add_argument("--max-samples", type=int, default=16, help="hard cap on samples")
@@ -160,8 +167,20 @@ def build_reasoner(args: argparse.Namespace) -> AdaptiveReasoningRunnable:
     from langchain_adaptive.integrations.llamacpp import default_reasoner
 
     settings = {}
+    overrides: dict[str, Any] = {"selection": args.selection} if args.selection else {}
+    stop_model = getattr(args, "stop_model", None)
+    if (args.strategy == "answer_stop") != (stop_model is not None):
+        raise ConfigurationError("--strategy answer_stop and --stop-model go together")
+    if stop_model is not None:
+        from langchain_adaptive.calibration.answer_stop import AnswerStopModel
+
+        model = AnswerStopModel.load(stop_model)
+        overrides = {
+            "model": model,
+            "threshold": args.target_confidence,
+            "selection": args.selection or model.selection,
+        }
     if args.strategy or args.selection:
-        overrides = {"selection": args.selection} if args.selection else {}
         settings["strategy"] = build_strategy(args.strategy or "adaptive_best_of_n", **overrides)
     return default_reasoner(
         args.model,

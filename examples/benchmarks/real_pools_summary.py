@@ -19,12 +19,21 @@ from pathlib import Path
 from langchain_adaptive.evaluation import BenchReport
 
 POOLS = {
-    "gsm8k": ("GSM8K, Qwen2.5-0.5B-Instruct, self-confidence (mean logprob)", "bon16-majority"),
-    "math500": ("MATH500, Qwen2.5-1.5B-Instruct, Skywork PRM", "bon24-majority"),
-    "game24": ("Game of 24, GPT-4 chain of thought, no scorer", "bon100-majority"),
+    "gsm8k": "GSM8K, Qwen2.5-0.5B-Instruct, self-confidence (mean logprob)",
+    "math500": "MATH500, Qwen2.5-1.5B-Instruct, Skywork PRM",
+    "game24": "Game of 24, GPT-4 chain of thought, no scorer",
 }
-"""Pool -> (title, the plotted baseline); every fixed best-of-N at the pool size is a
-baseline of the tables (majority and, with a scorer, the weighted vote)."""
+"""Pool -> title. Best-of-N at the pool size is the baseline: majority vote in the figure,
+and majority and the weighted vote in the tables."""
+
+
+def full_pool_baselines(report: BenchReport) -> list[str]:
+    """Best-of-N at the pool size: majority first, then each scorer's weighted vote."""
+    size = f"bon{report.samples_per_question}-"
+    names = [p.name for p in report.policies if p.name.startswith(size)]
+    return [n for n in names if n.endswith("majority")] + [n for n in names if "weighted" in n]
+
+
 PLOTTED = (
     "best-of-n (majority)",
     "best-of-n (weighted,",
@@ -77,7 +86,7 @@ def _fmt(value: object, spec: str = ".2f") -> str:
 def markdown(name: str, report: BenchReport, table: list[dict[str, object]], baseline: str) -> str:
     base = next(p for p in report.policies if p.name == baseline)
     lines = [
-        f"### {POOLS[name][0]}",
+        f"### {POOLS.get(name, name)}",
         "",
         f"{report.questions} questions x {report.samples_per_question} samples, "
         f"{report.replicates} bootstrap replicates. Baseline `{baseline}`: accuracy "
@@ -110,10 +119,11 @@ def plot(reports: dict[str, BenchReport], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in ("gsm8k", "math500") if n in reports]
+    names = [n for n in reports if n != "game24"]
     fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 4.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        report, baseline = reports[name], POOLS[name][1]
+        report = reports[name]
+        baseline = full_pool_baselines(report)[0]
         base = next(p for p in report.policies if p.name == baseline)
         families: dict[str, list] = {}
         for p in report.policies:
@@ -132,7 +142,7 @@ def plot(reports: dict[str, BenchReport], out: Path) -> Path:
             )
         ax.axhline(base.accuracy, color="grey", linewidth=0.8, linestyle=":")
         ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_title(POOLS[name][0], fontsize=10)
+        ax.set_title(POOLS.get(name, name), fontsize=10)
         ax.set_xlabel(f"generated tokens / {baseline}'s")
         ax.set_ylabel("accuracy (held-out, cross-fitted)")
         ax.set_xlim(0, 1.05)
@@ -161,11 +171,8 @@ def main() -> None:
     summary = {}
     text = []
     for name, report in reports.items():
-        full = POOLS[name][1].split("-")[0]  # e.g. bon16
-        baselines = [p.name for p in report.policies if p.name.startswith(f"{full}-")]
-        baselines = [b for b in baselines if "majority" in b or "weighted" in b]
         summary[name] = {"questions": report.questions, "baselines": {}}
-        for baseline in baselines:
+        for baseline in full_pool_baselines(report):
             table = rows(report, baseline)
             summary[name]["baselines"][baseline] = table
             text.append(markdown(name, report, table, baseline))

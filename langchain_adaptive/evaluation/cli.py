@@ -250,7 +250,8 @@ def add_bench_commands(commands: Any) -> None:
         "--policies",
         default="majority_vote:16,ias:probe",
         help="comma-separated POLICY[:ARG]: majority_vote:N, ias:PRM, sequential_ias:PRM, "
-        "adaptive_consistency, esc, beam_search:PRM (ias_of_k:PRM, ias_of_m:PRM; "
+        "adaptive_consistency, esc, first_sample_ias:PRM, sequential_ias_1:PRM, "
+        "answer_stop:PRM (with --stop-model), beam_search:PRM (ias_of_k:PRM, ias_of_m:PRM; "
         "--max-tokens caps each step); a PRM-budgeted policy may take its own C "
         "(ias:judge@0.7) and IAS its own floor (ias-floor1:probe@0.9)",
     )
@@ -278,6 +279,12 @@ def add_bench_commands(commands: Any) -> None:
         "cap (ias-floorK[PRM], as in replay)",
     )
     _calibrator_argument(live)
+    live.add_argument(
+        "--stop-model",
+        type=Path,
+        default=None,
+        help="saved answer-level stop rule (bench fit-stop-rule) for answer_stop:PRM policies",
+    )
     live.add_argument(
         "--baseline-pools",
         type=Path,
@@ -333,6 +340,31 @@ def add_bench_commands(commands: Any) -> None:
     )
     fit.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
     fit.add_argument("--out", type=Path, required=True, help="calibrator directory")
+
+    stop = sub.add_parser(
+        "fit-stop-rule",
+        help="fit the answer-level stop rule (strategy answer_stop) on a pool's questions, "
+        "for ask/bench live --stop-model",
+    )
+    stop.add_argument("--pools", type=Path, required=True, help="pool file")
+    _subset_arguments(stop)
+    _calibrator_argument(stop)
+    stop.add_argument(
+        "--scorer",
+        required=True,
+        help="estimator whose (calibrated) sample scores the rule reads: a recorded one or "
+        "a --calibrator NAME; live, the PRM must give the same scores",
+    )
+    stop.add_argument(
+        "--selection",
+        choices=["weighted_vote", "prm", "majority_vote"],
+        default="weighted_vote",
+        help="the selection rule whose answer the rule judges (the strategy must use it)",
+    )
+    stop.add_argument("--orders", type=int, default=10, help="sample orders per question")
+    stop.add_argument("--seed", type=int, default=0)
+    stop.add_argument("--expect-model", default=None, help="fail unless recorded by this model")
+    stop.add_argument("--out", type=Path, required=True, help="stop-rule directory")
 
     _import_arguments(sub)
     game24 = sub.add_parser(
@@ -530,6 +562,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return _choose_policy(args)
     if command == "fit-calibrator":
         return _fit_calibrator(args)
+    if command == "fit-stop-rule":
+        return _fit_stop_rule(args)
     if command == "import-game24":
         return _import_game24(args)
     if command == "import":
@@ -940,6 +974,13 @@ def _sample_score_policies(
     return policies
 
 
+def _stop_model(directory: Path | None) -> Any:
+    """The saved answer-level stop rule of ``--stop-model`` (``None`` without one)."""
+    from langchain_adaptive.calibration.answer_stop import AnswerStopModel
+
+    return None if directory is None else AnswerStopModel.load(directory)
+
+
 def _fit_stop_spec(spec: str) -> tuple[str, str]:
     name, _, scorer = spec.partition("=")
     if not name or not scorer:
@@ -1012,6 +1053,36 @@ def _fit_calibrator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_stop_rule(args: argparse.Namespace) -> int:
+    from langchain_adaptive.evaluation.pools import add_calibrated_estimates
+    from langchain_adaptive.evaluation.replay import prepare_pools
+    from langchain_adaptive.evaluation.stop_rule import fit_answer_stop
+
+    pool_file = read_pools(args.pools, model=args.expect_model)
+    pools, _, notes = _chosen_pools(args, pool_file.pools)
+    for name, source, calibrator in _calibrators(args):
+        pools = add_calibrated_estimates(pools, source, calibrator, name)
+    prepared = prepare_pools(pools, answer_equivalence(pool_file.header.equivalence))
+    model = fit_answer_stop(
+        prepared,
+        args.scorer,
+        selection=args.selection,
+        orders=args.orders,
+        seed=args.seed,
+        metadata={
+            "pools": str(args.pools),
+            "model": pool_file.header.model,
+            "questions": len(pools),
+        },
+    )
+    model.save(args.out)
+    subset = notes[0] if notes else f"questions: all {len(pools)}"
+    weights = ", ".join(f"{k} {v:+.2f}" for k, v in model.weights("correct").items())
+    print(f"answer-stop rule on {args.scorer!r} ({args.selection}); {subset}; correct: {weights}")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def _live(args: argparse.Namespace) -> int:
     from langchain_adaptive.evaluation.live import (
         live_policy,
@@ -1024,6 +1095,7 @@ def _live(args: argparse.Namespace) -> int:
 
     problems = load_problems(args)
     calibrators = _calibrators(args)  # a bad directory fails before the model loads
+    stop_model = _stop_model(args.stop_model)
     chat = _chat_model(args)
     recorded = None
     if args.baseline_pools is not None:
@@ -1049,6 +1121,7 @@ def _live(args: argparse.Namespace) -> int:
             selection=args.selection,
             scorer=args.scorer,
             floor_samples=args.floor_samples,
+            stop_model=stop_model,
         )
         for spec in specs
     ]

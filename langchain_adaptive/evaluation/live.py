@@ -23,6 +23,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive._jsonl import ProgressBar
+from langchain_adaptive.calibration.answer_stop import AnswerStopModel
 from langchain_adaptive.datasets import Problem, check_gold
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError
 from langchain_adaptive.evaluation.policies import FIXED_SIZES, standard_policies
@@ -67,6 +68,7 @@ def live_policy(
     selection: SelectionRule = "majority_vote",
     scorer: str | None = None,
     floor_samples: int | None = None,
+    stop_model: AnswerStopModel | None = None,
 ) -> LivePolicy:
     """A live policy from a short spec: ``majority_vote:16``, ``ias:probe``, ``esc``, ...
 
@@ -93,6 +95,8 @@ def live_policy(
         floor_samples: IAS (``ias:PRM``) draws only this many samples where the
             target is out of reach within the cap (``unreachable="floor"``),
             as replay's ``ias-floorK`` family does; a spec's own floor wins.
+        stop_model: The fitted rule of ``answer_stop:PRM`` policies (their ``@T``
+            is the rule's threshold); its selection rule is theirs.
 
     Raises:
         ConfigurationError: A PRM or scorer that ``prms`` lacks, or a spec
@@ -115,6 +119,13 @@ def live_policy(
             settings["n"] = cap = int(argument)
         except ValueError:
             raise ConfigurationError(f"policy {spec!r}: {name}:N takes a number") from None
+    if name == "answer_stop":
+        if stop_model is None:
+            raise ConfigurationError(
+                f"policy {spec!r} needs a fitted stop rule (bench fit-stop-rule, --stop-model)"
+            )
+        settings["model"] = stop_model
+        settings["threshold"] = target_confidence
     strategy = build_strategy(name, **settings)
     if floored and not isinstance(strategy, AdaptiveBestOfN):
         raise ConfigurationError(f"policy {spec!r}: only IAS takes a floor")
@@ -122,7 +133,7 @@ def live_policy(
         raise ConfigurationError(f"policy {spec!r}: only a PRM-budgeted policy takes @C")
     if scorer is not None and scorer not in prms:
         raise ConfigurationError(f"scorer {scorer!r} is not one of the PRMs {sorted(prms)}")
-    if strategy.requires_prm and not strategy.stepwise:
+    if strategy.requires_prm and not strategy.stepwise and name != "answer_stop":
         strategy = strategy.model_copy(update={"selection": selection})
     prefix = name
     if floor_samples is not None and isinstance(strategy, AdaptiveBestOfN):

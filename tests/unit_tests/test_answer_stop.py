@@ -368,3 +368,74 @@ def test_real_pools_script_cross_fits_each_pool() -> None:
     assert parsed[0].fit_stop == ["logprob=logprob-iso"] and parsed[1].fit == [
         "prm-iso=prm:isotonic"
     ]
+
+
+def test_real_pools_summary_tables_and_figure(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from langchain_adaptive.cli import main
+    from langchain_adaptive.evaluation.pools import PoolHeader, write_pools
+
+    header = PoolHeader(model="toy", prms=["rm"], samples_per_question=6, max_tokens_per_sample=10)
+    path = write_pools(tmp_path / "pool.jsonl", header, _pools())
+    results = tmp_path / "results"
+    argv = [
+        "bench", "replay", str(path), "--cross-fit", "--fit", "rm-iso=rm:isotonic",
+        "--scorer", "rm-iso", "--selection", "weighted_vote", "--sample-rules", "rm-iso",
+        "--fit-stop", "stop=rm-iso", "--replicates", "3", "--no-batch",
+        "--out", str(results / "gsm8k.json"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    script = Path(__file__).resolve().parents[2] / "examples" / "benchmarks"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script / "real_pools_summary.py"),
+            str(results),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "real-pools.json").read_text())
+    tables = summary["gsm8k"]["baselines"]
+    assert list(tables) == ["bon6-majority", "bon6-weighted[rm-iso]"]
+    families = {row["family"] for row in tables["bon6-majority"]}
+    assert {"answer-stop-futile[stop]", "sequential-ias-1[rm-iso]"} <= families
+    assert (tmp_path / "real-pools.png").stat().st_size > 10_000
+    assert "| answer-stop[stop] |" in (tmp_path / "real-pools-tables.md").read_text()
+
+
+def test_fit_stop_rule_cli_saves_a_rule_that_live_policies_and_ask_use(tmp_path: Path) -> None:
+    from langchain_adaptive.cli import _build_parser, build_reasoner, main
+    from langchain_adaptive.evaluation.live import live_policy
+    from langchain_adaptive.evaluation.pools import PoolHeader, write_pools
+
+    header = PoolHeader(model="toy", prms=["rm"], samples_per_question=6, max_tokens_per_sample=10)
+    path = write_pools(tmp_path / "pool.jsonl", header, _pools())
+    rule = tmp_path / "rule"
+    argv = ["bench", "fit-stop-rule", "--pools", str(path), "--split", "train"]
+    assert main([*argv, "--scorer", "rm", "--orders", "3", "--out", str(rule)]) == 0
+    model = AnswerStopModel.load(rule)
+    assert model.metadata["questions"] == 9 and model.metadata["model"] == "toy"
+    live = live_policy(
+        "answer_stop:rm@0.8",
+        prms={"rm": ScriptedPRM()},
+        max_samples=6,
+        target_confidence=0.9,
+        stop_model=model,
+    )
+    assert isinstance(live.policy.strategy, AnswerConfidenceStop)
+    assert live.policy.strategy.threshold == 0.8
+    with pytest.raises(ConfigurationError, match="fitted stop rule"):
+        live_policy(
+            "answer_stop:rm", prms={"rm": ScriptedPRM()}, max_samples=6, target_confidence=0.9
+        )
+    # ask: the strategy and its rule go together, refused before any model loads
+    ask = _build_parser().parse_args(["ask", "What is 2 + 3?", "--strategy", "answer_stop"])
+    with pytest.raises(ConfigurationError, match="go together"):
+        build_reasoner(ask)
