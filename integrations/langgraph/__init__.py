@@ -8,10 +8,15 @@ Needs the ``langgraph`` extra: ``pip install "langchain-adaptive[langgraph]"``.
 - :func:`create_adaptive_graph`: a compiled subgraph that answers with a cheap
   reasoner and escalates to a stronger one (more budget, or a bigger model) only
   when the calibrated confidence is low (``graph.py``).
-- For an agent (``langchain.agents.create_agent``), give it ``reasoner.as_tool()``
-  (:class:`~langchain_adaptive.tools.AdaptiveReasoningTool`).
+- :class:`AdaptiveSamplingMiddleware`: agent middleware for
+  ``langchain.agents.create_agent`` that turns each of the agent's model calls
+  into calibrated adaptive sampling, with a vote over answers and tool calls
+  and budgets per call and per run (``middleware.py``).
+- For an agent that should call the reasoner as a tool, give it
+  ``reasoner.as_tool()`` (:class:`~langchain_adaptive.tools.AdaptiveReasoningTool`).
 
-Names are imported lazily, so importing this package does not import langgraph.
+Names are imported lazily, so importing this package does not import langgraph
+or langchain.
 """
 
 from __future__ import annotations
@@ -21,9 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .graph import create_adaptive_graph, needs_escalation
+    from .middleware import (
+        AdaptiveRunUsage,
+        AdaptiveSamplingBudget,
+        AdaptiveSamplingMiddleware,
+        AdaptiveSamplingState,
+    )
     from .nodes import AdaptiveState, adaptive_node, answer_message
 
 __all__ = (
+    "AdaptiveRunUsage",
+    "AdaptiveSamplingBudget",
+    "AdaptiveSamplingMiddleware",
+    "AdaptiveSamplingState",
     "AdaptiveState",
     "adaptive_node",
     "answer_message",
@@ -32,6 +47,10 @@ __all__ = (
 )
 
 _MODULE_OF: dict[str, str] = {
+    "AdaptiveRunUsage": "middleware",
+    "AdaptiveSamplingBudget": "middleware",
+    "AdaptiveSamplingMiddleware": "middleware",
+    "AdaptiveSamplingState": "middleware",
     "AdaptiveState": "nodes",
     "adaptive_node": "nodes",
     "answer_message": "nodes",

@@ -7,6 +7,7 @@ for all of them; each gets tiny settings (one or two questions, few tokens).
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ def test_every_example_has_a_test() -> None:
         "gpu_offload",
         "remote_prm",
         "agent_with_tool",
+        "agent_middleware",
         "calibrate_then_benchmark",
     }
     assert scripts == tested
@@ -193,6 +195,33 @@ def test_agent_without_a_model_says_what_it_needs(
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert run_main("agent_with_tool") == 2
     assert "needs a tool-calling chat model" in capsys.readouterr().err
+
+
+def test_agent_middleware_runs_the_tool_loop_within_its_budget(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("langchain.agents", reason='needs the "langgraph" extra')
+    argv = ["--samples-per-call", "2", "--tokens-per-run", "160", "--max-tokens", "40"]
+    assert run_main("agent_middleware", *argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    called = re.fullmatch(
+        r"agent -> add\(\{'a': (-?\d+), 'b': (-?\d+)\}\)  \[([12]) sample\(s\), ([12]) vote\(s\) "
+        r"for it, stop: (consensus|max_samples|token_budget)\]",
+        lines[0],
+    )
+    assert called, lines[0]
+    assert lines[1] == f"tool  -> {int(called[1]) + int(called[2])}"
+    assert lines[2].startswith("agent: ") and " sample(s), " in lines[2]
+    run = re.fullmatch(
+        r"Run: 2 model call\(s\), (\d) sample\(s\), (\d+) generated tokens \(budget 160\), "
+        r"(\d) fallback\(s\)",
+        lines[-1],
+    )
+    assert run, lines[-1]
+    samples, tokens, fallbacks = (int(g) for g in run.groups())
+    assert 2 <= samples <= 4
+    if fallbacks == 0:  # a fallback is the one sample a spent budget still allows
+        assert tokens <= 160
 
 
 def test_calibrate_then_benchmark_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -106,6 +106,10 @@ def test_integrations_import_without_llama_cpp_being_loaded() -> None:
 def test_langgraph_integration_names_are_pinned_and_lazy() -> None:
     module = importlib.import_module("langchain_adaptive.integrations.langgraph")
     assert list(module.__all__) == [
+        "AdaptiveRunUsage",
+        "AdaptiveSamplingBudget",
+        "AdaptiveSamplingMiddleware",
+        "AdaptiveSamplingState",
         "AdaptiveState",
         "adaptive_node",
         "answer_message",
@@ -113,9 +117,10 @@ def test_langgraph_integration_names_are_pinned_and_lazy() -> None:
         "needs_escalation",
     ]
     code = (
-        "import sys, langchain_adaptive.integrations.langgraph; print('langgraph' in sys.modules)"
+        "import sys, langchain_adaptive.integrations.langgraph; "
+        "print('langgraph' in sys.modules, 'langchain.agents' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
     if importlib.util.find_spec("langgraph") is not None:
         assert all(getattr(module, name) is not None for name in module.__all__)
