@@ -185,6 +185,12 @@ class Beam(BaseModel):
     """What generating this beam's last step cost."""
     finish_reason: str | None = None
     """The model's finish reason for the last step (``"stop"`` or ``"length"``)."""
+    rollout_of: int | None = None
+    """Lookahead search: the search step this beam rolls out greedily (its id); such a beam
+    only scores that step and never becomes a candidate. ``None`` for a search beam."""
+    lookahead: SuccessEstimate | None = None
+    """Lookahead search: the PRM's estimate at the end of this step's rollout, which ranks
+    the step in place of its own estimate."""
 
     @property
     def estimate(self) -> SuccessEstimate | None:

@@ -61,6 +61,8 @@ from langchain_adaptive.callbacks.events import (
     CandidateScored,
     EarlyStop,
     EstimateSummary,
+    Revised,
+    RolloutScored,
     StepScored,
 )
 from langchain_adaptive.callbacks.metadata import (
@@ -91,9 +93,11 @@ from langchain_adaptive.sampling import (
     Sample,
     SamplingFailure,
     adraw,
+    adraw_prompts,
     adraw_steps,
     call_kwargs,
     draw,
+    draw_prompts,
     draw_steps,
 )
 from langchain_adaptive.selection import aggregate, select
@@ -108,12 +112,14 @@ from langchain_adaptive.strategies import (
     ExtendBeams,
     Plan,
     PruneBeams,
+    Revise,
     RunState,
     ScoreBeams,
     ScoreCandidates,
     Strategy,
     build_strategy,
 )
+from langchain_adaptive.strategies.revise import revision_messages
 
 AdaptiveInput = str | dict[str, Any] | PromptValue | Sequence[BaseMessage]
 """A question string, ``{"question": ..., "gold": ...}``, a PromptValue, or messages."""
@@ -817,12 +823,12 @@ class _Episode:
                         parent.steps if parent is not None else [],
                         n,
                         stop=action.stop,
-                        kwargs=self.kwargs,
+                        kwargs=self._step_kwargs(action),
                         config=self.config,
                     )
                 except SamplingFailure as failure:
                     raise self._steps_failed(parent, failure) from failure.error
-                children.extend(self._add_beams(parent, samples))
+                children.extend(self._add_beams(parent, samples, rollout=action.rollout))
             return children
         if isinstance(action, ScoreBeams):
             beams = self._scorable(action.beams)
@@ -837,6 +843,15 @@ class _Episode:
             return None
         if isinstance(action, CollectBeams):
             return self._collect_beams(action.beams)
+        if isinstance(action, Revise):
+            prompts = self._revision_prompts(action)
+            try:
+                samples = draw_prompts(
+                    self.runnable.model, prompts, kwargs=self.kwargs, config=self.config
+                )
+            except SamplingFailure as failure:
+                raise self._sampling_failed(failure) from failure.error
+            return self._add_revisions(action, samples)
         raise TypeError(f"unknown strategy action {action!r}")  # pragma: no cover
 
     async def _aexecute(self, action: Action) -> Any:
@@ -886,12 +901,12 @@ class _Episode:
                         parent.steps if parent is not None else [],
                         n,
                         stop=action.stop,
-                        kwargs=self.kwargs,
+                        kwargs=self._step_kwargs(action),
                         config=self.config,
                     )
                 except SamplingFailure as failure:
                     raise self._steps_failed(parent, failure) from failure.error
-                children.extend(self._add_beams(parent, samples))
+                children.extend(self._add_beams(parent, samples, rollout=action.rollout))
             return children
         if isinstance(action, ScoreBeams):
             beams = self._scorable(action.beams)
@@ -906,6 +921,15 @@ class _Episode:
             return None
         if isinstance(action, CollectBeams):
             return self._collect_beams(action.beams)
+        if isinstance(action, Revise):
+            prompts = self._revision_prompts(action)
+            try:
+                samples = await adraw_prompts(
+                    self.runnable.model, prompts, kwargs=self.kwargs, config=self.config
+                )
+            except SamplingFailure as failure:
+                raise self._sampling_failed(failure) from failure.error
+            return self._add_revisions(action, samples)
         raise TypeError(f"unknown strategy action {action!r}")  # pragma: no cover
 
     def recover(self, plan: Plan, action: Action, error: PRMError) -> tuple[Plan, Any]:
@@ -1009,13 +1033,55 @@ class _Episode:
             )
         return new
 
+    # -- sequential revisions ------------------------------------------------------------
+
+    def _revision_prompts(self, action: Revise) -> list[list[BaseMessage]]:
+        """The revision prompts of the chains the limits allow now (the first ones first)."""
+        question = self.question
+        assert question is not None  # parsed before any action runs
+        system = [m for m in question.messages[:1] if m.type == "system"]
+        allowed = self.state.allowance(len(action.chains))
+        return [
+            revision_messages(
+                action.prompt, question.text, attempts, self.runnable.instruction, system
+            )
+            for attempts in action.chain_attempts[:allowed]
+        ]
+
+    def _add_revisions(self, action: Revise, samples: list[Sample]) -> list[Candidate]:
+        new = self._add_candidates(samples)
+        for chain, attempts, candidate in zip(
+            action.chains, action.chain_attempts, new, strict=False
+        ):
+            self.events.queue(
+                Revised(
+                    chain=chain,
+                    revision=action.revision,
+                    index=candidate.index,
+                    shown=[attempt.index for attempt in attempts],
+                    prompt_tokens=candidate.usage.input_tokens,
+                    output_tokens=candidate.usage.output_tokens,
+                    answer=candidate.answer,
+                )
+            )
+        return new
+
     # -- step-level search --------------------------------------------------------------
 
-    def _add_beams(self, parent: Beam | None, samples: list[Sample]) -> list[Beam]:
+    def _step_kwargs(self, action: ExtendBeams) -> dict[str, Any]:
+        """The call's sampling settings; a lookahead rollout overrides the temperature."""
+        if action.temperature is None:
+            return self.kwargs
+        return {**self.kwargs, "temperature": action.temperature}
+
+    def _add_beams(
+        self, parent: Beam | None, samples: list[Sample], *, rollout: bool = False
+    ) -> list[Beam]:
         """Children of ``parent``, one per generated step, counted and kept in the state.
 
         A child is finished when its step states a final answer or is empty
-        (the model had nothing more to say: end of text).
+        (the model had nothing more to say: end of text). A rollout's children
+        point at the search step they roll out (``rollout_of``).
         """
         self._check_open()
         samples = [self._capped(s) for s in samples]
@@ -1032,6 +1098,7 @@ class _Episode:
                 finished=not step or states_final_answer(step),
                 usage=sample.usage,
                 finish_reason=sample.finish_reason,
+                rollout_of=_rolled_out(parent) if rollout else None,
             )
             self.state.beams.append(beam)
             children.append(beam)
@@ -1059,6 +1126,19 @@ class _Episode:
         for beam, estimates in zip(beams, scores, strict=True):
             beam.step_estimates = estimates
             self.events.queue(StepScored(**_step_event(beam)))
+            if beam.rollout_of is not None:
+                origin = self.state.beams[beam.rollout_of]
+                estimate = beam.estimate
+                self.events.queue(
+                    RolloutScored(
+                        beam_id=origin.id,
+                        rollout_beam_id=beam.id,
+                        rollout_steps=len(beam.steps) - len(origin.steps),
+                        lower=estimate.lower if estimate else None,
+                        median=estimate.median if estimate else None,
+                        finished=beam.finished,
+                    )
+                )
 
     def _prune(self, action: PruneBeams) -> None:
         for beam in action.dropped:
@@ -1146,7 +1226,9 @@ class _Episode:
         gold = self.question.gold if self.question else None
         answer, index = None, None
         if not bare:
-            outcome = select(candidates, rule, equivalent=runnable.answers_match)
+            finalists = decision.finalists if decision is not None else None
+            pool = candidates if finalists is None else [candidates[i] for i in finalists]
+            outcome = select(pool, rule, equivalent=runnable.answers_match)
             answer, index = outcome.answer, outcome.index
             if gold is not None:
                 for candidate in candidates:
@@ -1398,6 +1480,13 @@ def question_id(input: AdaptiveInput, question: Question) -> str:
     if isinstance(input, Mapping) and input.get("id") is not None:
         return str(input["id"])
     return hashlib.sha256(question.text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _rolled_out(parent: Beam | None) -> int | None:
+    """The search step a rollout from ``parent`` scores: ``parent``, or what it rolls out."""
+    if parent is None:
+        return None
+    return parent.rollout_of if parent.rollout_of is not None else parent.id
 
 
 def _step_event(beam: Beam) -> dict[str, Any]:

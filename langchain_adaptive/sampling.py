@@ -175,6 +175,87 @@ async def adraw_steps(
         raise SamplingFailure([], error) from error
 
 
+def draw_prompts(
+    model: BaseLanguageModel,
+    prompts: Sequence[Sequence[BaseMessage]],
+    *,
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """One sample for each of several prompts (sequential revisions), in their order.
+
+    A chat model gets them as one ``batch``; a completion LLM gets each
+    prompt's text. A prompt the model did not count is counted with
+    :func:`count_tokens` (marked ``estimated``): revision prompts grow with the
+    attempts they show, and their cost belongs in the budget.
+
+    Raises:
+        SamplingFailure: Some calls failed; the samples of the prompts before
+            the first failure are attached.
+    """
+    if isinstance(model, BaseChatModel):
+        outputs = model.batch([list(p) for p in prompts], config, return_exceptions=True, **kwargs)
+    elif isinstance(model, BaseLLM):
+        outputs = []
+        for messages in prompts:
+            text = _prompt_text(messages)
+            try:
+                result = model.generate([text], **_run_args(config), **kwargs)
+                outputs.append(_llm_samples(model, text, result)[0])
+            except Exception as error:
+                outputs.append(error)
+    else:
+        raise _not_a_model(model)
+    return _with_prompt_tokens(model, prompts, outputs)
+
+
+async def adraw_prompts(
+    model: BaseLanguageModel,
+    prompts: Sequence[Sequence[BaseMessage]],
+    *,
+    kwargs: dict[str, Any],
+    config: RunnableConfig,
+) -> list[Sample]:
+    """Async twin of :func:`draw_prompts`."""
+    if isinstance(model, BaseChatModel):
+        outputs = await model.abatch(
+            [list(p) for p in prompts], config, return_exceptions=True, **kwargs
+        )
+    elif isinstance(model, BaseLLM):
+        outputs = []
+        for messages in prompts:
+            text = _prompt_text(messages)
+            try:
+                result = await model.agenerate([text], **_run_args(config), **kwargs)
+                outputs.append(_llm_samples(model, text, result)[0])
+            except Exception as error:
+                outputs.append(error)
+    else:
+        raise _not_a_model(model)
+    return _with_prompt_tokens(model, prompts, outputs)
+
+
+def _prompt_text(messages: Sequence[BaseMessage]) -> str:
+    return "\n\n".join(str(m.content) for m in messages)
+
+
+def _with_prompt_tokens(
+    model: BaseLanguageModel, prompts: Sequence[Sequence[BaseMessage]], outputs: list[Any]
+) -> list[Sample]:
+    """Samples (chat messages made samples) with every prompt counted; stops at a failure."""
+    samples: list[Sample] = []
+    for messages, output in zip(prompts, outputs, strict=True):
+        if isinstance(output, BaseException):
+            raise SamplingFailure(samples, output)
+        sample = _chat_sample(model, output) if isinstance(output, AIMessage) else output
+        if sample.usage.input_tokens == 0:
+            counted = count_tokens(model, _prompt_text(messages))
+            usage = sample.usage.model_copy(update={"input_tokens": counted, "estimated": True})
+            sample = sample.model_copy(update={"usage": usage})
+        samples.append(sample)
+    return samples
+
+
 def _sample(
     model: BaseLanguageModel,
     messages: Sequence[BaseMessage],
@@ -362,12 +443,14 @@ __all__ = [
     "Sample",
     "SamplingFailure",
     "adraw",
+    "adraw_prompts",
     "adraw_steps",
     "call_kwargs",
     "continuation_messages",
     "continuation_prompt",
     "count_tokens",
     "draw",
+    "draw_prompts",
     "draw_steps",
     "reported_logprobs",
     "step_prefix",

@@ -3,7 +3,8 @@
 An adaptive run reports each decision as a LangChain custom event
 (``adaptive_budget_decided``, ``adaptive_candidate_generated``,
 ``adaptive_candidate_scored``, ``adaptive_step_scored``,
-``adaptive_beams_pruned``, ``adaptive_early_stop``, ``adaptive_finished``), so
+``adaptive_beams_pruned``, ``adaptive_revision``, ``adaptive_rollout_scored``,
+``adaptive_early_stop``, ``adaptive_finished``), so
 they show in ``astream_events`` and every tracer. :mod:`.events` holds one
 pydantic model per event; :class:`AdaptiveCallbackHandler` hands them to typed
 methods; :class:`AdaptiveUsageTracker`, :class:`AdaptiveProgressHandler` and

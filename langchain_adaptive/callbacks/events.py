@@ -136,6 +136,40 @@ class BeamsPruned(AdaptiveEvent):
     """The target was out of reach and the adaptive widths dropped to their floors."""
 
 
+class Revised(AdaptiveEvent):
+    """The model revised one chain's earlier attempts (sequential revisions)."""
+
+    event_name: ClassVar[str] = "adaptive_revision"
+    text_fields: ClassVar[tuple[str, ...]] = ("answer",)
+
+    chain: int
+    revision: int
+    """1 for a chain's first revision."""
+    index: int
+    """The new attempt's candidate index."""
+    shown: list[int]
+    """Candidate indices of the earlier attempts its prompt showed, oldest first."""
+    prompt_tokens: int
+    output_tokens: int
+    answer: str | None = None
+
+
+class RolloutScored(AdaptiveEvent):
+    """A lookahead rollout ended and the PRM scored its last step, which scores the step."""
+
+    event_name: ClassVar[str] = "adaptive_rollout_scored"
+
+    beam_id: int
+    """The search step rolled out."""
+    rollout_beam_id: int
+    """The rollout's last beam."""
+    rollout_steps: int
+    """Steps the rollout added after the search step."""
+    lower: float | None
+    median: float | None
+    finished: bool
+
+
 class EarlyStop(AdaptiveEvent):
     """A strategy stopped before its cap because more samples were unlikely to help."""
 
@@ -169,6 +203,8 @@ EVENT_MODELS: dict[str, type[AdaptiveEvent]] = {
         CandidateScored,
         StepScored,
         BeamsPruned,
+        Revised,
+        RolloutScored,
         EarlyStop,
         AdaptiveFinished,
     )
@@ -210,6 +246,8 @@ __all__ = [
     "CandidateScored",
     "EarlyStop",
     "EstimateSummary",
+    "Revised",
+    "RolloutScored",
     "StepScored",
     "is_adaptive_event",
     "parse_event",

@@ -23,6 +23,8 @@ from langchain_adaptive.callbacks.events import (
     CandidateGenerated,
     CandidateScored,
     EarlyStop,
+    Revised,
+    RolloutScored,
     StepScored,
     is_adaptive_event,
     parse_event,
@@ -34,6 +36,8 @@ _METHODS: dict[type[AdaptiveEvent], str] = {
     CandidateScored: "on_candidate_scored",
     StepScored: "on_step_scored",
     BeamsPruned: "on_beams_pruned",
+    Revised: "on_revision",
+    RolloutScored: "on_rollout_scored",
     EarlyStop: "on_early_stop",
     AdaptiveFinished: "on_adaptive_finished",
 }
@@ -157,6 +161,12 @@ class AdaptiveCallbackHandler(BaseCallbackHandler):
     def on_beams_pruned(self, event: BeamsPruned, *, run_id: UUID, **kwargs: Any) -> None:
         """Beam search pruned beams."""
 
+    def on_revision(self, event: Revised, *, run_id: UUID, **kwargs: Any) -> None:
+        """The model revised a chain's attempts."""
+
+    def on_rollout_scored(self, event: RolloutScored, *, run_id: UUID, **kwargs: Any) -> None:
+        """A lookahead rollout was scored."""
+
     def on_early_stop(self, event: EarlyStop, *, run_id: UUID, **kwargs: Any) -> None:
         """A strategy stopped early."""
 
@@ -253,6 +263,12 @@ class AsyncAdaptiveCallbackHandler(AsyncCallbackHandler):
 
     async def on_beams_pruned(self, event: BeamsPruned, *, run_id: UUID, **kwargs: Any) -> None:
         """Beam search pruned beams."""
+
+    async def on_revision(self, event: Revised, *, run_id: UUID, **kwargs: Any) -> None:
+        """The model revised a chain's attempts."""
+
+    async def on_rollout_scored(self, event: RolloutScored, *, run_id: UUID, **kwargs: Any) -> None:
+        """A lookahead rollout was scored."""
 
     async def on_early_stop(self, event: EarlyStop, *, run_id: UUID, **kwargs: Any) -> None:
         """A strategy stopped early."""

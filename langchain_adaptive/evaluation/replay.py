@@ -194,7 +194,7 @@ def replay_question(
             lacks the estimates the policy needs, or the strategy searches over
             steps (pools hold whole samples only).
     """
-    if policy.strategy.stepwise:
+    if policy.strategy.stepwise or policy.strategy.revises:
         raise ConfigurationError(_stepwise_problem(policy))
     size = len(prepared.correct)
     if policy.max_samples > size:
@@ -375,6 +375,12 @@ FAILED_OUTCOME = QuestionOutcome(0, 0, False, False, 0.0, 0, "error")
 
 
 def _stepwise_problem(policy: Policy) -> str:
+    if policy.strategy.revises:
+        return (
+            f"policy {policy.name!r} revises earlier attempts ({policy.strategy.name!r}); pools "
+            "hold independent samples, not revisions of each other, so run it live "
+            "(`langchain-adaptive bench live`)"
+        )
     return (
         f"policy {policy.name!r} uses step-level search ({policy.strategy.name!r}); pools hold "
         "whole samples only, so run it live (`langchain-adaptive bench live`)"
@@ -397,7 +403,7 @@ def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -
     """
     problems = []
     for policy in policies:
-        if policy.strategy.stepwise:
+        if policy.strategy.stepwise or policy.strategy.revises:
             problems.append(_stepwise_problem(policy))
             continue
         short = [p.pool.id for p in pools if len(p.correct) < policy.max_samples]

@@ -18,7 +18,14 @@ name                        what it does                                  needs 
 ``beam_search``             step-level beam search, IAS-of-K / IAS-of-M   yes
 ``particle_filtering``      step-level particle filtering: N particles    yes
                             resampled by PRM weight r / (1 - r)
+``revise``                  sequential revisions: C chains of a first     for ``prm``
+                            answer and L revisions of it
+``adaptive_revise``         revisions with C:L from the calibrated        yes
+                            estimate, chains stopping early
 ==========================  ============================================  ============
+
+``lookahead_search`` is beam search whose steps are ranked after a greedy rollout of one
+more step (``BeamSearch(lookahead=1)``; needs a PRM).
 
 ``adaptive_particle_filtering`` is particle filtering with IAS's N, stopping once the
 finished particles' vote reaches C (needs a PRM).
@@ -41,6 +48,7 @@ from langchain_adaptive.strategies.base import (
     ExtendBeams,
     Plan,
     PruneBeams,
+    Revise,
     RunState,
     ScoreBeams,
     ScoreCandidates,
@@ -60,6 +68,7 @@ from langchain_adaptive.strategies.particle_filtering import (
     AdaptiveParticleFiltering,
     ParticleFiltering,
 )
+from langchain_adaptive.strategies.revise import AdaptiveRevisions, SequentialRevisions
 from langchain_adaptive.strategies.sequential import SequentialAdaptiveBestOfN
 
 STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
@@ -79,6 +88,9 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "ias_of_m": (BeamSearch, {"adaptive_m": True}),
     "particle_filtering": (ParticleFiltering, {}),
     "adaptive_particle_filtering": (AdaptiveParticleFiltering, {}),
+    "lookahead_search": (BeamSearch, {"lookahead": 1}),
+    "revise": (SequentialRevisions, {}),
+    "adaptive_revise": (AdaptiveRevisions, {}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -111,6 +123,7 @@ __all__ = [
     "AdaptiveBestOfN",
     "AdaptiveConsistency",
     "AdaptiveParticleFiltering",
+    "AdaptiveRevisions",
     "AnswerConfidenceStop",
     "BeamSearch",
     "BestOfN",
@@ -124,10 +137,12 @@ __all__ = [
     "ParticleFiltering",
     "Plan",
     "PruneBeams",
+    "Revise",
     "RunState",
     "ScoreBeams",
     "ScoreCandidates",
     "SequentialAdaptiveBestOfN",
+    "SequentialRevisions",
     "Strategy",
     "build_strategy",
     "first_steps_confidence",

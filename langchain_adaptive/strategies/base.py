@@ -15,6 +15,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, ConfigDict
 
 from langchain_adaptive.answers import (
@@ -70,6 +71,12 @@ class ExtendBeams:
     counts: tuple[int, ...]
     stop: tuple[str, ...] = (STEP_JOINER,)
     """Stop strings that end one step."""
+    temperature: float | None = None
+    """Sampling temperature for these steps; ``None`` keeps the runnable's. Lookahead
+    rollouts decode greedily (``0.0``)."""
+    rollout: bool = False
+    """The children roll out a search step (lookahead): they carry ``rollout_of`` and take
+    no part in the search themselves."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,35 @@ class CollectBeams:
     beams: tuple[Beam, ...]
 
 
+@dataclass(frozen=True)
+class Revise:
+    """Ask the model to revise each chain's attempts; the driver sends back the new
+    :class:`Candidate` s, one per chain in order.
+
+    ``chain_attempts[i]`` are the earlier attempts of chain ``chains[i]`` that its
+    revision prompt shows, oldest first. The driver renders ``prompt`` for each
+    (see :func:`langchain_adaptive.strategies.revise.revision_messages`), draws
+    one sample per chain, as many as the sample and token limits allow (the
+    first chains first), counts each like a drawn sample (its longer prompt
+    included), and reports each as an ``adaptive_revision`` event.
+    """
+
+    chains: tuple[int, ...]
+    chain_attempts: tuple[tuple[Candidate, ...], ...]
+    prompt: ChatPromptTemplate = field(compare=False)
+    revision: int = 1
+    """Which revision of its chain this is (1 for the first revision of a first answer)."""
+
+
 Action = (
-    EstimateQuestion | Draw | ScoreCandidates | ExtendBeams | ScoreBeams | PruneBeams | CollectBeams
+    EstimateQuestion
+    | Draw
+    | ScoreCandidates
+    | ExtendBeams
+    | ScoreBeams
+    | PruneBeams
+    | CollectBeams
+    | Revise
 )
 
 BEAM_ACTIONS = (ExtendBeams, ScoreBeams, PruneBeams, CollectBeams)
@@ -154,6 +188,9 @@ class Decision(BaseModel):
     """Estimated probability that some drawn sample is correct, when the strategy knows it."""
     low_confidence: bool = False
     warnings: list[str] = []
+    finalists: list[int] | None = None
+    """Indices of the candidates selection picks from; ``None``: every candidate. Majority
+    over sequential revisions votes over each chain's last attempt only."""
 
 
 Plan = Generator[Action, Any, Decision]
@@ -169,6 +206,9 @@ class Strategy(BaseModel, ABC):
     requires_prm: ClassVar[bool] = False
     stepwise: ClassVar[bool] = False
     """Whether the strategy searches over steps (needs a driver that generates steps)."""
+    revises: ClassVar[bool] = False
+    """Whether the strategy asks the model to revise earlier attempts (:class:`Revise`):
+    recorded pools hold independent samples, so it runs live only."""
 
     selection: SelectionRule = "weighted_vote"
     """How the final answer is picked (see :mod:`langchain_adaptive.selection`)."""
@@ -209,6 +249,7 @@ __all__ = [
     "ExtendBeams",
     "Plan",
     "PruneBeams",
+    "Revise",
     "RunState",
     "ScoreBeams",
     "ScoreCandidates",

@@ -31,6 +31,19 @@ reach ``C`` by sequential IAS's rule (``1 - prod_i (1 - p_i) >= C`` over their
 lower bounds ``p_i``; see :mod:`langchain_adaptive.strategies.sequential`) or
 ``N`` are drawn: our variant, which brings IAS to the one round the paper's
 rules leave at full width.
+
+Lookahead search (Snell et al. 2024) is beam search whose step scores look
+ahead: with ``lookahead=k``, each open candidate step at a selection is rolled
+out ``k`` further steps at temperature 0 (or until it answers, or reaches
+``max_steps``), and the PRM's estimate at the end of the rollout ranks the
+step (``Beam.lookahead``); the step's own estimates are read off the same PRM
+call. Beam search is ``k = 0``. Rollouts are beams with ``rollout_of`` set:
+their tokens count in the budget, and a step is only started when its
+rollout fits in ``max_total_tokens`` too (the reservation covers ``1 + k``
+steps). Identical candidate steps share one rollout (greedy decoding would
+repeat it). The rollouts of one depth go out as one :class:`ExtendBeams`
+action, one greedy continuation per step; each is reported as an
+``adaptive_rollout_scored`` event.
 """
 
 from __future__ import annotations
@@ -216,6 +229,9 @@ class BeamSearch(Strategy):
     """First steps drawn between two looks at their scores, with ``first_round="sequential"``."""
     step_stop: tuple[str, ...] = (STEP_JOINER,)
     """Stop strings that end one step (a blank line, matching the default step delimiter)."""
+    lookahead: int = Field(default=0, ge=0)
+    """``k``: steps each candidate step is rolled out greedily before the PRM ranks it (the
+    estimate at the rollout's end scores the step); 0 is plain beam search."""
 
     @model_validator(mode="after")
     def _floor_needs_an_adaptive_width(self) -> BeamSearch:
@@ -260,7 +276,7 @@ class BeamSearch(Strategy):
         reason = "beams_finished"
         step = 0  # 0-based index of the step being generated
         parents: tuple[Beam | None, ...] = (None,)
-        counts = (state.tracker.step_allowance(n),)
+        counts = (self._step_allowance(state, n, step),)
         while True:
             if sum(counts) == 0:
                 reason = "token_budget"
@@ -287,6 +303,9 @@ class BeamSearch(Strategy):
                 active = []
                 break
             if (step + 1) % self.freq == 0:
+                depth = self._rollout_depth(step)
+                if depth:
+                    yield from self._roll_out(state, active, depth)
                 unscored = [b for b in active if not _is_scored(b)]
                 if unscored:
                     yield ScoreBeams(tuple(unscored))
@@ -302,7 +321,7 @@ class BeamSearch(Strategy):
             else:
                 kept, wanted = active, [1] * len(active)
             parents = tuple(kept)
-            counts = tuple(_fill(wanted, state.tracker.step_allowance(sum(wanted))))
+            counts = tuple(_fill(wanted, self._step_allowance(state, sum(wanted), step + 1)))
             active = []
             step += 1
         candidates = [*finished, *stranded, *active]
@@ -320,7 +339,7 @@ class BeamSearch(Strategy):
         drawn: list[Beam] = []
         while len(drawn) < allowed:
             wanted = min(self.first_round_size, allowed - len(drawn))
-            count = state.tracker.step_allowance(wanted)
+            count = self._step_allowance(state, wanted, 0)
             if count == 0:
                 break
             new: list[Beam] = yield ExtendBeams((None,), (count,), self.step_stop)
@@ -332,6 +351,55 @@ class BeamSearch(Strategy):
                 break
         return drawn
 
+    def _rollout_depth(self, step: int) -> int:
+        """Rollout steps after the candidate steps of ``step`` (0-based): none between
+        selections, and none past ``max_steps``."""
+        if not self.lookahead or (step + 1) % self.freq:
+            return 0
+        return max(0, min(self.lookahead, self.max_steps - step - 1))
+
+    def _step_allowance(self, state: RunState, wanted: int, step: int) -> int:
+        """Candidate steps of ``step`` the token cap allows, each with room for its rollout."""
+        reserve = 1 + self._rollout_depth(step)
+        return state.tracker.step_allowance(wanted * reserve) // reserve
+
+    def _roll_out(
+        self, state: RunState, steps: Sequence[Beam], depth: int
+    ) -> Generator[Action, Any, None]:
+        """Roll ``steps`` out ``depth`` steps greedily; set their ``lookahead`` and estimates."""
+        twins: dict[tuple[str, ...], list[Beam]] = {}
+        for beam in steps:
+            twins.setdefault(tuple(beam.steps), []).append(beam)
+        heads = [group[0] for group in twins.values()]
+        leaves = {head.id: head for head in heads}
+        frontier = list(heads)
+        for _ in range(depth):
+            frontier = frontier[: state.tracker.step_allowance(len(frontier))]
+            if not frontier:
+                break
+            new: list[Beam] = yield ExtendBeams(
+                tuple(frontier),
+                (1,) * len(frontier),
+                self.step_stop,
+                temperature=0.0,
+                rollout=True,
+            )
+            for child in new:
+                if child.rollout_of is not None:
+                    leaves[child.rollout_of] = child
+            frontier = [child for child in new if not child.finished]
+        ends = [leaf for leaf in leaves.values() if leaf.steps and not _is_scored(leaf)]
+        if ends:
+            yield ScoreBeams(tuple(ends))
+        for head in heads:
+            leaf = leaves[head.id]
+            if leaf is not head and leaf.step_estimates:
+                head.step_estimates = leaf.step_estimates[: len(head.steps)]
+                head.lookahead = leaf.estimate
+            for twin in twins[tuple(head.steps)][1:]:
+                twin.step_estimates = head.step_estimates
+                twin.lookahead = head.lookahead
+
 
 def _is_scored(beam: Beam) -> bool:
     """Whether every step of the beam has its estimate (an empty beam has none to score)."""
@@ -339,7 +407,8 @@ def _is_scored(beam: Beam) -> bool:
 
 
 def _estimate(beam: Beam) -> SuccessEstimate:
-    estimate = beam.estimate
+    """What ranks a beam: its rollout's estimate under lookahead, else its own."""
+    estimate = beam.lookahead or beam.estimate
     if estimate is None:
         raise ValueError(f"beam {beam.id} was not scored before selection")
     return estimate

@@ -17,6 +17,7 @@ from langchain_adaptive import (
     parse_event,
 )
 from langchain_adaptive.callbacks import EVENT_MODELS, EstimateSummary, is_adaptive_event
+from langchain_adaptive.callbacks.events import Revised, RolloutScored
 
 CONTRACT = {
     "adaptive_budget_decided": {"strategy", "n", "estimate", "target_confidence", "reason"},
@@ -24,6 +25,23 @@ CONTRACT = {
     "adaptive_candidate_scored": {"index", "score", "step_estimates"},
     "adaptive_step_scored": {"beam_id", "step_index", "lower", "median", "finished"},
     "adaptive_beams_pruned": {"step_index", "kept", "dropped", "k", "m", "floored"},
+    "adaptive_revision": {
+        "chain",
+        "revision",
+        "index",
+        "shown",
+        "prompt_tokens",
+        "output_tokens",
+        "answer",
+    },
+    "adaptive_rollout_scored": {
+        "beam_id",
+        "rollout_beam_id",
+        "rollout_steps",
+        "lower",
+        "median",
+        "finished",
+    },
     "adaptive_early_stop": {"reason", "samples_used", "confidence"},
     "adaptive_finished": {
         "strategy",
@@ -59,6 +77,12 @@ EXAMPLES = [
         max_samples=40,
         confidence=None,
         low_confidence=False,
+    ),
+    Revised(
+        chain=1, revision=2, index=5, shown=[1, 3], prompt_tokens=90, output_tokens=20, answer="7"
+    ),
+    RolloutScored(
+        beam_id=4, rollout_beam_id=9, rollout_steps=1, lower=0.2, median=0.6, finished=True
     ),
 ]
 
