@@ -784,6 +784,7 @@ class _Episode:
             return estimate
         if isinstance(action, Draw):
             n = self._decide(action)
+            self.events.flush()  # the decision is news before the samples it asks for
             try:
                 samples = (
                     draw(
@@ -862,6 +863,7 @@ class _Episode:
             return estimate
         if isinstance(action, Draw):
             n = self._decide(action)
+            await self.events.aflush()  # the decision is news before the samples it asks for
             try:
                 samples = (
                     await adraw(
