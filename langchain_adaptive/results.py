@@ -157,6 +157,9 @@ class Candidate(BaseModel):
     """The policy's log-probability of each token it wrote, when the model reported them
     (e.g. ``ChatOpenAI(logprobs=True)``, ``ChatLlamaCpp(logprobs=True)``); what a
     self-confidence scorer reads."""
+    token_confidences: list[float] | None = None
+    """Each token's DeepConf confidence ``C_i`` (the negative mean top-k logprob), when
+    the model reported top-k logprobs; what the ``deepconf`` strategy reads."""
 
 
 class Beam(BaseModel):

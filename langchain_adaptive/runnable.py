@@ -96,9 +96,11 @@ from langchain_adaptive.sampling import (
     adraw_prompts,
     adraw_steps,
     call_kwargs,
+    confidence_kwargs,
     draw,
     draw_prompts,
     draw_steps,
+    supports_confidence_stop,
 )
 from langchain_adaptive.selection import aggregate, select
 from langchain_adaptive.strategies import (
@@ -699,6 +701,7 @@ class _Episode:
             has_prm=runnable.prm is not None,
             equivalent=runnable.answers_match,
             extract_answer=runnable.answer_extractor,
+            stops_on_confidence=supports_confidence_stop(runnable.model),
         )
 
     # -- actions ----------------------------------------------------------------------
@@ -791,7 +794,9 @@ class _Episode:
                         self.runnable.model,
                         self.question,
                         n,
-                        kwargs=self.kwargs,
+                        kwargs=confidence_kwargs(
+                            self.runnable.model, self.kwargs, action.stop_on_confidence
+                        ),
                         config=self.config,
                     )
                     if n
@@ -870,7 +875,9 @@ class _Episode:
                         self.runnable.model,
                         self.question,
                         n,
-                        kwargs=self.kwargs,
+                        kwargs=confidence_kwargs(
+                            self.runnable.model, self.kwargs, action.stop_on_confidence
+                        ),
                         config=self.config,
                     )
                     if n
@@ -1004,6 +1011,8 @@ class _Episode:
         cut = {"text": sample.text[: len(sample.text) * cap // spent], "usage": usage}
         if getattr(sample, "token_logprobs", None):  # one per token: keep the kept ones
             cut["token_logprobs"] = sample.token_logprobs[:cap]  # type: ignore[attr-defined]
+        if getattr(sample, "token_confidences", None):
+            cut["token_confidences"] = sample.token_confidences[:cap]  # type: ignore[attr-defined]
         return sample.model_copy(update={**cut, "finish_reason": "length"})
 
     def _add_candidates(self, samples: list[Sample]) -> list[Candidate]:
@@ -1020,6 +1029,7 @@ class _Episode:
                 usage=sample.usage,
                 finish_reason=sample.finish_reason,
                 token_logprobs=sample.token_logprobs,
+                token_confidences=sample.token_confidences,
             )
             for offset, sample in enumerate(samples)
         ]

@@ -12,7 +12,7 @@ marked ``estimated``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
@@ -22,6 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
 from langchain_adaptive.answers import STEP_JOINER
+from langchain_adaptive.confidence import ConfidenceStop, token_confidences
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.inputs import Question
 from langchain_adaptive.results import TokenUsage
@@ -35,6 +36,9 @@ class Sample(BaseModel):
     finish_reason: str | None = None
     token_logprobs: list[float] | None = None
     """Each generated token's log-probability, when the model reported them."""
+    token_confidences: list[float] | None = None
+    """Each generated token's DeepConf confidence ``C_i`` (see
+    :mod:`langchain_adaptive.confidence`), when the model reported top-k logprobs."""
 
 
 class SamplingFailure(Exception):
@@ -49,6 +53,25 @@ class SamplingFailure(Exception):
 def supports_native_n(model: BaseLanguageModel) -> bool:
     """Whether the model draws ``n`` samples of one prompt in one call (prompt evaluated once)."""
     return bool(getattr(model, "supports_n_samples", False))
+
+
+def supports_confidence_stop(model: BaseLanguageModel) -> bool:
+    """Whether the model takes a ``confidence_stop`` call kwarg and stops a sample mid-generation
+    on low token confidence (see :class:`~langchain_adaptive.confidence.ConfidenceStop`)."""
+    return bool(getattr(model, "supports_confidence_stop", False))
+
+
+def confidence_kwargs(
+    model: BaseLanguageModel, kwargs: dict[str, Any], request: ConfidenceStop | None
+) -> dict[str, Any]:
+    """``kwargs`` plus ``confidence_stop`` where the model supports it and a draw asks for it.
+
+    Other models get ``kwargs`` unchanged: whoever drew the samples scores them
+    once finished, from the top-k logprobs the model reports.
+    """
+    if request is None or not supports_confidence_stop(model):
+        return kwargs
+    return {**kwargs, "confidence_stop": request.model_dump()}
 
 
 def call_kwargs(
@@ -358,7 +381,24 @@ def _chat_sample(model: BaseLanguageModel, message: AIMessage) -> Sample:
         usage=usage,
         finish_reason=finish,
         token_logprobs=reported_logprobs(message.response_metadata.get("logprobs")),
+        token_confidences=reported_confidences(message.response_metadata),
     )
+
+
+def reported_confidences(metadata: Mapping[str, Any]) -> list[float] | None:
+    """Token confidences ``C_i`` from a message's ``response_metadata``.
+
+    ``ChatLlamaCpp`` called with ``confidence_stop`` reports them as
+    ``"token_confidences"`` (computed in its decode loop); otherwise they are
+    computed from the top-k alternatives of ``"logprobs"`` where the model
+    reported them (``top_logprobs=k``); else ``None``.
+    """
+    values = metadata.get("token_confidences")
+    if isinstance(values, list) and values:
+        if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            return [float(v) for v in values]
+        return None
+    return token_confidences(metadata.get("logprobs"))
 
 
 def reported_logprobs(value: Any) -> list[float] | None:
@@ -446,13 +486,16 @@ __all__ = [
     "adraw_prompts",
     "adraw_steps",
     "call_kwargs",
+    "confidence_kwargs",
     "continuation_messages",
     "continuation_prompt",
     "count_tokens",
     "draw",
     "draw_prompts",
     "draw_steps",
+    "reported_confidences",
     "reported_logprobs",
     "step_prefix",
+    "supports_confidence_stop",
     "supports_native_n",
 ]

@@ -27,28 +27,10 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 
 from langchain_adaptive.answers import STEP_JOINER
+from langchain_adaptive.confidence import lowest_window_mean
 from langchain_adaptive.errors import PRMError
 from langchain_adaptive.prm.base import PRMRequest, PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
-
-
-def lowest_window_mean(logprobs: Sequence[float], window: int) -> float:
-    """The lowest mean over any ``window`` consecutive tokens (the whole mean if shorter).
-
-    Example:
-        >>> lowest_window_mean([-0.1, -2.0, -2.0, -0.1], 2)
-        -2.0
-    """
-    if not logprobs:
-        raise ValueError("no token logprobs")
-    if len(logprobs) <= window:
-        return sum(logprobs) / len(logprobs)
-    total = sum(logprobs[:window])
-    lowest = total
-    for i in range(window, len(logprobs)):
-        total += logprobs[i] - logprobs[i - window]
-        lowest = min(lowest, total)
-    return lowest / window
 
 
 class SelfConfidencePRM(ProcessRewardModel):

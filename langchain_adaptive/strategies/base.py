@@ -26,6 +26,7 @@ from langchain_adaptive.answers import (
     extract_answer,
 )
 from langchain_adaptive.budget import BudgetTracker
+from langchain_adaptive.confidence import ConfidenceStop
 from langchain_adaptive.results import Beam, Candidate, StopReason, SuccessEstimate
 from langchain_adaptive.selection import Aggregation, SelectionRule
 
@@ -50,6 +51,13 @@ class Draw:
     """Why the strategy drew: ``"ias"``, ``"fixed"``, ``"capped"``, ``"sequential_round"``..."""
     planned: int | None = field(default=None, compare=False)
     """Samples the strategy decided on before the limits; ``None``: the same as ``n``."""
+    stop_on_confidence: ConfidenceStop | None = None
+    """Ask for each token's confidence ``C_i`` and, with a threshold, stop a sample once a
+    full window's group confidence falls below it (DeepConf online). Drivers forward it as
+    the ``confidence_stop`` call kwarg to models with ``supports_confidence_stop`` (such a
+    sample ends with ``finish_reason="confidence_stop"``); other models draw whole samples,
+    and the strategy scores them when they finish. Replay cuts a recorded sample where
+    the stop would have fired."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,9 @@ class RunState:
     """The answer of a finished beam's text, for stopping rules that vote over beams."""
     beams: list[Beam] = field(default_factory=list)
     """Every beam of a step-level search, in creation order."""
+    stops_on_confidence: bool = False
+    """Whether the driver ends samples mid-generation on a :class:`Draw`'s
+    ``stop_on_confidence`` (a model with ``supports_confidence_stop``, or replay)."""
 
     def allowance(self, wanted: int) -> int:
         """How many of ``wanted`` samples the hard limits allow now."""
