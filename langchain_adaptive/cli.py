@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO, get_args
 from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_adaptive._argparse import OneLineArgumentParser, check_arguments, file_error
 from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
@@ -93,7 +96,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser(
         "ask", help="answer a question on the on-device default (SmolLM2 via llama.cpp)"
     )
-    ask.add_argument("question", help="the question to answer")
+    ask.add_argument(
+        "question",
+        nargs="+",
+        help="the question to answer; several questions get one line each, to compare "
+        "what each was given",
+    )
     ask.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_reasoner_arguments(ask)
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -146,6 +154,20 @@ def format_result(result: AdaptiveResult) -> str:
     lines.extend(f"Warning: {warning}" for warning in result.warnings)
     lines.append(f"Time: {result.elapsed_s:.1f} s")
     return "\n".join(lines)
+
+
+def format_line(result: AdaptiveResult) -> str:
+    """One line per question: the answer, and why it got the samples it got."""
+    estimate = result.question_estimate
+    p = f"p >= {estimate.lower:.3f}" if estimate is not None else "no question estimate"
+    budget = result.budget
+    answer = result.answer if result.answer is not None else "(none found)"
+    low = ", target out of reach" if result.low_confidence else ""
+    return (
+        f"{result.question!r}: {answer} | {p}, decided {budget.decided_samples}, drew "
+        f"{budget.samples_used} of {budget.max_samples} ({result.stop_reason}{low}) | "
+        f"{budget.generated_tokens} tokens"
+    )
 
 
 def _show_library_logs() -> None:
@@ -209,8 +231,12 @@ def _ask(args: argparse.Namespace) -> int:
         _show_library_logs()
     try:
         reasoner = build_reasoner(args)
-        callbacks = [] if args.quiet else [ProgressPrinter()]
-        result = reasoner.invoke(args.question, config={"callbacks": callbacks})
+        callbacks: list[BaseCallbackHandler] = [] if args.quiet else [ProgressPrinter()]
+        results = []
+        for question in args.question:  # one at a time: the progress lines stay in order
+            results.append(reasoner.invoke(question, config={"callbacks": callbacks}))
+            if len(args.question) > 1 and not args.json:
+                print(format_line(results[-1]), flush=True)
     except AdaptiveError as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         if args.json and error.partial is not None:
@@ -219,7 +245,11 @@ def _ask(args: argparse.Namespace) -> int:
     except ValueError as error:  # pydantic validation of the settings
         print(f"error: invalid settings: {error}", file=sys.stderr)
         return 2
-    print(result.model_dump_json(indent=2) if args.json else format_result(result))
+    if args.json:
+        dumped = [result.model_dump(mode="json") for result in results]
+        print(json.dumps(dumped[0] if len(dumped) == 1 else dumped, indent=2))
+    elif len(results) == 1:
+        print(format_result(results[0]))
     return 0
 
 

@@ -32,3 +32,18 @@ def test_ask_keeps_llama_cpp_quiet_unless_verbose() -> None:
     assert "question success estimate" in progress.stderr
     verbose = ask("--quiet", "--verbose")
     assert LLAMA_CPP_LINE in verbose.stderr
+
+
+def test_ask_several_questions_gives_a_line_each_with_why() -> None:
+    command = [sys.executable, "-m", "langchain_adaptive.cli", "ask", "What is 2 + 3?"]
+    command += ["What is 48 * 17?", "--max-samples", "2", "--max-tokens", "16", "--seed", "0"]
+    done = subprocess.run(
+        [*command, "--threads", "2"], capture_output=True, text=True, timeout=300, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["'What is 2 + 3?'", "'What is 48 * 17?'"]
+    for line in lines:
+        assert "p >= " in line and "decided " in line and " of 2 (" in line
+    # the progress lines say when each decision was made, one question after the other
+    decisions = [line for line in done.stderr.splitlines() if "drawing" in line]
+    assert len(decisions) == 2
