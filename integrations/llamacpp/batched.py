@@ -49,10 +49,18 @@ from typing import Any, ClassVar
 
 import llama_cpp
 
+from langchain_adaptive.confidence import ConfidenceStop
 from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
 
 from ._loading import SharedLlama
-from .chat_models import FinishReason, KVLayout, _eog_checker, _logprob_entry, _TextTracker
+from .chat_models import (
+    FinishReason,
+    KVLayout,
+    _eog_checker,
+    _logprob_entry,
+    _TextTracker,
+    _token_confidence,
+)
 
 WINDOW_ALIGN = 256
 """llama.cpp rounds each sequence's KV stream up to a multiple of this many cells."""
@@ -70,6 +78,8 @@ class SequenceResult:
         finish_reason: ``"stop"`` (end of generation or a stop string) or
             ``"length"`` (``max_tokens``, or the room left in the context).
         logprobs: OpenAI-style entries, one per token, when asked for; else empty.
+        token_confidences: Each token's confidence ``C_i``, when a confidence
+            stop was asked for; else empty.
     """
 
     seed: int
@@ -77,6 +87,7 @@ class SequenceResult:
     output_tokens: int = 0
     finish_reason: FinishReason = "length"
     logprobs: list[dict[str, Any]] = field(default_factory=list)
+    token_confidences: list[float] = field(default_factory=list)
 
 
 class BatchedDecodeError(ModelError):
@@ -102,6 +113,7 @@ class _Sampling:
     top_logprobs: int
     logprobs: bool
     grammar: str | None = None
+    confidence: ConfidenceStop | None = None
 
 
 def supports_batched_decoding() -> bool:
@@ -300,6 +312,7 @@ class BatchedSampler:
         layout: KVLayout = "per_sequence",
         lead_in: bool = False,
         grammar: str | None = None,
+        confidence: ConfidenceStop | None = None,
     ) -> list[SequenceResult]:
         """Draw ``len(seeds)`` samples of one prompt, decoded together.
 
@@ -328,6 +341,10 @@ class BatchedSampler:
             grammar: A GBNF grammar (root rule ``root``) every sample is decoded
                 under, each with its own grammar state (tool calls, structured
                 output); ``None`` is free text.
+            confidence: Record each token's confidence ``C_i`` and, with a
+                threshold, end a sample (``finish_reason="confidence_stop"``)
+                once a full window's group confidence falls below it; the
+                other samples decode on.
 
         Returns:
             One result per seed, in the same order.
@@ -358,6 +375,7 @@ class BatchedSampler:
             top_logprobs=int(top_logprobs),
             logprobs=bool(logprobs),
             grammar=grammar,
+            confidence=confidence,
         )
         with self._shared.lock:
             limits = [self._room(len(prompt), limit) for limit in limits]
@@ -434,7 +452,12 @@ class BatchedSampler:
         results = [SequenceResult(seed=seed) for seed in seeds]
         trackers = [
             _TextTracker(
-                lambda token: llama.detokenize([token]), is_eog, stop, limit, lead_in=lead_in
+                lambda token: llama.detokenize([token]),
+                is_eog,
+                stop,
+                limit,
+                lead_in=lead_in,
+                confidence=settings.confidence,
             )
             for stop, limit in zip(stops, limits, strict=True)
         ]
@@ -463,8 +486,13 @@ class BatchedSampler:
                         entry = _logprob_entry(
                             llama, token, settings.top_logprobs, ctx=context.ctx, index=row
                         )
+                    confidence = None
+                    if settings.confidence is not None:
+                        confidence = _token_confidence(
+                            llama, settings.confidence.top_k, ctx=context.ctx, index=row
+                        )
                     tracker = trackers[seq]
-                    tracker.push(token, entry)
+                    tracker.push(token, entry, confidence)
                     if not tracker.done:
                         tokens[seq] = token
                         still.append(seq)
@@ -596,6 +624,7 @@ def _copy_result(tracker: _TextTracker, result: SequenceResult) -> None:
     result.output_tokens = tracker.output_tokens
     result.finish_reason = tracker.finish_reason
     result.logprobs = tracker.logprobs
+    result.token_confidences = tracker.token_confidences
 
 
 __all__ = [

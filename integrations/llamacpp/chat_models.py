@@ -38,6 +38,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from langchain_adaptive.confidence import ConfidenceGate, ConfidenceStop, token_confidence
 from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
 
 from . import _tools
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
     from .batched import SequenceResult
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "confidence_stop"]
 
 
 KVLayout = Literal["per_sequence", "shared"]
@@ -81,6 +82,7 @@ _CALL_KWARGS = frozenset(
         "logprobs",
         "top_logprobs",
         "n",
+        "confidence_stop",
     }
 )
 _IGNORED_KWARGS = frozenset({"stream"})
@@ -114,6 +116,8 @@ class _CallOptions:
     """The prompt ends in a prefill whose trailing whitespace the model writes itself."""
     output: _tools.OutputPlan | None = None
     """Tools or a response format: the grammar the samples are decoded under."""
+    confidence: ConfidenceStop | None = None
+    """Report each token's confidence ``C_i``; with a threshold, stop on low confidence."""
 
 
 class _Sample(Protocol):
@@ -129,6 +133,8 @@ class _Sample(Protocol):
     def output_tokens(self) -> int: ...
     @property
     def logprobs(self) -> list[dict[str, Any]]: ...
+    @property
+    def token_confidences(self) -> list[float]: ...
 
 
 @dataclass
@@ -152,7 +158,9 @@ class _TextTracker:
     an incomplete character at the very end is dropped. With ``lead_in`` the
     whitespace the text starts with is the end of a prefill the model wrote
     itself (see :func:`_leaves_lead_in`): it is left out, and stop strings
-    match only after it.
+    match only after it. With a ``confidence`` gate each token's confidence
+    ``C_i`` is recorded, and the sample ends (``"confidence_stop"``) once the
+    gate fires (DeepConf's online stop).
     """
 
     def __init__(
@@ -163,8 +171,13 @@ class _TextTracker:
         max_new_tokens: int,
         *,
         lead_in: bool = False,
+        confidence: ConfidenceStop | None = None,
     ) -> None:
         self._lead_in = lead_in  # leading whitespace still to be left out of the text
+        self._gate = (
+            None if confidence is None else ConfidenceGate(confidence.threshold, confidence.window)
+        )
+        self.token_confidences: list[float] = []
         self._detokenize = detokenize
         self._is_eog = is_eog
         self._stops = tuple(s for s in stop if s)
@@ -181,14 +194,21 @@ class _TextTracker:
         self.logprobs: list[dict[str, Any]] = []
         self.done = False  # end of generation, a stop string or max tokens
 
-    def push(self, token: int, entry: dict[str, Any] | None) -> _Delta | None:
-        """Take the next sampled token (and its logprob entry); return text safe to emit."""
+    def push(
+        self, token: int, entry: dict[str, Any] | None, confidence: float | None = None
+    ) -> _Delta | None:
+        """Take the next sampled token (its logprob entry and confidence ``C_i``, when
+        asked for); return text safe to emit."""
         if self._is_eog(token):
             self._end_entry = entry
             self.finish_reason = "stop"
             self.done = True
             return None
         self.output_tokens += 1
+        fired = False
+        if self._gate is not None and confidence is not None:
+            self.token_confidences.append(confidence)
+            fired = self._gate.push(confidence)
         start = len(self.text)
         self.text += self._decoder.decode(self._detokenize(token))
         if entry is not None:
@@ -209,6 +229,10 @@ class _TextTracker:
                 self.finish_reason = "stop"
                 self.done = True
                 return None
+        if fired:  # the text so far is kept; finish() releases what was held back
+            self.finish_reason = "confidence_stop"
+            self.done = True
+            return None
         if self.output_tokens >= self._max_new:
             self.done = True
             return None
@@ -265,6 +289,7 @@ class _SampleRun:
             options.stop,
             max_new_tokens,
             lead_in=options.lead_in,
+            confidence=options.confidence,
         )
 
     @property
@@ -282,6 +307,10 @@ class _SampleRun:
     @property
     def logprobs(self) -> list[dict[str, Any]]:
         return self._tracker.logprobs
+
+    @property
+    def token_confidences(self) -> list[float]:
+        return self._tracker.token_confidences
 
     def __iter__(self) -> Iterator[_Delta]:
         llama, options, tracker = self._llama, self._options, self._tracker
@@ -306,10 +335,12 @@ class _SampleRun:
             # Break inside the body: resuming the generator would evaluate the
             # token just sampled, which may no longer fit in the context.
             for token in tokens:
-                entry = None
+                entry = confidence = None
                 if want_logprobs:
                     entry = _logprob_entry(llama, token, options.top_logprobs)
-                delta = tracker.push(token, entry)
+                if options.confidence is not None:
+                    confidence = _token_confidence(llama, options.confidence.top_k)
+                delta = tracker.push(token, entry, confidence)
                 if delta is not None:
                     yield delta
                 if tracker.done or (self._cancel is not None and self._cancel.is_set()):
@@ -378,15 +409,7 @@ def _logprob_entry(
     the sequence. Log-probabilities are the model's raw log-softmax (before
     temperature, top-k/p or penalties).
     """
-    import llama_cpp
-
-    pointer = llama_cpp.llama_get_logits_ith(llama.ctx if ctx is None else ctx, index)
-    if not pointer:
-        raise ModelError(f"llama.cpp returned no logits for output row {index}.")
-    logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
-    shift = float(logits.max())
-    logprobs = logits - (shift + float(np.log(np.exp(logits - shift).sum())))
-
+    logprobs = _logprob_row(llama, ctx, index)
     top: list[dict[str, Any]] = []
     k = min(top_n, logprobs.size)
     if k > 0:
@@ -408,6 +431,34 @@ def _logprob_entry(
         "bytes": list(raw),
         "top_logprobs": top,
     }
+
+
+def _logprob_row(
+    llama: llama_cpp.Llama, ctx: llama_cpp.llama_context_p | None, index: int
+) -> np.ndarray:
+    """The raw log-softmax of one row of decoded logits (see :func:`_logprob_entry`)."""
+    import llama_cpp
+
+    pointer = llama_cpp.llama_get_logits_ith(llama.ctx if ctx is None else ctx, index)
+    if not pointer:
+        raise ModelError(f"llama.cpp returned no logits for output row {index}.")
+    logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
+    shift = float(logits.max())
+    return logits - (shift + float(np.log(np.exp(logits - shift).sum())))
+
+
+def _token_confidence(
+    llama: llama_cpp.Llama,
+    top_k: int,
+    *,
+    ctx: llama_cpp.llama_context_p | None = None,
+    index: int = -1,
+) -> float:
+    """DeepConf's ``C_i`` of the row just sampled from: the negative mean of its ``top_k``
+    largest log-probabilities (raw log-softmax, before temperature and truncation)."""
+    logprobs = _logprob_row(llama, ctx, index)
+    k = min(top_k, logprobs.size)
+    return token_confidence(np.partition(logprobs, logprobs.size - k)[-k:].tolist())
 
 
 def _derive_seed(base: int, k: int) -> int:
@@ -624,6 +675,11 @@ class ChatLlamaCpp(BaseChatModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     supports_n_samples: ClassVar[bool] = True
+    supports_confidence_stop: ClassVar[bool] = True
+    """Takes a ``confidence_stop`` call kwarg (see :class:`~langchain_adaptive.confidence.
+    ConfidenceStop`): reports each token's ``C_i`` as ``response_metadata["token_confidences"]``
+    and, with a threshold, ends a sample in the decode loop once a full window's group
+    confidence falls below it (``finish_reason="confidence_stop"``), batched path included."""
     """``generate(..., n=k)`` draws k samples of one prompt in one call, evaluating it once."""
 
     model: str | None = None
@@ -1071,8 +1127,9 @@ class ChatLlamaCpp(BaseChatModel):
                 f"ChatLlamaCpp got unsupported keyword arguments {unknown}; per-call "
                 f"overrides are {sorted(_CALL_KWARGS | _tools.OUTPUT_KWARGS)}."
             )
-        value = {name: kwargs.get(name) for name in _CALL_KWARGS}
-        for name in _CALL_KWARGS - {"n", "stop", "seed"}:
+        value: dict[str, Any] = {name: kwargs.get(name) for name in _CALL_KWARGS}
+        confidence = _confidence_option(value.pop("confidence_stop"))
+        for name in _CALL_KWARGS - {"n", "stop", "seed", "confidence_stop"}:
             if value[name] is None:
                 value[name] = getattr(self, name)
         stops = stop if stop is not None else value["stop"]
@@ -1092,6 +1149,7 @@ class ChatLlamaCpp(BaseChatModel):
             logprobs=bool(value["logprobs"]),
             top_logprobs=int(value["top_logprobs"]),
             n=1 if value["n"] is None else int(value["n"]),
+            confidence=confidence,
         )
         if options.n < 1 or options.max_tokens < 1 or options.top_logprobs < 0:
             raise ConfigurationError(
@@ -1122,6 +1180,8 @@ class ChatLlamaCpp(BaseChatModel):
         }
         if options.logprobs or options.top_logprobs > 0:
             metadata["logprobs"] = {"content": run.logprobs}
+        if options.confidence is not None:
+            metadata["token_confidences"] = list(run.token_confidences)
         return metadata
 
     # -- generation --------------------------------------------------------------------
@@ -1237,6 +1297,7 @@ class ChatLlamaCpp(BaseChatModel):
                     layout=self.batched_kv_layout,
                     lead_in=options.lead_in,
                     grammar=None if options.output is None else options.output.grammar,
+                    confidence=options.confidence,
                 )
         except BatchedDecodeError as exc:
             exc.finished[:0] = done
@@ -1387,6 +1448,21 @@ def _with_output_plan(
     if plan is None:
         return messages, options
     return _tools.with_instructions(messages, plan.instructions), replace(options, output=plan)
+
+
+def _confidence_option(value: Any) -> ConfidenceStop | None:
+    """The ``confidence_stop`` call kwarg (a mapping or a ConfidenceStop), checked."""
+    if value is None or isinstance(value, ConfidenceStop):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            "confidence_stop must be a mapping like {'threshold': 14.0, 'window': 2048, "
+            f"'top_k': 20}}; got {type(value).__name__}."
+        )
+    try:
+        return ConfidenceStop(**value)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(f"invalid confidence_stop {dict(value)!r}: {error}") from error
 
 
 def _leaves_lead_in(messages: Sequence[BaseMessage]) -> bool:

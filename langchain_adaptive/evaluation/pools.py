@@ -84,6 +84,9 @@ class RecordedSample(BaseModel):
     finish_reason: str | None = None
     step_estimates: dict[str, list[SuccessEstimate]] = Field(default_factory=dict)
     """PRM name -> the estimate after each step (absent: that PRM did not score samples)."""
+    token_confidences: list[float] | None = None
+    """Each generated token's confidence ``C_i`` (the negative mean top-k logprob), recorded
+    with ``bench record --record-logprobs K``: what replays DeepConf's online stop exactly."""
 
 
 class QuestionPool(BaseModel):

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive.answers import AnswerEquivalence, answers_match, group_answers
 from langchain_adaptive.budget import BudgetLimits, BudgetTracker
+from langchain_adaptive.confidence import ConfidenceStop, confidence_stop_at
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import ORACLE, QuestionPool
 from langchain_adaptive.results import Candidate, SuccessEstimate, TokenUsage
@@ -137,6 +138,8 @@ class PreparedPool:
         )
         """Estimators whose step scores every sample of the question has."""
         self._scores: dict[tuple[str, str], list[float]] = {}
+        self.has_token_confidences = all(s.token_confidences for s in pool.samples)
+        """Every sample carries its token confidences (``--record-logprobs``)."""
 
     def question_estimate(self, estimator: str) -> SuccessEstimate:
         if estimator == ORACLE:
@@ -218,8 +221,11 @@ def replay_question(
         has_prm=score_source is not None or step_source is not None,
         equivalent=prepared.equivalent,
     )
+    state.stops_on_confidence = True  # a recorded sample is cut where the stop would fire
     candidates = state.candidates
     drawn: list[int] = []
+    spent: list[int] = []
+    """Tokens each drawn sample cost: recorded, or up to where a confidence stop fired."""
     plan = strategy.plan(state)
     outcome: object = None
     try:
@@ -235,25 +241,32 @@ def replay_question(
                 state.question_estimate = outcome
             elif isinstance(action, Draw):
                 positions = list(order[len(drawn) : len(drawn) + state.allowance(action.n)])
-                new = [
-                    # Every field given: pydantic's defaults are slow to construct.
-                    Candidate.model_construct(
-                        index=len(candidates) + offset,
-                        text=prepared.pool.samples[position].text,
-                        steps=prepared.pool.samples[position].steps,
-                        answer=prepared.pool.samples[position].answer,
-                        step_estimates=None,
-                        score=None,
-                        usage=_NO_USAGE,
-                        finish_reason=None,
-                        correct=prepared.correct[position],
+                if action.stop_on_confidence is None:
+                    new = [
+                        # Every field given: pydantic's defaults are slow to construct.
+                        Candidate.model_construct(
+                            index=len(candidates) + offset,
+                            text=prepared.pool.samples[position].text,
+                            steps=prepared.pool.samples[position].steps,
+                            answer=prepared.pool.samples[position].answer,
+                            step_estimates=None,
+                            score=None,
+                            usage=_NO_USAGE,
+                            finish_reason=None,
+                            correct=prepared.correct[position],
+                            token_logprobs=None,
+                            token_confidences=None,
+                        )
+                        for offset, position in enumerate(positions)
+                    ]
+                    costs = [prepared.tokens[i] for i in positions]
+                else:
+                    new, costs = _confidence_draw(
+                        prepared, positions, len(candidates), action.stop_on_confidence
                     )
-                    for offset, position in enumerate(positions)
-                ]
-                state.tracker.record_samples(
-                    [TokenUsage(output_tokens=prepared.tokens[i]) for i in positions]
-                )
+                state.tracker.record_samples([TokenUsage(output_tokens=t) for t in costs])
                 drawn.extend(positions)
+                spent.extend(costs)
                 candidates.extend(new)
                 outcome = new
             elif isinstance(action, ScoreCandidates):
@@ -275,13 +288,67 @@ def replay_question(
     correct = chosen.index is not None and bool(candidates[chosen.index].correct)
     return QuestionOutcome(
         samples=len(drawn),
-        tokens=sum(prepared.tokens[i] for i in drawn),
+        tokens=sum(spent),
         correct=correct,
-        covered=any(prepared.correct[i] for i in drawn),
-        latency_s=sum(prepared.latency[i] for i in drawn),
+        covered=any(bool(c.correct) for c in candidates),
+        latency_s=sum(
+            prepared.latency[i] * (t / prepared.tokens[i] if prepared.tokens[i] else 1.0)
+            for i, t in zip(drawn, spent, strict=True)
+        ),
         decided=decision.decided_samples,
         stop_reason=decision.stop_reason,
     )
+
+
+def _confidence_draw(
+    prepared: PreparedPool, positions: Sequence[int], start: int, request: ConfidenceStop
+) -> tuple[list[Candidate], list[int]]:
+    """Recorded samples as a live draw with ``request`` armed would return them, and their cost.
+
+    A sample whose recorded token confidences fire the online stop is cut
+    there, as the decoder would have cut it: its text by the share of tokens
+    kept, ``finish_reason="confidence_stop"``, and only the tokens up to the
+    stop counted.
+
+    Raises:
+        ConfigurationError: A sample was recorded without token confidences.
+    """
+    new, costs = [], []
+    for offset, position in enumerate(positions):
+        sample = prepared.pool.samples[position]
+        confidences = sample.token_confidences
+        if not confidences:
+            raise ConfigurationError(_NO_CONFIDENCES.format(question=prepared.pool.id))
+        tokens, text, finish = prepared.tokens[position], sample.text, sample.finish_reason
+        cut = None
+        if request.threshold is not None:
+            cut = confidence_stop_at(confidences, request.threshold, request.window)
+        if cut is not None:
+            text = text[: len(text) * cut // len(confidences)]
+            confidences, tokens, finish = confidences[:cut], min(tokens, cut), "confidence_stop"
+        new.append(
+            Candidate.model_construct(
+                index=start + offset,
+                text=text,
+                steps=sample.steps if cut is None else [text],
+                answer=sample.answer if cut is None else None,
+                step_estimates=None,
+                score=None,
+                usage=_NO_USAGE,
+                finish_reason=finish,
+                correct=prepared.correct[position] if cut is None else False,
+                token_logprobs=None,
+                token_confidences=list(confidences),
+            )
+        )
+        costs.append(tokens)
+    return new, costs
+
+
+_NO_CONFIDENCES = (
+    "question {question!r} has samples recorded without token confidences, which "
+    "deepconf's online stop reads; record the pool with `bench record --record-logprobs 20`"
+)
 
 
 class Outcomes:
@@ -406,6 +473,15 @@ def _check_servable(pools: Sequence[PreparedPool], policies: Sequence[Policy]) -
         if policy.strategy.stepwise or policy.strategy.revises:
             problems.append(_stepwise_problem(policy))
             continue
+        if getattr(policy.strategy, "reads_token_confidences", False):
+            bare = [p.pool.id for p in pools if not p.has_token_confidences]
+            if bare:
+                problems.append(
+                    f"policy {policy.name!r}: "
+                    + _NO_CONFIDENCES.format(question=bare[0])
+                    + f" ({len(bare)} question(s) lack them)"
+                )
+                continue
         short = [p.pool.id for p in pools if len(p.correct) < policy.max_samples]
         if short:
             problems.append(

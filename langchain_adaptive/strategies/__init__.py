@@ -22,10 +22,16 @@ name                        what it does                                  needs 
                             answer and L revisions of it
 ``adaptive_revise``         revisions with C:L from the calibrated        yes
                             estimate, chains stopping early
+``deepconf``                DeepConf online: warmup sets a confidence     no (token
+                            threshold, later traces stop mid-generation   logprobs)
+                            below it, weighted vote until consensus
 ==========================  ============================================  ============
 
 ``lookahead_search`` is beam search whose steps are ranked after a greedy rollout of one
 more step (``BeamSearch(lookahead=1)``; needs a PRM).
+
+``deepconf_high`` keeps the warmup's 90% most confident traces instead of 10%; a
+``DeepConf(calibrator=...)`` weighs traces by calibrated probabilities.
 
 ``adaptive_particle_filtering`` is particle filtering with IAS's N, stopping once the
 finished particles' vote reaches C (needs a PRM).
@@ -62,6 +68,7 @@ from langchain_adaptive.strategies.beam_search import (
 )
 from langchain_adaptive.strategies.best_of_n import BestOfN
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
+from langchain_adaptive.strategies.deepconf import DeepConf
 from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
 from langchain_adaptive.strategies.first_sample import FirstSampleIAS
 from langchain_adaptive.strategies.particle_filtering import (
@@ -91,6 +98,9 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "lookahead_search": (BeamSearch, {"lookahead": 1}),
     "revise": (SequentialRevisions, {}),
     "adaptive_revise": (AdaptiveRevisions, {}),
+    "deepconf": (DeepConf, {}),
+    "deepconf_low": (DeepConf, {"mode": "low"}),
+    "deepconf_high": (DeepConf, {"mode": "high"}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -129,6 +139,7 @@ __all__ = [
     "BestOfN",
     "CollectBeams",
     "Decision",
+    "DeepConf",
     "Draw",
     "EarlyStoppingConsistency",
     "EstimateQuestion",

@@ -15,6 +15,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult, Generation, LLMRe
 from langchain_core.runnables import RunnableConfig
 from pydantic import Field, PrivateAttr
 
+from langchain_adaptive.confidence import confidence_stop_at, token_confidence
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
@@ -33,6 +34,12 @@ class ScriptedChatModel(BaseChatModel):
     token_logprob: Callable[[str], float] | None = None
     """When set, every token of a response gets this logprob of the response's text,
     reported in OpenAI's ``response_metadata["logprobs"]`` shape."""
+    word_top_logprobs: Callable[[str], list[float]] | None = None
+    """When set, each word's top-k alternatives' logprobs (reported as ``top_logprobs``
+    of its entry, with its own logprob the first of them)."""
+    supports_confidence_stop: bool = False
+    """Honour a ``confidence_stop`` call kwarg as ``ChatLlamaCpp`` does: cut the words where a
+    full window's mean confidence falls below the threshold (needs ``word_top_logprobs``)."""
     _counter: Any = PrivateAttr(default_factory=itertools.count)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
     calls: list[dict[str, Any]] = Field(default_factory=list)
@@ -58,6 +65,15 @@ class ScriptedChatModel(BaseChatModel):
         finish = "stop"
         if max_tokens is not None and len(words) > max_tokens:
             words, finish = words[:max_tokens], "length"
+        confidence = kwargs.get("confidence_stop")
+        if confidence is not None and self.word_top_logprobs is not None:
+            values = [
+                token_confidence(self.word_top_logprobs(w)[: confidence["top_k"]]) for w in words
+            ]
+            if confidence["threshold"] is not None:
+                cut = confidence_stop_at(values, confidence["threshold"], confidence["window"])
+                if cut is not None:
+                    words, finish = words[:cut], "confidence_stop"
         text = " ".join(words)
         prompt_tokens = sum(len(str(m.content).split()) for m in messages)
         output_tokens = len(text.split()) if text else 0
@@ -76,6 +92,18 @@ class ScriptedChatModel(BaseChatModel):
             metadata["logprobs"] = {
                 "content": [{"token": w, "logprob": logprob} for w in text.split(" ")]
             }
+        elif self.word_top_logprobs is not None:
+            entries = []
+            for w in text.split(" "):
+                top = self.word_top_logprobs(w)
+                entries.append(
+                    {
+                        "token": w,
+                        "logprob": top[0],
+                        "top_logprobs": [{"token": w, "logprob": v} for v in top],
+                    }
+                )
+            metadata["logprobs"] = {"content": entries}
         message = AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
