@@ -77,6 +77,14 @@ def add_bench_commands(commands: Any) -> None:
         "weighted-vote selection (default: none; costs one PRM pass per step)",
     )
     record.add_argument("--out", type=Path, required=True, help="pool file (JSONL, resumable)")
+    record.add_argument(
+        "--record-logprobs",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also store each token's confidence from its top-K logprobs (one number a "
+        "token), so deepconf replays exactly, early stops included (e.g. 20)",
+    )
 
     score = sub.add_parser(
         "score-steps",
@@ -674,6 +682,7 @@ def _record(args: argparse.Namespace) -> int:
     return 0 if not summary.failed else 1
 
 
+        record_logprobs=args.record_logprobs,
 def _score_steps(args: argparse.Namespace) -> int:
     from langchain_adaptive.evaluation.record import score_pools
 

@@ -47,7 +47,14 @@ from langchain_adaptive.evaluation.pools import (
 )
 from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, Question, parse_input
 from langchain_adaptive.prm.base import ProcessRewardModel
-from langchain_adaptive.sampling import Sample, SamplingFailure, adraw, call_kwargs, draw
+from langchain_adaptive.sampling import (
+    Sample,
+    SamplingFailure,
+    adraw,
+    call_kwargs,
+    draw,
+    supports_confidence_stop,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +97,8 @@ class _Recorder:
     answer_extractor: AnswerExtractor
     equivalent: AnswerEquivalence
     config: RunnableConfig
+    confidence_top_k: int | None = None
+    """Record each token's confidence from this many top logprobs (``None``: do not)."""
     tokens: int = 0
     recorded: int = 0
     failed: dict[str, str] = field(default_factory=dict)
@@ -108,6 +117,12 @@ class _Recorder:
         per_sample = elapsed / max(1, len(samples))
         recorded = []
         for index, sample in enumerate(samples):
+            if self.confidence_top_k and not sample.token_confidences:
+                raise ConfigurationError(
+                    f"sample {index} came without top-k logprobs, so its token confidences "
+                    "cannot be recorded (--record-logprobs); use a model that reports them "
+                    "(ChatLlamaCpp, or ChatOpenAI(logprobs=True, top_logprobs=K))"
+                )
             answer = self.answer_extractor(sample.text)
             recorded.append(
                 RecordedSample(
@@ -122,6 +137,7 @@ class _Recorder:
                     step_estimates={
                         name: rows[index] for name, (_, rows) in scores.items() if rows is not None
                     },
+                    token_confidences=sample.token_confidences if self.confidence_top_k else None,
                 )
             )
         self.tokens += sum(s.usage.output_tokens for s in samples)
@@ -203,6 +219,15 @@ class _Recorder:
         )
 
 
+def _logprob_kwargs(model: BaseLanguageModel, top_k: int | None) -> dict[str, Any]:
+    """Call kwargs that make ``model`` report each token's top-``top_k`` confidence."""
+    if not top_k:
+        return {}
+    if supports_confidence_stop(model):  # computed in the decode loop: one float a token
+        return {"confidence_stop": {"threshold": None, "window": 1, "top_k": top_k}}
+    return {"logprobs": True, "top_logprobs": top_k}
+
+
 _QUESTION_ERRORS = (AdaptiveError, SamplingFailure, ValueError, RuntimeError)
 """Failures that skip one question (reported in the summary) instead of stopping the run."""
 
@@ -226,9 +251,12 @@ def _prepare(
     equivalent: AnswerEquivalence,
     settings: Mapping[str, Any] | None,
     config: RunnableConfig | None,
+    record_logprobs: int | None = None,
 ) -> tuple[_Recorder, PoolHeader, Path, list[Problem], int]:
     if samples < 1:
         raise ConfigurationError(f"samples must be >= 1, got {samples}")
+    if record_logprobs is not None and record_logprobs < 1:
+        raise ConfigurationError(f"record_logprobs must be >= 1, got {record_logprobs}")
     prms = dict(prms or {})
     scorers = set(prms) if score_steps_with is None else set(score_steps_with)
     unknown = sorted(scorers - set(prms))
@@ -246,6 +274,7 @@ def _prepare(
             "system_prompt": system_prompt,
             "step_delimiter": step_delimiter,
             "scored_steps": sorted(scorers),
+            **({"record_logprobs": record_logprobs} if record_logprobs else {}),
             **(settings or {}),
         },
     )
@@ -261,7 +290,11 @@ def _prepare(
         prms=prms,
         score_steps_with=scorers,
         samples=samples,
-        kwargs=call_kwargs(temperature, max_tokens_per_sample, max_tokens_kwarg),
+        kwargs={
+            **call_kwargs(temperature, max_tokens_per_sample, max_tokens_kwarg),
+            **_logprob_kwargs(model, record_logprobs),
+        },
+        confidence_top_k=record_logprobs,
         instruction=instruction,
         system_prompt=system_prompt,
         step_delimiter=step_delimiter,
@@ -292,6 +325,7 @@ def record_pools(
     settings: Mapping[str, Any] | None = None,
     progress: bool = True,
     config: RunnableConfig | None = None,
+    record_logprobs: int | None = None,
 ) -> RecordSummary:
     """Record ``samples`` solutions per problem (and PRM estimates) into a pool file.
 
@@ -309,6 +343,11 @@ def record_pools(
             (default: all; judges are costly per step, probes are not).
         model_name: The name stored in the header (default: the model's own).
         settings: Extra facts to store in the header (e.g. the dataset's name).
+        record_logprobs: Also store each token's confidence ``C_i`` from the top
+            ``record_logprobs`` logprobs (compact: one number a token, not the
+            alternatives), so ``deepconf`` replays exactly, early stops included.
+            The model must report top-k logprobs (``ChatLlamaCpp`` does when
+            asked); a sample without them fails its question.
 
     Raises:
         ConfigurationError: Bad settings.
@@ -347,6 +386,7 @@ async def arecord_pools(
     progress: bool = True,
     config: RunnableConfig | None = None,
     max_concurrency: int = 8,
+    record_logprobs: int | None = None,
 ) -> RecordSummary:
     """Async :func:`record_pools` with ``max_concurrency`` questions in flight (for servers)."""
     if max_concurrency < 1:

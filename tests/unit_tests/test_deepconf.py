@@ -4,6 +4,7 @@ invoke, batch, async and replay on a scripted model that reports top-k logprobs.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,7 +112,10 @@ def _strategy(**settings: object) -> DeepConf:
 
 
 def _reasoner(model: ScriptedChatModel, strategy: DeepConf) -> AdaptiveReasoningRunnable:
-    return AdaptiveReasoningRunnable(model=model, strategy=strategy, max_samples=12)
+    # one call at a time: the scripted responses then reach the samples in drawing order
+    return AdaptiveReasoningRunnable(model=model, strategy=strategy, max_samples=12).with_config(
+        max_concurrency=1
+    )  # type: ignore[return-value]
 
 
 def test_deepconf_stops_low_confidence_traces_mid_generation_and_stops_on_consensus() -> None:
@@ -139,9 +143,7 @@ def test_deepconf_stops_low_confidence_traces_mid_generation_and_stops_on_consen
 
 
 def test_deepconf_low_keeps_only_the_most_confident_warmup_traces() -> None:
-    result = _reasoner(_model(), DeepConf(mode="low", warmup=4, window=2)).invoke(
-        "What is 7 + 1?"
-    )
+    result = _reasoner(_model(), DeepConf(mode="low", warmup=4, window=2)).invoke("What is 7 + 1?")
     # only the two most confident traces (both 8) vote: consensus right after warmup
     assert len(result.candidates) == 4 and result.stop_reason == "consensus"
     assert result.answer == "8" and result.confidence == 1.0
@@ -251,3 +253,51 @@ def test_replay_refuses_deepconf_on_a_pool_without_token_confidences() -> None:
     policy = Policy(name="deepconf", family="deepconf", strategy=_strategy(), max_samples=6)
     with pytest.raises(ConfigurationError, match="--record-logprobs"):
         replay(prepare_pools([_pool(with_confidences=False)]), [policy], replicates=0)
+
+
+# -- bench record --record-logprobs -----------------------------------------------------
+
+
+def test_recorded_token_confidences_replay_deepconf_like_the_live_run(tmp_path: Path) -> None:
+    from langchain_adaptive.datasets import Problem
+    from langchain_adaptive.evaluation import read_pools, record_pools
+
+    out = tmp_path / "pools.jsonl"
+    problem = Problem(id="q", question="What is 7 + 1?", gold="8")
+    summary = record_pools(
+        _model(),
+        [problem],
+        out,
+        samples=6,
+        progress=False,
+        record_logprobs=4,
+        config={"max_concurrency": 1},
+    )
+    assert summary.failed == {}
+    pool_file = read_pools(out)
+    assert pool_file.header.settings["record_logprobs"] == 4
+    pool = pool_file.pools[0]
+    first = pool.samples[0]
+    assert first.token_confidences == pytest.approx([C_SURE] * first.output_tokens)
+    live = _reasoner(_model(), _strategy()).invoke({"question": problem.question, "gold": "8"})
+    policy = Policy(name="deepconf", family="deepconf", strategy=_strategy(), max_samples=6)
+    outcome = replay_question(policy, prepare_pools([pool])[0])
+    assert (outcome.samples, outcome.tokens) == (
+        len(live.candidates),
+        live.budget.generated_tokens,
+    )
+
+
+def test_recording_logprobs_from_a_model_without_top_k_fails_the_question(
+    tmp_path: Path,
+) -> None:
+    from langchain_adaptive.datasets import Problem
+    from langchain_adaptive.evaluation import record_pools
+
+    problem = Problem(id="q", question="What is 7 + 1?", gold="8")
+    model = ScriptedChatModel(responses=RESPONSES, token_logprob=lambda text: -0.1)
+    summary = record_pools(
+        model, [problem], tmp_path / "p.jsonl", samples=2, progress=False, record_logprobs=4
+    )
+    assert "top-k logprobs" in summary.failed["q"]
+    assert model.calls[0]["top_logprobs"] == 4 and model.calls[0]["logprobs"] is True
