@@ -20,9 +20,9 @@ the particles did (resampling rounds, distinct partial solutions kept per round,
 copies, final particles and their distinct answers, stop reasons). The tokens
 ratio the paper reports (4-16x fewer rollouts at equal accuracy) is read off as
 baseline tokens over the tokens of the cheapest particle filter at least as
-accurate as the baseline, when one is. The JSON is rewritten after every
-question, so an interrupted run keeps what it measured; the PNG plots accuracy
-against generated tokens.
+accurate as the baseline, when one is. The JSON and the PNG (accuracy against
+generated tokens) are rewritten after every question, so an interrupted run
+keeps what it measured.
 
 Run::
 
@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = _report(args, chat.model_name, problems[: index + 1], rows, load_start, started)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
+        _plot(results, args.out.with_suffix(".png"))
         print(f"question {index + 1}/{len(problems)} done", flush=True)
-    _plot(results, args.out.with_suffix(".png"))
     _print_table(results)
     return results
 
