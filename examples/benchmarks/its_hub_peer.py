@@ -399,25 +399,31 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 6))
     both = report["both_halves"]
-    for side, marker, style in (("ours", "o", "-"), ("its_hub", "s", "--")):
-        families: dict[str, list[dict[str, Any]]] = {}
-        for row in both[side]:
-            if side == "its_hub" or row["family"] in PLOTTED:
-                families.setdefault(row["family"], []).append(row)
-        for family, members in families.items():
-            members.sort(key=lambda row: row["tokens"])
-            label = family if side == "its_hub" else f"ours: {family}"
-            ax.plot(
-                [m["tokens"] for m in members],
-                [m["accuracy"] for m in members],
-                marker=marker,
-                linestyle=style,
-                markersize=4,
-                label=label,
-            )
-    base = both["bon16_majority"]
-    ax.axhline(base["accuracy"] - TOLERANCE, color="grey", linewidth=0.8, linestyle=":")
-    ax.annotate("best-of-16 majority - 1 point", (0, base["accuracy"] - TOLERANCE), fontsize=8)
+    ours_colours = iter(plt.get_cmap("tab10").colors)
+    peer_colours = {"Self": "0.55", "Beta": "black", "Adaptive": "tab:pink"}
+    families: dict[str, list[dict[str, Any]]] = {}
+    for row in [*both["ours"], *both["its_hub"]]:
+        if row["family"] in PLOTTED or row["family"].startswith("its_hub"):
+            families.setdefault(row["family"], []).append(row)
+    for family, members in families.items():
+        members.sort(key=lambda row: row["tokens"])
+        if family.startswith("its_hub"):  # one colour per algorithm, dashed fair, dotted regex
+            colour = next(c for k, c in peer_colours.items() if f" {k}" in family)
+            style = dict(marker="s", color=colour, linestyle="--" if "fair" in family else ":")
+        else:
+            style = dict(marker="o", color=next(ours_colours), linestyle="-")
+            family = f"ours: {family}"
+        ax.plot(
+            [m["tokens"] for m in members],
+            [m["accuracy"] for m in members],
+            markersize=4,
+            label=family,
+            **style,
+        )
+    level = both["bon16_majority"]["accuracy"] - TOLERANCE
+    ax.axhline(level, color="grey", linewidth=0.8, linestyle=":")
+    ax.text(0.01, level, " best-of-16 majority - 1 point", transform=ax.get_yaxis_transform(),
+            fontsize=8, va="bottom")  # fmt: skip
     ax.set_xlabel("generated tokens per question (mean over orders and questions)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"GSM8K, Qwen2.5-0.5B: ours vs its_hub {report['its_hub_version']}")
