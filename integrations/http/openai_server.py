@@ -56,10 +56,12 @@ import math
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -559,7 +561,8 @@ def create_app(
         raise ValueError("max_request_bytes and max_concurrency must be at least 1")
     if min(body_timeout_s, request_timeout_s, heartbeat_s) <= 0:
         raise ValueError("body_timeout_s, request_timeout_s and heartbeat_s must be positive")
-    fastapi = _import_fastapi()
+    _import_fastapi()  # an ImportError that names the extras, rather than a bare one
+    import fastapi
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.requests import ClientDisconnect
 
@@ -827,7 +830,8 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=graceful_timeout,
+        # uvicorn annotates int, but waits with asyncio.timeout, which takes float seconds
+        timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
     )
 
 
@@ -887,6 +891,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--log-level", default="info")
     server.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help='JSON file of flag values ({"strategy": "sequential_ias", "port": 8080, ...}; '
+        "names as the long flags, - or _); flags given on the command line win",
+    )
+    server.add_argument(
         "--graceful-timeout",
         type=float,
         default=30.0,
@@ -918,10 +929,53 @@ def build_served_runnable(args: argparse.Namespace) -> AdaptiveReasoningRunnable
     return reasoner.model_copy(update={"model": policy})
 
 
+def parse_serve_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``serve``'s arguments: a ``--config`` file's values first, then the command line's.
+
+    The file's values become flags in front of the command line, so argparse checks them
+    exactly as typed flags (types, choices) and a flag given on the command line wins.
+    """
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    known, _ = parser.parse_known_args(argv)
+    if known.config is None:
+        return parser.parse_args(argv)
+    return parser.parse_args([*_config_flags(parser, known.config), *argv])
+
+
+def _config_flags(parser: argparse.ArgumentParser, path: Path) -> list[str]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        parser.error(f"--config {path}: cannot read a JSON object ({error})")
+    if not isinstance(config, dict):
+        parser.error(f"--config {path}: expected a JSON object of flag values")
+    flags = {
+        option: action
+        for action in parser._actions  # argparse keeps no public map of its options
+        for option in action.option_strings
+        if option.startswith("--") and option not in ("--config", "--help")
+    }
+    tokens: list[str] = []
+    for key, value in config.items():
+        option = "--" + str(key).replace("_", "-")
+        if option not in flags:
+            parser.error(f"--config {path}: unknown setting {key!r}")
+        if isinstance(flags[option], argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                parser.error(f"--config {path}: {key!r} takes true or false")
+            tokens += [option] if value else []
+        elif isinstance(value, str | int | float) and not isinstance(value, bool):
+            tokens += [option, str(value)]
+        else:
+            parser.error(f"--config {path}: {key!r} takes a string or a number")
+    return tokens
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the runnable the command line describes and serve it: the ``serve`` entry point."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parse_serve_args(argv)
     if bool(args.upstream_base_url) != bool(args.upstream_model):
         parser.error("--upstream-base-url and --upstream-model go together")
     if args.max_request_bytes < 1 or args.max_concurrency < 1:
@@ -961,6 +1015,7 @@ __all__ = [
     "completion_chunks",
     "create_app",
     "main",
+    "parse_serve_args",
     "prepare",
     "running_server",
     "serve",
