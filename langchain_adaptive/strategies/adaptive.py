@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from langchain_adaptive.budget import coverage_probability, ias_sample_count
+from langchain_adaptive.results import StopReason
 from langchain_adaptive.strategies.base import Decision, EstimateQuestion, Plan, RunState, Strategy
 
 
@@ -46,6 +47,7 @@ class AdaptiveBestOfN(Strategy):
         p = estimate.at(self.quantile)
         needed = ias_sample_count(p, state.target_confidence)
         low_confidence = needed > state.max_samples
+        reason: StopReason
         if not low_confidence:
             decided, reason, why = needed, "adaptive_budget", "ias"
         elif self.unreachable == "floor":

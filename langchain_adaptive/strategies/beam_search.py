@@ -56,7 +56,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.budget import clip_probability, ias_sample_count
-from langchain_adaptive.results import Beam, SuccessEstimate
+from langchain_adaptive.results import Beam, StopReason, SuccessEstimate
 from langchain_adaptive.selection import Aggregation, SelectionRule
 from langchain_adaptive.strategies.base import (
     Action,
@@ -273,10 +273,10 @@ class BeamSearch(Strategy):
         stranded: list[Beam] = []  # kept, but the token cap left no room to continue them
         active: list[Beam] = []
         low_confidence = False
-        reason = "beams_finished"
+        reason: StopReason = "beams_finished"
         step = 0  # 0-based index of the step being generated
         parents: tuple[Beam | None, ...] = (None,)
-        counts = (self._step_allowance(state, n, step),)
+        counts: tuple[int, ...] = (self._step_allowance(state, n, step),)
         while True:
             if sum(counts) == 0:
                 reason = "token_budget"

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from langchain_adaptive.results import StopReason
 from langchain_adaptive.strategies.base import Decision, Plan, RunState, Strategy
 
 
@@ -30,7 +31,7 @@ class BestOfN(Strategy):
         wanted = min(self.n or state.max_samples, state.max_samples)
         why = "capped" if self.n is not None and self.n > state.max_samples else "fixed"
         drawn = yield from self._draw_and_score(state, wanted, why)
-        reason = "fixed_budget" if drawn == wanted else "token_budget"
+        reason: StopReason = "fixed_budget" if drawn == wanted else "token_budget"
         return Decision(stop_reason=reason, decided_samples=wanted)
 
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from langchain_adaptive.answers import group_answers
+from langchain_adaptive.results import StopReason
 from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies.base import (
     Decision,
@@ -58,6 +59,7 @@ class AdaptiveConsistency(Strategy):
     """Samples per round; larger rounds suit concurrent remote models."""
 
     def plan(self, state: RunState) -> Plan:
+        reason: StopReason
         while True:
             allowed = state.allowance(self.round_size)
             if allowed == 0:

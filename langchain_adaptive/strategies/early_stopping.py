@@ -13,6 +13,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from langchain_adaptive.answers import group_answers
+from langchain_adaptive.results import StopReason
 from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies.base import (
     Decision,
@@ -40,7 +41,7 @@ class EarlyStoppingConsistency(Strategy):
     """Samples per window; a window whose answers all agree stops sampling."""
 
     def plan(self, state: RunState) -> Plan:
-        reason = "max_samples"
+        reason: StopReason = "max_samples"
         while True:
             allowed = state.allowance(self.window)
             if allowed == 0:

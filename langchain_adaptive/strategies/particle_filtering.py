@@ -53,7 +53,7 @@ from langchain_adaptive.answers import (
     group_answers,
 )
 from langchain_adaptive.budget import clip_probability, ias_sample_count
-from langchain_adaptive.results import Beam, SuccessEstimate
+from langchain_adaptive.results import Beam, StopReason, SuccessEstimate
 from langchain_adaptive.selection import Aggregation, SelectionRule, aggregate
 from langchain_adaptive.strategies.base import (
     CollectBeams,
@@ -200,7 +200,7 @@ class ParticleFiltering(Strategy):
         n, low_confidence = self.population_size(state, estimate)
         rng = question_rng(self.seed, state.question)
         population: list[Particle] = [None] * n
-        reason = "beams_finished"
+        reason: StopReason = "beams_finished"
         confidence: float | None = None
         step = 0
         while True:

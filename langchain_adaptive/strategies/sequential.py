@@ -32,7 +32,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from langchain_adaptive.budget import clip_probability, ias_sample_count
-from langchain_adaptive.results import Candidate
+from langchain_adaptive.results import Candidate, StopReason
 from langchain_adaptive.strategies.base import (
     Decision,
     Draw,
@@ -80,7 +80,7 @@ class SequentialAdaptiveBestOfN(Strategy):
             prior = self.question_prior
         target = state.target_confidence
         wanted_total = 0
-        reason = "adaptive_budget"
+        reason: StopReason = "adaptive_budget"
         while True:
             miss = math.prod(1.0 - self._chance(c, prior) for c in state.candidates)
             if state.candidates and 1.0 - miss >= target:
