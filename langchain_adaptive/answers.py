@@ -288,10 +288,26 @@ def _too_big(operand: str) -> bool:
     )
 
 
-@lru_cache(maxsize=4096)
+class _Undecided(Exception):
+    """No verdict in time: "not equal" for this call, but never cached (a later call may decide)."""
+
+
 def _math_verify_equal(a: str, b: str) -> bool:
+    try:
+        return _decided_equal(a, b)
+    except _Undecided:
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _decided_equal(a: str, b: str) -> bool:
+    """math-verify's verdict; raises :class:`_Undecided` (which ``lru_cache`` does not keep)
+    when no worker was free or the comparison ran out of time."""
     if threading.current_thread() is not threading.main_thread():
-        return _WORKERS.compare(_as_latex(a), _as_latex(b), COMPARE_DEADLINE_S)
+        verdict = _WORKERS.compare(_as_latex(a), _as_latex(b), COMPARE_DEADLINE_S)
+        if verdict is None:
+            raise _Undecided
+        return verdict
     from langchain_adaptive._answer_worker import compare
 
     return compare(_as_latex(a), _as_latex(b))
@@ -313,11 +329,13 @@ class _WorkerPool:
         self._alive = 0
         self._ready = threading.Condition()
 
-    def compare(self, a: str, b: str, deadline_s: float) -> bool:
+    def compare(self, a: str, b: str, deadline_s: float) -> bool | None:
+        """The verdict, or ``None`` when no worker was free or the worker ran out of time
+        (a worker's first start, importing math-verify, may add up to ``startup_s``)."""
         worker = self._acquire(deadline_s)
         if worker is None:
             logger.warning("answer comparison: no worker free within %.1fs; not equal", deadline_s)
-            return False
+            return None
         verdict = _ask(worker, json.dumps([a, b]), deadline_s)
         if verdict is None:
             logger.warning(
@@ -326,7 +344,7 @@ class _WorkerPool:
                 deadline_s,
             )
             self._discard(worker)
-            return False
+            return None
         self._release(worker)
         return verdict
 
@@ -345,12 +363,12 @@ class _WorkerPool:
                 left = end - time.monotonic()
                 if left <= 0 or not self._ready.wait(left):
                     return None
-        worker = _start_worker(self.startup_s)
-        if worker is None:
+        started = _start_worker(self.startup_s)
+        if started is None:
             with self._ready:
                 self._alive -= 1
                 self._ready.notify()
-        return worker
+        return started
 
     def _release(self, worker: subprocess.Popen[str]) -> None:
         with self._ready:

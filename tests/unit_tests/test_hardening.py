@@ -372,3 +372,31 @@ def test_a_whole_numpy_total_is_accepted() -> None:
     )
     results = reasoner.batch(["a?", "b?"], total_samples=np.int64(2))
     assert sum(r.budget.samples_used for r in results) == 2
+
+
+def test_a_comparison_that_ran_out_of_time_is_not_remembered(monkeypatch: Any) -> None:
+    """Under load a worker may not be free in time: "not equal" now, but a later call decides."""
+    from langchain_adaptive import answers
+
+    busy = answers._WorkerPool(size=0)  # never a free worker
+    monkeypatch.setattr(answers, "_WORKERS", busy)
+    monkeypatch.setattr(answers, "COMPARE_DEADLINE_S", 0.05)
+    answers._decided_equal.cache_clear()
+    verdicts: list[bool] = []
+
+    def compare() -> None:
+        verdicts.append(answers_match("\\sqrt{4}", "2"))
+
+    thread = threading.Thread(target=compare)
+    thread.start()
+    thread.join(timeout=30)
+    assert verdicts == [False]
+    monkeypatch.setattr(answers, "_WORKERS", answers._WorkerPool(size=1))
+    monkeypatch.setattr(answers, "COMPARE_DEADLINE_S", 30.0)
+    try:
+        thread = threading.Thread(target=compare)
+        thread.start()
+        thread.join(timeout=120)
+        assert verdicts == [False, True]  # decided now: the timeout was not cached
+    finally:
+        answers._WORKERS.close()
