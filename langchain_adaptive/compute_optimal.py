@@ -23,7 +23,7 @@ import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.evaluation.pools import QuestionPool
     from langchain_adaptive.evaluation.replay import Outcomes
 
-POLICY_FORMAT = "langchain-adaptive/compute-optimal"
+POLICY_FORMAT: Final = "langchain-adaptive/compute-optimal"
 BINS = 5
 
 

@@ -343,7 +343,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
         episode = _Episode(self, input, run_manager.get_child, config)
         plan = episode.strategy.plan(episode.state)
         try:
-            action: Action | None = next(plan)
+            action: Action = next(plan)
             while True:
                 try:
                     outcome = episode.execute_by_deadline(action)
@@ -372,7 +372,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
         episode = _Episode(self, input, run_manager.get_child, config)
         plan = episode.strategy.plan(episode.state)
         try:
-            action: Action | None = next(plan)
+            action: Action = next(plan)
             while True:
                 try:
                     outcome = await episode.aexecute_by_deadline(action)
@@ -666,14 +666,13 @@ class _Episode:
         """Set when the deadline passed: an abandoned call's late output is dropped."""
         self.overshoot_tokens = 0
         self.overshoot_samples = 0
-        self.question: Question | None = None
         self.warnings: list[str] = []
         self.selection_fallback = False
         self.prm_usage = UsageCounter()
         # Resolve everything that can fail on bad input before any compute is spent.
         self.strategy = runnable.resolved_strategy()
         limits = runnable._limits()
-        self.question = parse_input(
+        self.question: Question = parse_input(
             input,
             system_prompt=runnable.system_prompt,
             instruction=runnable.instruction,
@@ -1009,10 +1008,10 @@ class _Episode:
         self.overshoot_tokens += spent - cap
         self.overshoot_samples += 1
         cut = {"text": sample.text[: len(sample.text) * cap // spent], "usage": usage}
-        if getattr(sample, "token_logprobs", None):  # one per token: keep the kept ones
-            cut["token_logprobs"] = sample.token_logprobs[:cap]  # type: ignore[attr-defined]
-        if getattr(sample, "token_confidences", None):
-            cut["token_confidences"] = sample.token_confidences[:cap]  # type: ignore[attr-defined]
+        if sample.token_logprobs:  # one per token: keep the kept ones
+            cut["token_logprobs"] = sample.token_logprobs[:cap]
+        if sample.token_confidences:
+            cut["token_confidences"] = sample.token_confidences[:cap]
         return sample.model_copy(update={**cut, "finish_reason": "length"})
 
     def _add_candidates(self, samples: list[Sample]) -> list[Candidate]:

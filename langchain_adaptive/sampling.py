@@ -17,13 +17,13 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import LLMResult
+from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
 from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.confidence import ConfidenceStop, token_confidences
-from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.errors import ConfigurationError, ModelError
 from langchain_adaptive.inputs import Question
 from langchain_adaptive.results import TokenUsage
 
@@ -216,6 +216,7 @@ def draw_prompts(
         SamplingFailure: Some calls failed; the samples of the prompts before
             the first failure are attached.
     """
+    outputs: list[Any]  # messages from a chat model, samples from an LLM, or the errors
     if isinstance(model, BaseChatModel):
         outputs = model.batch([list(p) for p in prompts], config, return_exceptions=True, **kwargs)
     elif isinstance(model, BaseLLM):
@@ -240,6 +241,7 @@ async def adraw_prompts(
     config: RunnableConfig,
 ) -> list[Sample]:
     """Async twin of :func:`draw_prompts`."""
+    outputs: list[Any]  # messages from a chat model, samples from an LLM, or the errors
     if isinstance(model, BaseChatModel):
         outputs = await model.abatch(
             [list(p) for p in prompts], config, return_exceptions=True, **kwargs
@@ -359,7 +361,15 @@ def _collect(outputs: list[Sample | Any]) -> list[Sample]:
 
 def _one_call(model: BaseLanguageModel, result: LLMResult) -> list[Sample]:
     """Samples of one native ``n`` call: the call is counted once, on the first sample."""
-    samples = [_chat_sample(model, g.message) for g in result.generations[0]]  # type: ignore[attr-defined]
+    samples = []
+    for generation in result.generations[0]:
+        message = generation.message if isinstance(generation, ChatGeneration) else None
+        if not isinstance(message, AIMessage):  # a chat model that answers in another form
+            raise ModelError(
+                f"{type(model).__name__} answered a native n call with a "
+                f"{type(message).__name__}, not an AIMessage"
+            )
+        samples.append(_chat_sample(model, message))
     for sample in samples[1:]:
         sample.usage.model_calls = 0
     return samples
@@ -435,7 +445,7 @@ def _llm_samples(model: BaseLLM, prompt: str, result: LLMResult) -> list[Sample]
     reported = (result.llm_output or {}).get("token_usage") or {}
     out_total, in_total = reported.get("completion_tokens"), reported.get("prompt_tokens")
     estimated = not isinstance(out_total, int)
-    outputs = guessed_out if estimated else _split(out_total, guessed_out)
+    outputs = _split(out_total, guessed_out) if isinstance(out_total, int) else guessed_out
     inputs = guessed_in if not isinstance(in_total, int) else _split(in_total, guessed_in)
     return [
         Sample(

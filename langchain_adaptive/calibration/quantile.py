@@ -84,7 +84,8 @@ def quantile_head(
     With ``skip`` (and ``hidden > 0``) a linear layer of the inputs is added to the
     hidden layer's output, so the head can start as, and stay close to, a linear model.
     """
-    torch = _import_torch()
+    _import_torch()  # an ImportError that names the extras, rather than a bare one
+    import torch
     from torch import nn
 
     class QuantileHead(nn.Module):
@@ -394,7 +395,8 @@ class QuantileCalibrator(Calibrator):
                 if self.weight_decay > 0:  # the gradient of wd / 2 * |parameter - anchor|^2
                     with torch.no_grad():
                         for parameter, anchor in decayed:
-                            parameter.grad.add_(parameter - anchor, alpha=self.weight_decay)
+                            if parameter.grad is not None:  # None: not in this loss
+                                parameter.grad.add_(parameter - anchor, alpha=self.weight_decay)
                 optimizer.step()
         finally:
             torch.set_num_threads(threads)

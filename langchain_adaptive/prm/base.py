@@ -35,7 +35,7 @@ class PRMRequest(BaseModel):
     """
 
     question: str
-    solutions: list[list[str]] = Field(default_factory=lambda: [[]])
+    solutions: list[list[str]] = Field(default_factory=lambda: [list[str]()])
     token_logprobs: list[list[float] | None] | None = None
     """Per solution, the policy's log-probability of each token it wrote, where the model
     reported them. Self-confidence scorers read these; other PRMs ignore them."""
@@ -132,8 +132,12 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
         )
 
     def _invoke(
-        self, request: PRMRequest, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+        self,
+        input: PRMRequest | dict[str, Any],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
     ) -> PRMScores:
+        request = _as_request(input)  # a no-op after invoke(); typed as the Runnable's input
         child = patch_config(config, callbacks=run_manager.get_child())
         with self._failures_as_prm_error():
             scores = self._score_request(request, config=child)
@@ -141,10 +145,11 @@ class ProcessRewardModel(RunnableSerializable[PRMRequest | dict[str, Any], PRMSc
 
     async def _ainvoke(
         self,
-        request: PRMRequest,
+        input: PRMRequest | dict[str, Any],
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> PRMScores:
+        request = _as_request(input)  # a no-op after ainvoke(); typed as the Runnable's input
         child = patch_config(config, callbacks=run_manager.get_child())
         with self._failures_as_prm_error():
             scores = await self._ascore_request(request, config=child)
