@@ -18,7 +18,7 @@ import argparse
 import itertools
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.answers import AnswerEquivalence
     from langchain_adaptive.calibration import Calibrator
     from langchain_adaptive.evaluation.replay import Policy
+    from langchain_adaptive.selection import SelectionRule
 
 logger = logging.getLogger(__name__)
 
@@ -527,8 +528,12 @@ def load_problems(args: argparse.Namespace) -> list[Problem]:
     else:
         if args.path is None:
             raise ConfigurationError(f"--dataset {args.dataset} needs --path")
-        loader = {"gsm8k": load_gsm8k, "math": load_math, "jsonl": load_jsonl}[args.dataset]
-        problems = loader(args.path)
+        loaders: dict[str, Callable[[Path], list[Problem]]] = {
+            "gsm8k": load_gsm8k,
+            "math": load_math,
+            "jsonl": load_jsonl,
+        }
+        problems = loaders[args.dataset](args.path)
     return problems[: args.limit] if args.limit else problems
 
 
@@ -863,7 +868,7 @@ def _fit_specs(specs: Sequence[str]) -> list[tuple[str, str, str]]:
     """``(name, source, kind)`` for each ``--fit NAME=SOURCE:KIND``, checked."""
     from langchain_adaptive.evaluation.holdout import CALIBRATOR_KINDS
 
-    out = []
+    out: list[tuple[str, str, str]] = []
     for spec in specs:
         try:
             name, rest = spec.split("=", 1)
@@ -941,7 +946,9 @@ def _sample_score_policies(
         sample_scorer_policies,
     )
 
-    selection = args.selection if args.selection != "majority_vote" else "weighted_vote"
+    selection: SelectionRule = (
+        args.selection if args.selection != "majority_vote" else "weighted_vote"
+    )
     policies: list[Policy] = []
     confidences = _floats(args.sample_confidences, ())
     for scorer in dict.fromkeys(n for spec in args.sample_rules for n in _names(spec)):
@@ -962,7 +969,7 @@ def _sample_score_policies(
             model = fit_answer_stop(
                 prepare_pools(others, equivalent),
                 scorer,
-                selection=selection,  # type: ignore[arg-type]
+                selection=selection,
                 seed=args.seed,
                 metadata={"pools": str(args.pools), "questions": len(others)},
             )

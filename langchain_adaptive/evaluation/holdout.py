@@ -175,7 +175,7 @@ def fit_pool_calibrator(
         )
     raw, correct, groups = calibration_data(pools, source)
     metadata = {"source": source, "fitted_on": "recorded samples", "questions": len(pools)}
-    calibrator = classes[kind](metadata=metadata, **fields)  # type: ignore[arg-type]
+    calibrator = classes[kind](metadata=metadata, **fields)
     return calibrator.fit(raw, None, correct, [1.0] * len(raw), groups=groups)
 
 

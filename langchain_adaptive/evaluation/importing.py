@@ -341,7 +341,7 @@ def preset_spec(name: str | None, **overrides: Any) -> ImportSpec:
     Raises:
         ConfigurationError: An unknown preset, or an inconsistent mapping.
     """
-    given = {
+    given: dict[str, Any] = {
         k: None if k.endswith("_field") and isinstance(v, str) and v.lower() in ("", "none") else v
         for k, v in overrides.items()
         if v is not None

@@ -408,7 +408,9 @@ def _answer(
 ) -> tuple[AdaptiveResult | None, float]:
     started = time.perf_counter()
     try:
-        result = runnable.invoke({"question": problem.question, "gold": problem.gold}, config)
+        result: AdaptiveResult | None = runnable.invoke(
+            {"question": problem.question, "gold": problem.gold}, config
+        )
     except AdaptiveError as error:
         logger.warning("%s on %s failed: %s", policy, problem.id, error)
         notes.append(f"{policy} failed on {problem.id}: {type(error).__name__}: {error}")

@@ -122,6 +122,10 @@ def standard_policies(
     if selection != "majority_vote" and scorer is None:
         raise ConfigurationError(f"selection {selection!r} needs a recorded scorer")
     policies: list[Policy] = []
+    scored_rules: tuple[tuple[SelectionRule, str], ...] = (
+        ("prm", "prm"),
+        ("weighted_vote", "weighted"),
+    )
     # the whole pool is always a baseline (best-of-24 on a 24-sample pool)
     for n in sorted({*(size for size in sizes if size <= pool_size), pool_size}):
         policies.append(
@@ -133,7 +137,7 @@ def standard_policies(
             )
         )
         for name in scorers:
-            for rule, label in (("prm", "prm"), ("weighted_vote", "weighted")):
+            for rule, label in scored_rules:
                 policies.append(
                     Policy(
                         name=f"bon{n}-{label}[{name}]",

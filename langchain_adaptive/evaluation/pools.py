@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-POOL_FORMAT = "langchain-adaptive/pools"
+POOL_FORMAT: Final = "langchain-adaptive/pools"
 
 ORACLE = "oracle"
 """The estimator name that replay answers with each question's true success rate."""
@@ -276,8 +276,10 @@ def add_calibrated_estimates(
                 f"for the question nor for its samples; it has {sorted(_estimator_names(pool))}"
             )
     if placeholder is None:
-        alone = [pool.question_estimates.get(source) for pool in pools]
-        placeholder = len(alone) > 1 and all(a is not None and a == alone[0] for a in alone)
+        per_question = [pool.question_estimates.get(source) for pool in pools]
+        placeholder = len(per_question) > 1 and all(
+            a is not None and a == per_question[0] for a in per_question
+        )
     base = None
     if placeholder and calibrator.base_rate is not None:
         base = calibrator.base_estimate()
@@ -290,15 +292,19 @@ def add_calibrated_estimates(
     out = []
     for pool in pools:
         alone = pool.question_estimates.get(source)
-        question_row = alone is not None and base is None
+        # the question's own estimate is calibrated as one more row when no base rate stands in
+        question_row = [alone] if alone is not None and base is None else []
         scored = [s for s in pool.samples if source in s.step_estimates]
         solutions = [*([[]] if question_row else []), *(s.steps for s in scored)]
-        rows = [*([[alone]] if question_row else []), *(s.step_estimates[source] for s in scored)]
+        rows = [
+            *([question_row] if question_row else []),
+            *(s.step_estimates[source] for s in scored),
+        ]
         calibrated = iter(calibrate_scores(calibrator, solutions, rows))
         estimates = dict(pool.question_estimates)
         if question_row:
             estimates[name] = next(calibrated)[0]
-        elif alone is not None:
+        elif alone is not None and base is not None:
             estimates[name] = base
         samples = [
             s.model_copy(update={"step_estimates": {**s.step_estimates, name: next(calibrated)}})

@@ -266,6 +266,10 @@ def summarize(
         ]
     cost_values = {"tokens": tokens, "samples": samples}
     oracle_costs = _OracleCosts(run, cost_values)
+    metrics: tuple[tuple[Metric, np.ndarray], ...] = (
+        ("accuracy", accuracy),
+        ("coverage", coverage),
+    )
     ratios = [
         _match(baseline, names.index(baseline), family, by_family[family], metric, values,
                cost_values[cost], cost, oracle_costs.get(names.index(baseline), metric,
@@ -273,7 +277,7 @@ def summarize(
         for cost in costs
         for baseline in baselines
         for family in families
-        for metric, values in (("accuracy", accuracy), ("coverage", coverage))
+        for metric, values in metrics
     ]  # fmt: skip
     parity = [
         _parity(baseline, names.index(baseline), family, by_family[family], names, metric,
@@ -281,7 +285,7 @@ def summarize(
         for cost in costs
         for baseline in baselines
         for family in families
-        for metric, values in (("accuracy", accuracy), ("coverage", coverage))
+        for metric, values in metrics
     ] if run.replicates else []  # fmt: skip
     check_pairs(pairs, names)
     differences = [
@@ -289,7 +293,7 @@ def summarize(
                     cost_values[cost], cost)
         for cost in costs
         for first, second in pairs
-        for metric, values in (("accuracy", accuracy), ("coverage", coverage))
+        for metric, values in metrics
     ]  # fmt: skip
     oracle = [
         _oracle_gap(run, p, rates)

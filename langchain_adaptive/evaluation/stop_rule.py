@@ -246,12 +246,16 @@ def sample_scorer_policies(
             for confidence in confidences
         ]
     if filtered:
-        for label, rule in (("top10", "filtered_vote_top10"), ("top90", "filtered_vote_top90")):
+        filtered_rules: tuple[tuple[str, SelectionRule], ...] = (
+            ("top10", "filtered_vote_top10"),
+            ("top90", "filtered_vote_top90"),
+        )
+        for label, rule in filtered_rules:
             policies += [
                 Policy(
                     name=f"bon{n}-{label}[{scorer}]",
                     family=f"best-of-n ({label}, {scorer})",
-                    strategy=BestOfN(n=n, selection=rule),  # type: ignore[arg-type]
+                    strategy=BestOfN(n=n, selection=rule),
                     scorer=scorer,
                     max_samples=n,
                 )
