@@ -158,8 +158,9 @@ class PoolingRequest(BaseModel):
         """(question, steps) of every input, in order."""
         if self.messages is not None:
             return [parse_messages(self.messages, separator)]
-        texts = [self.input] if isinstance(self.input, str) else list(self.input or [])
-        if not all(isinstance(text, str) for text in texts):
+        given = [self.input] if isinstance(self.input, str) else list(self.input or [])
+        texts = [text for text in given if isinstance(text, str)]
+        if len(texts) != len(given):
             raise ProtocolError("token-id inputs are not supported: send text or messages")
         if not texts:
             raise ProtocolError("'input' is empty")

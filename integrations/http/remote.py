@@ -268,16 +268,27 @@ class RemotePRM(ProcessRewardModel):
         base: dict[str, Any] = {"encoding_format": "float", **self.extra_body}
         if self.model is not None:
             base["model"] = self.model
-        settings = {"system_prompt": self.system_prompt, "separator": self.step_separator}
+        system, separator = self.system_prompt, self.step_separator
         if self.input_format == "chat":
             return [
-                ({**base, "messages": pooling_messages(question, steps, **settings)}, [index])
+                (
+                    {
+                        **base,
+                        "messages": pooling_messages(
+                            question, steps, system_prompt=system, separator=separator
+                        ),
+                    },
+                    [index],
+                )
                 for index, steps in enumerate(solutions)
             ]
         payloads = []
         for start in range(0, len(solutions), self.batch_size):
             indices = list(range(start, min(start + self.batch_size, len(solutions))))
-            texts = [chatml_text(question, solutions[i], **settings) for i in indices]
+            texts = [
+                chatml_text(question, solutions[i], system_prompt=system, separator=separator)
+                for i in indices
+            ]
             payloads.append(({**base, "input": texts}, indices))
         return payloads
 

@@ -116,7 +116,8 @@ def create_app(
         raise ValueError("max_inputs and max_request_bytes must be at least 1")
     if not 0 < body_timeout < float("inf"):
         raise ValueError(f"body_timeout must be a positive number of seconds, not {body_timeout}")
-    fastapi = _import_fastapi()
+    _import_fastapi()  # an ImportError that names the extras, rather than a bare one
+    import fastapi
     from fastapi.responses import JSONResponse
 
     secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
@@ -347,7 +348,8 @@ def serve_prm(
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=graceful_timeout,
+        # uvicorn annotates int, but waits with asyncio.timeout, which takes float seconds
+        timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
     )
 
 

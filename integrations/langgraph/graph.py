@@ -49,7 +49,7 @@ def create_adaptive_graph(
         if not 0.0 < min_confidence < 1.0:
             raise ConfigurationError(f"min_confidence must be in (0, 1), got {min_confidence}")
 
-    def respond(state: dict[str, Any]) -> dict[str, Any]:
+    def respond(state: AdaptiveState) -> dict[str, Any]:
         return {"messages": [answer_message(state["adaptive_result"], name=name)]}
 
     graph = StateGraph(AdaptiveState)
@@ -61,7 +61,7 @@ def create_adaptive_graph(
         graph.add_edge("reason", "respond")
         return graph.compile(name=name)
 
-    def route(state: dict[str, Any]) -> str:
+    def route(state: AdaptiveState) -> str:
         unsure = needs_escalation(state["adaptive_result"], min_confidence)
         return "escalate" if unsure else "respond"
 

@@ -44,7 +44,7 @@ from langchain.agents.middleware.types import (
     ModelResponse,
     PrivateStateAttr,
 )
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
 from langgraph.channels.untracked_value import UntrackedValue
@@ -493,7 +493,7 @@ class AdaptiveSamplingMiddleware(AgentMiddleware[AdaptiveSamplingState, Any]):
         emitter: EventEmitter,
     ) -> None:
         message = _reply_of(response)
-        usage = message.usage_metadata or {}
+        usage: UsageMetadata | dict[str, int] = message.usage_metadata or {}
         output = usage.get("output_tokens")
         if output is None:  # a model that reports no usage: count with its tokenizer
             output = request.model.get_num_tokens(message.text + _canonical_calls(message))
@@ -653,7 +653,7 @@ def _tagged(config: RunnableConfig, strategy: str, question: str, role: str) -> 
         ROLE_KEY: role,
     }
     tags = [*(config.get("tags") or []), f"{TAG_PREFIX}{strategy}"]
-    return RunnableConfig(**{**config, "metadata": metadata, "tags": tags})  # type: ignore[typeddict-item]
+    return RunnableConfig(**{**config, "metadata": metadata, "tags": tags})
 
 
 def _stop_reason(drawn: int, planned: int, reason: str) -> str:

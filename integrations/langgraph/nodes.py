@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -63,7 +64,7 @@ def answer_message(result: AdaptiveResult, *, name: str | None = None) -> AIMess
     )
 
 
-def state_question(state: dict[str, Any]) -> str:
+def state_question(state: Mapping[str, Any]) -> str:
     """The question a node answers: ``state["question"]``, else the last human message.
 
     Raises:
@@ -86,7 +87,7 @@ def adaptive_node(
     *,
     name: str = "adaptive_reasoning",
     add_message: bool = True,
-) -> RunnableLambda[dict[str, Any], dict[str, Any]]:
+) -> RunnableLambda[AdaptiveState, dict[str, Any]]:
     """A node (sync and async) that answers the state's question with ``reasoner``.
 
     The update it returns sets ``adaptive_result``, appends the result to
@@ -120,10 +121,10 @@ def adaptive_node(
             out["messages"] = [answer_message(result, name=name)]
         return out
 
-    def run(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    def run(state: AdaptiveState, config: RunnableConfig) -> dict[str, Any]:
         return update(reasoner.invoke(state_question(state), config))
 
-    async def arun(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    async def arun(state: AdaptiveState, config: RunnableConfig) -> dict[str, Any]:
         return update(await reasoner.ainvoke(state_question(state), config))
 
     return RunnableLambda(run, afunc=arun, name=name)

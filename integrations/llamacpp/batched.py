@@ -568,7 +568,7 @@ def _sampler_chain(llama: llama_cpp.Llama, seed: int, settings: _Sampling) -> An
     if not chain:
         raise ModelError("llama.cpp could not create a sampler chain.")
     try:
-        penalties = (llama.last_n_tokens_size, settings.repeat_penalty, 0.0, 0.0)
+        penalties: tuple[float, ...] = (llama.last_n_tokens_size, settings.repeat_penalty, 0.0, 0.0)
         if len(llama_cpp.llama_sampler_init_penalties.argtypes) == 5:  # builds that take n_vocab
             penalties = (llama.n_vocab(), *penalties)
         parts = [llama_cpp.llama_sampler_init_penalties(*penalties)]

@@ -471,7 +471,7 @@ def _to_chat_dict(message: BaseMessage) -> dict[str, str]:
     role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
     if role is None:
         raise ConfigurationError(f"ChatLlamaCpp cannot format a {message.type!r} message.")
-    content = message.text
+    content: str = message.text
     calls = getattr(message, "tool_calls", None)
     if calls:  # a past tool call, written as the model writes one (see `_tools`)
         content = "\n".join(part for part in (content, _tools.render_tool_calls(calls)) if part)
