@@ -50,7 +50,7 @@ scores; how many samples support it; how many give another answer; how many give
 none; log of the samples drawn; the highest logit among the other answers' samples."""
 HEADS = ("correct", "gain")
 _LOGIT_CLIP = 1e-3
-_NO_OTHER_LOGIT = math.log(_LOGIT_CLIP / (1.0 - _LOGIT_CLIP))
+_FLOOR_LOGIT = math.log(_LOGIT_CLIP / (1.0 - _LOGIT_CLIP))
 
 
 def _logit(p: float) -> float:
@@ -94,12 +94,12 @@ def answer_features(
             others.append(_logit(candidate_score(candidate)))
     features = [
         1.0,
-        sum(supporters) / len(supporters) if supporters else _NO_OTHER_LOGIT,
+        sum(supporters) / len(supporters) if supporters else _FLOOR_LOGIT,
         float(len(supporters)),
         float(len(others)),
         float(abstentions),
         math.log(len(candidates)),
-        max(others, default=_NO_OTHER_LOGIT),
+        max(others, default=_FLOOR_LOGIT),
     ]
     return chosen.index, features
 

@@ -106,20 +106,26 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
 
 
 def build_strategy(spec: str | Strategy, **settings: Any) -> Strategy:
-    """A strategy instance from a registry name (or an instance, returned as is).
+    """A strategy instance from a registry name, or an instance with ``settings`` applied.
+
+    Settings are validated either way (an instance is rebuilt, not copied, so its
+    validators see the new values).
 
     Raises:
         UnknownStrategyError: No strategy has that name.
         ConfigurationError: The settings do not fit the strategy.
     """
     if isinstance(spec, Strategy):
-        return spec.model_copy(update=settings) if settings else spec
-    try:
-        cls, defaults = STRATEGIES[spec]
-    except (KeyError, TypeError):
-        raise UnknownStrategyError(
-            f"unknown strategy {spec!r}; choose one of {sorted(STRATEGIES)} or pass a Strategy"
-        ) from None
+        if not settings:
+            return spec
+        cls, defaults = type(spec), {name: getattr(spec, name) for name in type(spec).model_fields}
+    else:
+        try:
+            cls, defaults = STRATEGIES[spec]
+        except (KeyError, TypeError):
+            raise UnknownStrategyError(
+                f"unknown strategy {spec!r}; choose one of {sorted(STRATEGIES)} or pass a Strategy"
+            ) from None
     try:
         return cls(**{**defaults, **settings})
     except ValueError as error:

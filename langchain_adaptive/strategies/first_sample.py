@@ -2,9 +2,10 @@
 
 Most reward models and every self-confidence signal score a finished sample,
 not a bare question, so one-shot IAS has no ``p`` to start from. This strategy
-draws one sample, takes its calibrated score as the estimate of the
-question's success probability ``p`` (its lower quantile, like IAS), and then
-draws the rest of the paper's ``N = ceil(log(1 - C) / log(1 - p))``.
+draws one sample, takes its (calibrated) final-step estimate as the estimate of
+the question's success probability ``p`` (its ``quantile``, like IAS; the last
+step whatever ``aggregation`` says, since a whole-solution score is one step),
+and then draws the rest of the paper's ``N = ceil(log(1 - C) / log(1 - p))``.
 """
 
 from __future__ import annotations

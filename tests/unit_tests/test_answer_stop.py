@@ -439,3 +439,13 @@ def test_fit_stop_rule_cli_saves_a_rule_that_live_policies_and_ask_use(tmp_path:
     ask = _build_parser().parse_args(["ask", "What is 2 + 3?", "--strategy", "answer_stop"])
     with pytest.raises(ConfigurationError, match="go together"):
         build_reasoner(ask)
+
+
+def test_settings_on_a_strategy_instance_are_validated() -> None:
+    strategy = AnswerConfidenceStop(model=_toy_model(), threshold=0.8)
+    assert build_strategy(strategy, threshold=0.7).threshold == 0.7  # type: ignore[attr-defined]
+    assert build_strategy(strategy, threshold=0.7).model is strategy.model  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="same rule"):
+        build_strategy(strategy, selection="majority_vote")  # the model judges weighted votes
+    with pytest.raises(ConfigurationError):
+        build_strategy(FirstSampleIAS(), quantile=2.0)
