@@ -16,11 +16,13 @@ first sample of the winning group, returned whole (tool calls and their ids
 intact) with the decision in ``response_metadata["adaptive"]``.
 
 The run's spending lives in the agent state (``adaptive_usage``, untracked: a
-new run starts from zero), so one run cannot spend past its budget: a sample is
-only started when a worst-case sample still fits. A call that finds the budget
-spent does what the agent would do without the middleware: one plain sample,
-marked ``fallback`` in its metadata and in the ``adaptive_budget_decided``
-event. Decisions are the runnable's custom events (:mod:`langchain_adaptive.callbacks`),
+new run starts from zero), so adaptive sampling cannot spend past the run's
+budget: an extra sample is only started when a worst-case sample still fits.
+The budget bounds the *extra* samples, not the agent: a call that finds the
+budget spent does what the agent would do without the middleware, one plain
+sample, marked ``fallback`` in its metadata and in the
+``adaptive_budget_decided`` event (an agent that keeps looping keeps paying
+one sample a call, as it would without the middleware). Decisions are the runnable's custom events (:mod:`langchain_adaptive.callbacks`),
 and sample calls carry its metadata (``adaptive_role="policy"``...), so a trace
 shows each one.
 """
@@ -649,7 +651,8 @@ def _tagged(config: RunnableConfig, strategy: str, question: str, role: str) -> 
     metadata = {
         **(config.get("metadata") or {}),
         STRATEGY_KEY: strategy,
-        QUESTION_ID_KEY: hashlib.sha256(question.encode("utf-8")).hexdigest()[:16],
+        # surrogatepass, as the runnable's question_id: a lone surrogate must not raise
+        QUESTION_ID_KEY: hashlib.sha256(question.encode("utf-8", "surrogatepass")).hexdigest()[:16],
         ROLE_KEY: role,
     }
     tags = [*(config.get("tags") or []), f"{TAG_PREFIX}{strategy}"]

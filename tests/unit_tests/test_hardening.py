@@ -400,3 +400,11 @@ def test_a_comparison_that_ran_out_of_time_is_not_remembered(monkeypatch: Any) -
         assert verdicts == [False, True]  # decided now: the timeout was not cached
     finally:
         answers._WORKERS.close()
+
+
+def test_the_agent_middleware_tags_a_question_with_a_lone_surrogate() -> None:
+    pytest.importorskip("langchain.agents")
+    from langchain_adaptive.integrations.langgraph.middleware import _tagged
+
+    config = _tagged({}, "adaptive_consistency", "What is \udc80 2 + 2?", "policy")
+    assert len(config["metadata"]["adaptive_question_id"]) == 16
