@@ -765,11 +765,16 @@ class _Episode:
             raise
 
     def execute(self, action: Action) -> Any:
-        """Run one action; its events are dispatched even when it fails part-way."""
+        """Run one action; its events are dispatched even when it fails part-way.
+
+        A call the deadline abandoned (still running in its thread after the run
+        ended) dispatches nothing: its run has already reported its end.
+        """
         try:
             return self._execute(action)
         finally:
-            self.events.flush()
+            if not self.closed:
+                self.events.flush()
 
     async def aexecute(self, action: Action) -> Any:
         """Async twin of :meth:`execute`."""
