@@ -80,6 +80,7 @@ from langchain_adaptive.callbacks.handler import AsyncAdaptiveCallbackHandler
 from langchain_adaptive.errors import (
     AdaptiveError,
     AdaptiveInputError,
+    AdaptiveTimeoutError,
     ConfigurationError,
     ModelError,
     PRMError,
@@ -513,7 +514,15 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 
 class _DeadlineExceeded(Exception):
-    """The run passed the per-request deadline and was cancelled."""
+    """The run passed the per-request deadline; ``partial`` holds what it drew by then."""
+
+    def __init__(self, message: str, *, partial: AdaptiveResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+_DEADLINE_BACKSTOP_S = 5.0
+"""How long after the runnable's own deadline the server cancels a run that did not stop."""
 
 
 def create_app(
@@ -609,10 +618,23 @@ def create_app(
         config: RunnableConfig = {"run_name": "adaptive_chat_completion"}
         if queue is not None:
             config["callbacks"] = [_ProgressRelay(queue)]
-        deadline = asyncio.timeout(request_timeout_s)
+        # The runnable's own deadline ends the run with what it drew (.partial, in the 504's
+        # adaptive facts); the asyncio one, a little later, is the backstop for a run that
+        # cannot be stopped between actions.
+        own = prepared.runnable.timeout_s
+        runnable = prepared.runnable.model_copy(
+            update={"timeout_s": request_timeout_s if own is None else min(own, request_timeout_s)}
+        )
+        deadline = asyncio.timeout(request_timeout_s + _DEADLINE_BACKSTOP_S)
         try:
             async with deadline:
-                return await prepared.runnable.ainvoke(prepared.messages, config)
+                return await runnable.ainvoke(prepared.messages, config)
+        except AdaptiveTimeoutError as timed_out:
+            raise _DeadlineExceeded(
+                f"the request took longer than {request_timeout_s:g} s (--request-timeout); "
+                "lower adaptive.max_samples or max_tokens",
+                partial=timed_out.partial,
+            ) from None
         except TimeoutError:
             if not deadline.expired():
                 raise  # a timeout inside the run (e.g. the upstream's), not the deadline
