@@ -102,7 +102,7 @@ from langchain_adaptive.sampling import (
     draw_steps,
     supports_confidence_stop,
 )
-from langchain_adaptive.selection import aggregate, select
+from langchain_adaptive.selection import aggregate, select_finalists
 from langchain_adaptive.strategies import (
     BEAM_ACTIONS,
     Action,
@@ -1243,8 +1243,9 @@ class _Episode:
         answer, index = None, None
         if not bare:
             finalists = decision.finalists if decision is not None else None
-            pool = candidates if finalists is None else [candidates[i] for i in finalists]
-            outcome = select(pool, rule, equivalent=runnable.answers_match)
+            outcome = select_finalists(
+                candidates, rule, finalists, equivalent=runnable.answers_match
+            )
             answer, index = outcome.answer, outcome.index
             if gold is not None:
                 for candidate in candidates:

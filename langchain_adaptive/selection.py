@@ -96,6 +96,23 @@ def select(
     return SelectionOutcome(index=best.index, answer=best.answer, votes=len(members), rule=rule)
 
 
+def select_finalists(
+    candidates: Sequence[Candidate],
+    rule: SelectionRule,
+    finalists: Sequence[int] | None,
+    *,
+    equivalent: AnswerEquivalence = answers_match,
+) -> SelectionOutcome:
+    """:func:`select` over the candidates a strategy named as finalists (``None``: all).
+
+    The one place the live runnable and replay pick an answer, so a strategy that
+    drops candidates from the vote (DeepConf's low-confidence traces, revision
+    chains' earlier attempts) is judged the same way in both.
+    """
+    pool = candidates if finalists is None else [candidates[i] for i in finalists]
+    return select(pool, rule, equivalent=equivalent)
+
+
 def _votes(pool: Sequence[Candidate], labels: Sequence[int | None], position: int) -> int:
     label = labels[position]
     if label is None:
@@ -103,4 +120,12 @@ def _votes(pool: Sequence[Candidate], labels: Sequence[int | None], position: in
     return sum(1 for other in labels if other == label)
 
 
-__all__ = ["FILTER_KEEP", "Aggregation", "SelectionOutcome", "SelectionRule", "aggregate", "select"]
+__all__ = [
+    "FILTER_KEEP",
+    "Aggregation",
+    "SelectionOutcome",
+    "SelectionRule",
+    "aggregate",
+    "select",
+    "select_finalists",
+]

@@ -40,7 +40,7 @@ from langchain_adaptive.confidence import ConfidenceStop, confidence_stop_at
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import ORACLE, QuestionPool
 from langchain_adaptive.results import Candidate, SuccessEstimate, TokenUsage
-from langchain_adaptive.selection import aggregate, select
+from langchain_adaptive.selection import aggregate, select_finalists
 from langchain_adaptive.strategies import (
     Decision,
     Draw,
@@ -284,7 +284,9 @@ def replay_question(
                 raise TypeError(f"unknown strategy action {action!r}")
     except StopIteration as stop:
         decision: Decision = stop.value
-    chosen = select(candidates, strategy.selection, equivalent=prepared.equivalent)
+    chosen = select_finalists(
+        candidates, strategy.selection, decision.finalists, equivalent=prepared.equivalent
+    )
     correct = chosen.index is not None and bool(candidates[chosen.index].correct)
     return QuestionOutcome(
         samples=len(drawn),

@@ -301,3 +301,25 @@ def test_recording_logprobs_from_a_model_without_top_k_fails_the_question(
     )
     assert "top-k logprobs" in summary.failed["q"]
     assert model.calls[0]["top_logprobs"] == 4 and model.calls[0]["logprobs"] is True
+
+
+def test_replay_votes_only_over_the_traces_deepconf_kept() -> None:
+    """Three confident-enough-to-draw but dropped traces must not outvote the kept one."""
+    samples = [
+        RecordedSample(
+            text=f"The answer is {answer}",
+            steps=[f"The answer is {answer}"],
+            answer=answer,
+            correct=answer == "8",
+            output_tokens=4,
+            finish_reason="stop",
+            token_confidences=[confidence] * 4,
+        )
+        for answer, confidence in (("9", 2.0), ("9", 2.0), ("9", 2.0), ("8", 3.0))
+    ]
+    pool = QuestionPool(id="q", question="What is 7 + 1?", gold="8", samples=samples)
+    policy = Policy(
+        name="deepconf", family="deepconf", strategy=DeepConf(warmup=4, window=2), max_samples=4
+    )
+    outcome = replay_question(policy, prepare_pools([pool])[0])
+    assert outcome.correct  # only the "8" trace is above DeepConf-low's threshold
