@@ -77,7 +77,6 @@ def add_bench_commands(commands: Any) -> None:
         help="comma-separated PRMs that also score every step of every sample, for PRM and "
         "weighted-vote selection (default: none; costs one PRM pass per step)",
     )
-    record.add_argument("--out", type=Path, required=True, help="pool file (JSONL, resumable)")
     record.add_argument(
         "--record-logprobs",
         type=int,
@@ -86,6 +85,7 @@ def add_bench_commands(commands: Any) -> None:
         help="also store each token's confidence from its top-K logprobs (one number a "
         "token), so deepconf replays exactly, early stops included (e.g. 20)",
     )
+    record.add_argument("--out", type=Path, required=True, help="pool file (JSONL, resumable)")
 
     score = sub.add_parser(
         "score-steps",
@@ -682,12 +682,12 @@ def _record(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         max_tokens_per_sample=args.max_tokens,
         settings={"dataset": args.dataset, "seed": args.seed},
+        record_logprobs=args.record_logprobs,
     )
     print(summary.model_dump_json(indent=2))
     return 0 if not summary.failed else 1
 
 
-        record_logprobs=args.record_logprobs,
 def _score_steps(args: argparse.Namespace) -> int:
     from langchain_adaptive.evaluation.record import score_pools
 
