@@ -22,9 +22,9 @@ The budget bounds the *extra* samples, not the agent: a call that finds the
 budget spent does what the agent would do without the middleware, one plain
 sample, marked ``fallback`` in its metadata and in the
 ``adaptive_budget_decided`` event (an agent that keeps looping keeps paying
-one sample a call, as it would without the middleware). Decisions are the runnable's custom events (:mod:`langchain_adaptive.callbacks`),
-and sample calls carry its metadata (``adaptive_role="policy"``...), so a trace
-shows each one.
+one sample a call, as it would without the middleware). Decisions are the
+runnable's custom events (:mod:`langchain_adaptive.callbacks`), and sample calls
+carry its metadata (``adaptive_role="policy"``...), so a trace shows each one.
 """
 
 from __future__ import annotations

@@ -171,7 +171,9 @@ def test_standard_policies_fit_the_pool() -> None:
     assert "bon16-majority" in names and "bon32-majority" not in names
     assert "bon8-prm[probe]" in names and "bon8-weighted[probe]" in names
     assert "ias[probe]@0.9" in names and "ias[oracle]@0.99" in names
-    assert {"adaptive-consistency@0.95", "adaptive-consistency@0.6", "esc@w5", "esc@w2"} <= set(names)
+    assert {"adaptive-consistency@0.95", "adaptive-consistency@0.6", "esc@w5", "esc@w2"} <= set(
+        names
+    )
     with pytest.raises(ConfigurationError, match="needs a recorded scorer"):
         standard_policies(8, selection="prm")
 
