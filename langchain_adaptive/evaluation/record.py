@@ -117,7 +117,7 @@ class _Recorder:
         per_sample = elapsed / max(1, len(samples))
         recorded = []
         for index, sample in enumerate(samples):
-            if self.confidence_top_k and not sample.token_confidences:
+            if self.confidence_top_k and not sample.token_confidences and sample.text:
                 raise ConfigurationError(
                     f"sample {index} came without top-k logprobs, so its token confidences "
                     "cannot be recorded (--record-logprobs); use a model that reports them "
@@ -137,7 +137,9 @@ class _Recorder:
                     step_estimates={
                         name: rows[index] for name, (_, rows) in scores.items() if rows is not None
                     },
-                    token_confidences=sample.token_confidences if self.confidence_top_k else None,
+                    token_confidences=(sample.token_confidences or [])
+                    if self.confidence_top_k
+                    else None,
                 )
             )
         self.tokens += sum(s.usage.output_tokens for s in samples)

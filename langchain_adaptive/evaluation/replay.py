@@ -138,7 +138,9 @@ class PreparedPool:
         )
         """Estimators whose step scores every sample of the question has."""
         self._scores: dict[tuple[str, str], list[float]] = {}
-        self.has_token_confidences = all(s.token_confidences for s in pool.samples)
+        self.has_token_confidences = all(
+            s.token_confidences or s.output_tokens == 0 for s in pool.samples
+        )
         """Every sample carries its token confidences (``--record-logprobs``)."""
 
     def question_estimate(self, estimator: str) -> SuccessEstimate:
@@ -318,12 +320,12 @@ def _confidence_draw(
     new, costs = [], []
     for offset, position in enumerate(positions):
         sample = prepared.pool.samples[position]
-        confidences = sample.token_confidences
-        if not confidences:
+        confidences = sample.token_confidences or []
+        if not confidences and sample.output_tokens > 0:
             raise ConfigurationError(_NO_CONFIDENCES.format(question=prepared.pool.id))
         tokens, text, finish = prepared.tokens[position], sample.text, sample.finish_reason
         cut = None
-        if request.threshold is not None:
+        if request.threshold is not None and confidences:
             cut = confidence_stop_at(confidences, request.threshold, request.window)
         if cut is not None:
             text = text[: len(text) * cut // len(confidences)]

@@ -66,16 +66,19 @@ KEEP: dict[str, float] = {"low": 0.1, "high": 0.9}
 Signal = Literal["top_k", "logprob"]
 
 
-def trace_confidence(candidate: Candidate, window: int, signal: Signal) -> float:
-    """A trace's lowest group confidence on ``signal``'s scale.
+def trace_confidence(candidate: Candidate, window: int, signal: Signal) -> float | None:
+    """A trace's lowest group confidence on ``signal``'s scale; ``None`` for an empty trace.
 
     ``top_k``: the lowest window mean of the token confidences ``C_i``;
     ``logprob``: ``exp`` of the lowest window mean of the sampled tokens'
-    logprobs (a positive stand-in, higher is more confident).
+    logprobs (a positive stand-in, higher is more confident). A trace that
+    wrote no token has no confidence and never votes.
 
     Raises:
-        ConfigurationError: The trace carries no such signal.
+        ConfigurationError: A non-empty trace carries no such signal.
     """
+    if _empty(candidate):
+        return None
     if signal == "top_k" and candidate.token_confidences:
         return lowest_group_confidence(candidate.token_confidences, window)
     if signal == "logprob" and candidate.token_logprobs:
@@ -86,6 +89,10 @@ def trace_confidence(candidate: Candidate, window: int, signal: Signal) -> float
         + ": use ChatLlamaCpp (it reports them when asked) or ask the model for them "
         "(e.g. ChatOpenAI(logprobs=True, top_logprobs=20))"
     )
+
+
+def _empty(candidate: Candidate) -> bool:
+    return not candidate.text and not candidate.token_confidences and not candidate.token_logprobs
 
 
 def vote_share(candidates: Sequence[Candidate], weights: Sequence[float], state: RunState) -> float:
@@ -160,11 +167,15 @@ class DeepConf(Strategy):
             return Decision(
                 stop_reason=self._out_of_budget(state), decided_samples=0, low_confidence=True
             )
-        signal: Signal = "top_k" if all(c.token_confidences for c in warmup) else "logprob"
-        lowest = {c.index: trace_confidence(c, self.window, signal) for c in warmup}
-        threshold = keep_threshold(list(lowest.values()), KEEP[self.mode])
-        voters = [c for c in warmup if lowest[c.index] >= threshold]
-        armed = request.model_copy(update={"threshold": threshold})
+        written = [c for c in warmup if not _empty(c)]
+        signal: Signal = "top_k" if all(c.token_confidences for c in written) else "logprob"
+        lowest: dict[int, float] = {}
+        for candidate in written:
+            lowest[candidate.index] = trace_confidence(candidate, self.window, signal)  # type: ignore[assignment]
+        # with no warmup trace written, nothing sets a threshold: every later trace votes
+        threshold = keep_threshold(list(lowest.values()), KEEP[self.mode]) if lowest else -math.inf
+        voters = [c for c in written if lowest[c.index] >= threshold]
+        armed = request.model_copy(update={"threshold": threshold if lowest else None})
         dropped = online = 0
         reason: StopReason
         while True:
@@ -184,8 +195,11 @@ class DeepConf(Strategy):
                 if candidate.finish_reason == CONFIDENCE_STOP:
                     lowest[candidate.index] = self._partial_confidence(candidate, signal)
                     continue
-                lowest[candidate.index] = trace_confidence(candidate, self.window, signal)
-                if lowest[candidate.index] >= threshold:
+                confidence = trace_confidence(candidate, self.window, signal)
+                if confidence is None:
+                    continue
+                lowest[candidate.index] = confidence
+                if confidence >= threshold:
                     voters.append(candidate)
                 else:
                     dropped += 1
@@ -210,7 +224,7 @@ class DeepConf(Strategy):
     def _partial_confidence(self, candidate: Candidate, signal: Signal) -> float:
         """What an aborted trace scored before it was cut (kept for inspection only)."""
         try:
-            return trace_confidence(candidate, self.window, signal)
+            return trace_confidence(candidate, self.window, signal) or 0.0
         except ConfigurationError:
             return 0.0
 

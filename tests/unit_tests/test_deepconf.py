@@ -323,3 +323,19 @@ def test_replay_votes_only_over_the_traces_deepconf_kept() -> None:
     )
     outcome = replay_question(policy, prepare_pools([pool])[0])
     assert outcome.correct  # only the "8" trace is above DeepConf-low's threshold
+
+
+def test_an_empty_trace_has_no_confidence_and_never_votes() -> None:
+    pool = _pool()
+    empty = RecordedSample(text="", output_tokens=0, finish_reason="stop", token_confidences=[])
+    samples = [pool.samples[0], empty, *pool.samples[1:]]
+    pool = pool.model_copy(update={"samples": samples})
+    policy = Policy(name="deepconf", family="deepconf", strategy=_strategy(), max_samples=7)
+    prepared = prepare_pools([pool])[0]
+    assert prepared.has_token_confidences
+    outcome = replay_question(policy, prepared)
+    # three written warmup traces set the threshold (their 10th percentile lies above the
+    # "hmm" trace), the two that vote agree: consensus with no online draw
+    s = keep_threshold([C_SURE, (C_UNSURE + C_SURE) / 2, C_SURE], 0.9)
+    assert s > (C_UNSURE + C_SURE) / 2
+    assert outcome.correct and outcome.samples == 4 and outcome.stop_reason == "consensus"
