@@ -59,7 +59,9 @@ def test_budgets_hold_and_overshoot_is_measured(name: str, setup: dict[str, Any]
     total = None if setup["total_factor"] is None else cap * setup["total_factor"]
     responses = [solution(n, 15 + i % 2) for i, n in enumerate(setup["lengths"])]
     model_class = IgnoresMaxTokens if setup["ignores_cap"] else ScriptedChatModel
-    model = model_class(responses=responses)
+    # every token reported at logprob -0.5, so strategies that read the policy's own
+    # confidence (deepconf) run on the same scripted model as the rest
+    model = model_class(responses=responses, token_logprob=lambda text: -0.5)
     reasoner = AdaptiveReasoningRunnable(
         model=model,
         prm=ScriptedPRM(default_p=setup["p"]),
