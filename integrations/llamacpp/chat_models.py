@@ -584,7 +584,11 @@ class ChatLlamaCpp(BaseChatModel):
     ``tools``, ``tool_choice`` and ``response_format`` are set by
     :meth:`bind_tools` and :meth:`with_structured_output`; a per-call ``model``
     is refused (an instance serves the one GGUF file it was built with) but is
-    what ``ls_model_name`` reports in traces.
+    what ``ls_model_name`` reports in traces. ``confidence_stop={"threshold": s,
+    "window": w, "top_k": k}`` reports each token's DeepConf confidence as
+    ``response_metadata["token_confidences"]`` and ends a sample in the decode
+    loop (``finish_reason="confidence_stop"``) once the mean confidence of the
+    last ``w`` tokens falls below ``s`` (see :attr:`supports_confidence_stop`).
 
     Instantiate:
         ```python
