@@ -88,7 +88,7 @@ from langchain_adaptive.errors import (
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
-from langchain_adaptive.sampling import supports_native_n
+from langchain_adaptive.sampling import supports_confidence_stop, supports_native_n
 from langchain_adaptive.strategies import build_strategy
 
 from ._openai_protocol import (
@@ -155,6 +155,11 @@ class RequestPolicy(BaseChatModel):
     def supports_n_samples(self) -> bool:
         """Native ``n`` when the served model has it (one prompt evaluation for n samples)."""
         return supports_native_n(self.model)
+
+    @property
+    def supports_confidence_stop(self) -> bool:
+        """Mid-generation confidence stops (deepconf) when the served model has them."""
+        return supports_confidence_stop(self.model)
 
     def tool_message(self, text: str) -> AIMessage | None:
         """The tool-calling sample (calls and ids intact) behind a candidate's text, if any."""

@@ -85,3 +85,16 @@ def test_messages_become_langchain_messages_with_tool_turns() -> None:
     system, human, ai, tool = to_langchain_messages(request.messages)
     assert (system.type, human.text, tool.tool_call_id) == ("system", "Weather?", "c1")
     assert ai.tool_calls[0]["args"] == {"city": "Paris"}
+
+
+def test_the_request_policy_keeps_the_served_models_mid_generation_stops() -> None:
+    """deepconf's aborts must survive a request that wraps the policy (tools, seed, stop)."""
+    from langchain_adaptive.integrations.http.openai_server import RequestPolicy
+    from langchain_adaptive.sampling import supports_confidence_stop
+    from tests.unit_tests.fakes import ScriptedChatModel
+
+    class Stopping(ScriptedChatModel):
+        supports_confidence_stop: bool = True
+
+    assert supports_confidence_stop(RequestPolicy(model=Stopping(responses=["a"])))
+    assert not supports_confidence_stop(RequestPolicy(model=ScriptedChatModel(responses=["a"])))
