@@ -372,6 +372,7 @@ class AdaptiveSamplingMiddleware(AgentMiddleware[AdaptiveSamplingState, Any]):
         room = self._room(call, cap)
         if room == 0:
             self._decide_fallback(call, emitter)
+            await emitter.aflush()  # the decision before the sample it asks for, as in sync
             await draw_many(1)
             return await self._afinish(call, emitter, "token_budget", 1, fallback=True)
         if self.prm is not None:
@@ -385,6 +386,7 @@ class AdaptiveSamplingMiddleware(AgentMiddleware[AdaptiveSamplingState, Any]):
             stop = _stop_reason(len(call.samples), planned, reason)
             return await self._afinish(call, emitter, stop, planned, low=low, estimate=estimate)
         self._decide_consensus(emitter)
+        await emitter.aflush()
         stop = "max_samples"
         while self._room(call, cap) > 0:
             await draw_many(1)
