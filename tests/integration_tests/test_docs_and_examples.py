@@ -78,3 +78,19 @@ def test_chat_model_benchmark_runs(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["ratio_community_over_ours_seconds"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_deepconf_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "deepconf.json"
+    run_script(
+        "deepconf.py", "--questions", "1", "--levels", "add1", "--cap", "2", "--warmup", "1",
+        "--sample-tokens", "24", "--window", "4", "--replicates", "20", "--out", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {
+        "majority vote N=2", "deepconf-low", "deepconf-high", "calibrated IAS",
+    }  # fmt: skip
+    for entry in report["summary"].values():
+        assert entry["mean_samples"] <= 2
+        assert set(entry["vs_majority_vote"]) >= {"token_ratio_ci95", "accuracy_difference_ci95"}
+    assert out.with_suffix(".png").stat().st_size > 0
