@@ -132,7 +132,7 @@ def test_live_compares_with_best_of_n_replayed_from_pools_of_the_same_questions(
         "ias-floor1[probe]@0.9",
         *(
             f"bon{n}-{rule}"
-            for n in (1, 2)
+            for n in (1, 2, 3)  # 3: the whole recorded pool is always a baseline
             for rule in ("majority", "prm[probe]", "weighted[probe]")
         ),
     }
