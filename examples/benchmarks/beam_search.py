@@ -43,12 +43,13 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from _live_stats import bootstrap_ci, paired_difference_ci, plot_accuracy_tokens
 
 from langchain_adaptive import (
     AdaptiveCallbackHandler,
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fixed = summary["beam search"]["mean_generated_tokens"]
     for name, entry in summary.items():
         entry["tokens_over_fixed_beam_search"] = entry["mean_generated_tokens"] / fixed
-        entry["accuracy_minus_fixed_beam_search_ci95"] = _paired_difference_ci(
+        entry["accuracy_minus_fixed_beam_search_ci95"] = paired_difference_ci(
             rows[name], rows["beam search"], args.replicates
         )
     results: dict[str, Any] = {
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    _plot(results, args.out.with_suffix(".png"))
+    plot_accuracy_tokens(results, args.out.with_suffix(".png"), questions="multi-step")
     _print_table(results)
     return results
 
@@ -349,7 +350,7 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     selections = [s for r in rows for s in r["selections"] if s["k"] > 0]
     return {
         "accuracy": statistics.fmean(correct),
-        "accuracy_ci95": _bootstrap_ci(correct, replicates, seed=0),
+        "accuracy_ci95": bootstrap_ci(correct, replicates, seed=0),
         "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
         "mean_steps": statistics.fmean(steps) if steps else None,
         "mean_paths": statistics.fmean(r["paths"] for r in rows),
@@ -364,44 +365,6 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
             statistics.fmean(s["m"] for s in selections) if selections else None
         ),
     }
-
-
-def _paired_difference_ci(
-    rows: list[dict[str, Any]], baseline: list[dict[str, Any]], replicates: int
-) -> list[float]:
-    """95% bootstrap interval of the accuracy difference, resampling questions in pairs."""
-    diffs = [float(a["correct"]) - float(b["correct"]) for a, b in zip(rows, baseline, strict=True)]
-    return _bootstrap_ci(diffs, replicates, seed=1)
-
-
-def _bootstrap_ci(values: list[float], replicates: int, seed: int) -> list[float]:
-    """95% percentile interval of the mean over ``replicates`` resamples of ``values``."""
-    rng = random.Random(seed)
-    boots = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(replicates))
-    return [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]]
-
-
-def _plot(results: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install 'langchain-adaptive[bench]'): no plot")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, entry in results["summary"].items():
-        low, high = entry["accuracy_ci95"]
-        x, y = entry["mean_generated_tokens"], entry["accuracy"]
-        ax.errorbar(x, y, yerr=[[y - low], [high - y]], marker="o", capsize=3, label=name)
-    ax.set_xlabel("generated tokens per question")
-    ax.set_ylabel("accuracy (95% bootstrap CI)")
-    ax.set_title(f"{results['model']}, {results['questions']} multi-step questions", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _print_table(results: dict[str, Any]) -> None:

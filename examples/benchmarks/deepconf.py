@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _live_stats import bootstrap_ci, plot_accuracy_tokens
+
 from langchain_adaptive import AdaptiveReasoningRunnable, Strategy
 from langchain_adaptive.datasets import Problem, arithmetic_suite
 from langchain_adaptive.evaluation.cli import interleave_levels
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
         print(f"question {index + 1}/{len(problems)} done", flush=True)
-    _plot(results, args.out.with_suffix(".png"))
+    plot_accuracy_tokens(results, args.out.with_suffix(".png"), questions="arithmetic")
     _print_table(results)
     return results
 
@@ -149,7 +151,7 @@ def _report(
         correct = [float(r["correct"]) for r in done]
         entry: dict[str, Any] = {
             "accuracy": statistics.fmean(correct),
-            "accuracy_ci95": _bootstrap(correct, args.replicates, seed=0),
+            "accuracy_ci95": bootstrap_ci(correct, args.replicates, seed=0),
             "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in done),
             "mean_samples": statistics.fmean(r["samples"] for r in done),
             "stopped_early": sum(r["stopped_early"] for r in done),
@@ -202,39 +204,9 @@ def _paired(
     }
 
 
-def _bootstrap(values: list[float], replicates: int, seed: int) -> list[float]:
-    rng = random.Random(seed)
-    return _interval(
-        [statistics.fmean(rng.choices(values, k=len(values))) for _ in range(replicates)]
-    )
-
-
 def _interval(values: list[float]) -> list[float]:
     ordered = sorted(values)
     return [ordered[int(0.025 * len(ordered))], ordered[int(0.975 * len(ordered)) - 1]]
-
-
-def _plot(results: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install 'langchain-adaptive[bench]'): no plot")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, entry in results["summary"].items():
-        low, high = entry["accuracy_ci95"]
-        x, y = entry["mean_generated_tokens"], entry["accuracy"]
-        ax.errorbar(x, y, yerr=[[y - low], [high - y]], marker="o", capsize=3, label=name)
-    ax.set_xlabel("generated tokens per question")
-    ax.set_ylabel("accuracy (95% bootstrap CI)")
-    ax.set_title(f"{results['model']}, {results['questions']} arithmetic questions", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _print_table(results: dict[str, Any]) -> None:

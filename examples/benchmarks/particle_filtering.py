@@ -37,13 +37,14 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from _live_stats import bootstrap_ci, paired_difference_ci, plot_accuracy_tokens
 
 from langchain_adaptive import (
     AdaptiveCallbackHandler,
@@ -205,7 +206,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = _report(args, chat.model_name, problems[: index + 1], rows, load_start, started)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
-        _plot(results, args.out.with_suffix(".png"))
+        plot_accuracy_tokens(
+            results,
+            args.out.with_suffix(".png"),
+            questions="multi-step",
+            marker=lambda name: "o" if "particle" in name else "s",
+        )
         print(f"question {index + 1}/{len(problems)} done", flush=True)
     _print_table(results)
     return results
@@ -224,7 +230,7 @@ def _report(
     for name, entry in summary.items():
         for baseline in (BEAM, BON):
             key = "beam_search" if baseline == BEAM else "weighted_best_of_n"
-            entry[f"accuracy_minus_{key}_ci95"] = _paired_difference_ci(
+            entry[f"accuracy_minus_{key}_ci95"] = paired_difference_ci(
                 done[name], done[baseline], args.replicates
             )
             entry[f"tokens_over_{key}"] = (
@@ -278,7 +284,7 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     rounds = [s for r in rows for s in r["resamplings"]]
     return {
         "accuracy": statistics.fmean(correct),
-        "accuracy_ci95": _bootstrap_ci(correct, replicates, seed=0),
+        "accuracy_ci95": bootstrap_ci(correct, replicates, seed=0),
         "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
         "mean_decided": statistics.fmean(r["decided"] for r in rows),
         "mean_paths": statistics.fmean(r["paths"] for r in rows),
@@ -292,45 +298,6 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
         "mean_final_distinct_answers": statistics.fmean(r["final_distinct_answers"] for r in rows),
         "mean_final_leader_share": statistics.fmean(r["final_leader_share"] for r in rows),
     }
-
-
-def _paired_difference_ci(
-    rows: list[dict[str, Any]], baseline: list[dict[str, Any]], replicates: int
-) -> list[float]:
-    """95% bootstrap interval of the accuracy difference, resampling questions in pairs."""
-    diffs = [float(a["correct"]) - float(b["correct"]) for a, b in zip(rows, baseline, strict=True)]
-    return _bootstrap_ci(diffs, replicates, seed=1)
-
-
-def _bootstrap_ci(values: list[float], replicates: int, seed: int) -> list[float]:
-    """95% percentile interval of the mean over ``replicates`` resamples of ``values``."""
-    rng = random.Random(seed)
-    boots = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(replicates))
-    return [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]]
-
-
-def _plot(results: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install 'langchain-adaptive[bench]'): no plot")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, entry in results["summary"].items():
-        low, high = entry["accuracy_ci95"]
-        x, y = entry["mean_generated_tokens"], entry["accuracy"]
-        marker = "o" if "particle" in name else "s"
-        ax.errorbar(x, y, yerr=[[y - low], [high - y]], marker=marker, capsize=3, label=name)
-    ax.set_xlabel("generated tokens per question")
-    ax.set_ylabel("accuracy (95% bootstrap CI)")
-    ax.set_title(f"{results['model']}, {results['questions']} multi-step questions", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _print_table(results: dict[str, Any]) -> None:

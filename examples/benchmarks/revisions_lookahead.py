@@ -35,13 +35,14 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from _live_stats import bootstrap_ci, plot_accuracy_tokens
 
 from langchain_adaptive import (
     AdaptiveCallbackHandler,
@@ -227,7 +228,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out.write_text(json.dumps(results, indent=2))
         slowest = max(slowest, time.perf_counter() - begun)
         print(f"question {index + 1}/{len(problems)} done", flush=True)
-    _plot(results, args.out.with_suffix(".png"))
+    if results:
+        plot_accuracy_tokens(
+            results,
+            args.out.with_suffix(".png"),
+            questions="multi-step",
+            marker=lambda name: (
+                "o" if name.startswith("revise") else "^" if name == LOOKAHEAD else "s"
+            ),
+        )
     _print_table(results)
     return results
 
@@ -245,7 +254,7 @@ def _report(
         summary[name] = {
             **_summarize(done, args.replicates),
             "baseline": baseline,
-            "accuracy_minus_baseline_ci95": _bootstrap_ci(
+            "accuracy_minus_baseline_ci95": bootstrap_ci(
                 [
                     float(a["correct"]) - float(b["correct"])
                     for a, b in zip(done, rows[baseline], strict=True)
@@ -273,7 +282,7 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
     revisions = [c for r in rows for c in r["revisions"]]
     return {
         "accuracy": statistics.fmean(correct),
-        "accuracy_ci95": _bootstrap_ci(correct, replicates, seed=0),
+        "accuracy_ci95": bootstrap_ci(correct, replicates, seed=0),
         "mean_generated_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
         "mean_prompt_tokens": statistics.fmean(r["prompt_tokens"] for r in rows),
         "mean_samples": statistics.fmean(r["samples"] for r in rows),
@@ -286,39 +295,6 @@ def _summarize(rows: list[dict[str, Any]], replicates: int) -> dict[str, Any]:
         "mean_rollouts": statistics.fmean(r["rollouts"] for r in rows),
         "mean_rollout_tokens": statistics.fmean(r["rollout_tokens"] for r in rows),
     }
-
-
-def _bootstrap_ci(values: list[float], replicates: int, seed: int) -> list[float]:
-    """95% percentile interval of the mean over ``replicates`` resamples of ``values``."""
-    rng = random.Random(seed)
-    boots = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(replicates))
-    return [boots[int(0.025 * replicates)], boots[int(0.975 * replicates) - 1]]
-
-
-def _plot(results: dict[str, Any], path: Path) -> None:
-    if not results:
-        return
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install 'langchain-adaptive[bench]'): no plot")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, entry in results["summary"].items():
-        low, high = entry["accuracy_ci95"]
-        x, y = entry["mean_generated_tokens"], entry["accuracy"]
-        marker = "o" if name.startswith("revise") else "^" if name == LOOKAHEAD else "s"
-        ax.errorbar(x, y, yerr=[[y - low], [high - y]], marker=marker, capsize=3, label=name)
-    ax.set_xlabel("generated tokens per question")
-    ax.set_ylabel("accuracy (95% bootstrap CI)")
-    ax.set_title(f"{results['model']}, {results['questions']} multi-step questions", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _print_table(results: dict[str, Any]) -> None:
