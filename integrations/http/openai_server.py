@@ -55,7 +55,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import sys
 import threading
 import time
@@ -102,7 +101,7 @@ from ._openai_protocol import (
     tool_call_answer,
     tool_calls_text,
 )
-from .server import _is_loopback, running_app
+from .server import _is_loopback, bearer_authorized, read_limited, running_app
 
 logger = logging.getLogger(__name__)
 
@@ -591,12 +590,7 @@ def create_app(
         return JSONResponse({**body, **extra}, status_code=status, headers=headers)
 
     def authorized(request: Any) -> bool:
-        if not secret:
-            return True
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(
-            token.strip().encode(), secret.encode()
-        )
+        return bearer_authorized(request, secret)
 
     def too_large(size: str) -> Any:
         return error(
@@ -607,15 +601,8 @@ def create_app(
         )
 
     async def read_body(request: Any) -> bytes | Any:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_request_bytes:
-            return too_large(declared)  # refuse before reading any of it
-        body = bytearray()
-        async for chunk in request.stream():  # chunked uploads: count as they arrive
-            body += chunk
-            if len(body) > max_request_bytes:
-                return too_large(f"more than {max_request_bytes}")
-        return bytes(body)
+        body = await read_limited(request, max_request_bytes)
+        return too_large(body) if isinstance(body, str) else body
 
     async def run(prepared: _Prepared, queue: asyncio.Queue[Any] | None) -> AdaptiveResult:
         """The adaptive run under the deadline; frees its slot however it ends."""

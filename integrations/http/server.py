@@ -79,6 +79,33 @@ def _import_fastapi() -> Any:
     return fastapi
 
 
+def bearer_authorized(request: Any, secret: str | None) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer <secret>`` (constant-time compare);
+    always true when the server has no secret. Read before the body, so a wrong key costs
+    nothing."""
+    if not secret:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        token.strip().encode(), secret.encode()
+    )
+
+
+async def read_limited(request: Any, max_bytes: int) -> bytes | str:
+    """The body, or (as a string) how large it is known to be once that exceeds
+    ``max_bytes``: a declared length is refused before any of it is read, a chunked upload
+    as soon as it passes the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return declared
+    body = bytearray()
+    async for chunk in request.stream():  # chunked uploads: count as they arrive
+        body += chunk
+        if len(body) > max_bytes:
+            return f"more than {max_bytes}"
+    return bytes(body)
+
+
 def create_app(
     prm: ProcessRewardModel,
     *,
@@ -129,12 +156,7 @@ def create_app(
         )
 
     def authorized(request: Any) -> bool:
-        if not secret:
-            return True
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(
-            token.strip().encode(), secret.encode()
-        )
+        return bearer_authorized(request, secret)
 
     def too_large(size: str) -> Any:
         return error(
@@ -146,24 +168,17 @@ def create_app(
 
     async def read_body(request: Any) -> bytes | Any:
         """The body, or a 413 response once it is known to exceed the limit (408: too slow)."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_request_bytes:
-            return too_large(declared)  # refuse before reading any of it
-        body = bytearray()
         try:
             async with asyncio.timeout(body_timeout):
-                async for chunk in request.stream():  # chunked uploads: count as they arrive
-                    body += chunk
-                    if len(body) > max_request_bytes:
-                        return too_large(f"more than {max_request_bytes}")
+                body = await read_limited(request, max_request_bytes)
         except TimeoutError:
             return error(
                 408,
                 f"the request body did not arrive within {body_timeout:g}s (body_timeout, "
-                f"--body-timeout); {len(body)} byte(s) came",
+                "--body-timeout)",
                 "RequestTimeoutError",
             )
-        return bytes(body)
+        return too_large(body) if isinstance(body, str) else body
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -514,9 +529,11 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_MAX_INPUTS",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "bearer_authorized",
     "build_prm",
     "create_app",
     "main",
+    "read_limited",
     "running_app",
     "running_server",
     "serve_prm",
