@@ -21,8 +21,9 @@ llama-cpp-python.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._loading import (
@@ -63,14 +64,6 @@ _MODULE_OF: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return list(__all__)
+__getattr__, __dir__ = lazy_exports(
+    __name__, _MODULE_OF, __all__, install_hint='pip install "langchain-adaptive[llamacpp]"'
+)
