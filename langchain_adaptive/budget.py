@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import BaseModel, Field, model_validator
 
 from langchain_adaptive.errors import ConfigurationError
@@ -133,35 +129,9 @@ class BudgetTracker:
             self.prm_calls += 1
 
 
-class UsageCounter(BaseCallbackHandler):
-    """Sums ``usage_metadata`` over every generation of every model call it sees.
-
-    Attached to the PRM's calls, it accounts for what judging costs; thread-safe,
-    so one counter can serve a threaded ``batch``.
-    """
-
-    def __init__(self) -> None:
-        self.usage = TokenUsage()
-        self._lock = threading.Lock()
-
-    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
-        usage = TokenUsage(model_calls=1)
-        for generations in response.generations:
-            for generation in generations:
-                message = generation.message if isinstance(generation, ChatGeneration) else None
-                if isinstance(message, AIMessage) and message.usage_metadata:
-                    usage = usage + TokenUsage(
-                        input_tokens=message.usage_metadata.get("input_tokens", 0),
-                        output_tokens=message.usage_metadata.get("output_tokens", 0),
-                    )
-        with self._lock:
-            self.usage = self.usage + usage
-
-
 __all__ = [
     "BudgetLimits",
     "BudgetTracker",
-    "UsageCounter",
     "clip_probability",
     "coverage_probability",
     "ias_sample_count",

@@ -6,6 +6,9 @@ style ``token_usage`` from completion LLMs), the LangChain way, told apart as
 sampling or PRM work by the ``adaptive_role`` metadata the runnable puts on its
 child runs. Totals are kept under one lock, so a tracker shared by a threaded
 ``batch`` or by ``abatch`` adds up exactly.
+
+``UsageCounter`` is the runnable's own, smaller tally: attached to one question's
+PRM calls, it sums their ``usage_metadata`` into the result's budget report.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from langchain_core.messages import BaseMessage
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive.callbacks.events import AdaptiveFinished, CandidateGenerated
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
 from langchain_adaptive.callbacks.metadata import ROLE_KEY
+from langchain_adaptive.results import TokenUsage
 
 
 class ModelPrice(BaseModel):
@@ -266,4 +271,29 @@ def _tokens(response: LLMResult) -> tuple[int, int] | None:
     return int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
 
 
-__all__ = ["AdaptiveUsageTracker", "ModelPrice", "ModelUsage", "UsageSnapshot"]
+class UsageCounter(BaseCallbackHandler):
+    """Sums ``usage_metadata`` over every generation of every model call it sees.
+
+    Attached to the PRM's calls, it accounts for what judging costs; thread-safe,
+    so one counter can serve a threaded ``batch``.
+    """
+
+    def __init__(self) -> None:
+        self.usage = TokenUsage()
+        self._lock = threading.Lock()
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        usage = TokenUsage(model_calls=1)
+        for generations in response.generations:
+            for generation in generations:
+                message = generation.message if isinstance(generation, ChatGeneration) else None
+                if isinstance(message, AIMessage) and message.usage_metadata:
+                    usage = usage + TokenUsage(
+                        input_tokens=message.usage_metadata.get("input_tokens", 0),
+                        output_tokens=message.usage_metadata.get("output_tokens", 0),
+                    )
+        with self._lock:
+            self.usage = self.usage + usage
+
+
+__all__ = ["AdaptiveUsageTracker", "ModelPrice", "ModelUsage", "UsageCounter", "UsageSnapshot"]
