@@ -51,7 +51,7 @@ from langchain_adaptive.answers import (
     split_steps,
     states_final_answer,
 )
-from langchain_adaptive.budget import BudgetLimits, BudgetTracker, UsageCounter
+from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES, BudgetLimits, BudgetTracker
 from langchain_adaptive.callbacks.emitter import EventEmitter
 from langchain_adaptive.callbacks.events import (
     AdaptiveFinished,
@@ -71,6 +71,7 @@ from langchain_adaptive.callbacks.metadata import (
     STRATEGY_KEY,
     TAG_PREFIX,
 )
+from langchain_adaptive.callbacks.usage import UsageCounter
 from langchain_adaptive.errors import (
     AdaptiveError,
     AdaptiveTimeoutError,
@@ -173,7 +174,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     """A registry name (see :mod:`langchain_adaptive.strategies`) or a strategy instance."""
     target_confidence: float = Field(default=0.99, gt=0.0, lt=1.0)
     """IAS's C: the probability that some sample is correct that the budget aims for."""
-    max_samples: int = Field(default=32, ge=1)
+    max_samples: int = Field(default=DEFAULT_MAX_SAMPLES, ge=1)
     """Hard cap on samples per question."""
     max_tokens_per_sample: int = Field(default=256, ge=1)
     """Generated-token cap per sample, passed to the model as ``max_tokens_kwarg``."""

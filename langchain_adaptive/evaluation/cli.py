@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES
 from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, load_jsonl, load_math
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import (
@@ -264,7 +265,7 @@ def add_bench_commands(commands: Any) -> None:
         "--max-tokens caps each step); a PRM-budgeted policy may take its own C "
         "(ias:judge@0.7) and IAS its own floor (ias-floor1:probe@0.9)",
     )
-    live.add_argument("--max-samples", type=int, default=16)
+    live.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES)
     live.add_argument("--target-confidence", type=float, default=0.9)
     live.add_argument(
         "--selection",
