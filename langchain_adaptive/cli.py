@@ -14,6 +14,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_adaptive._argparse import OneLineArgumentParser, check_arguments, file_error
+from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES
 from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
 from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
@@ -70,7 +71,12 @@ def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
         "--target-confidence is then its threshold",
     )
     parser.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
-    parser.add_argument("--max-samples", type=int, default=16, help="hard cap on samples")
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=DEFAULT_MAX_SAMPLES,
+        help="hard cap on samples (default: %(default)s)",
+    )
     parser.add_argument(
         "--max-tokens", type=int, default=192, help="generated-token cap per sample"
     )

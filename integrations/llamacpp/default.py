@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
+from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.prm.base import ProcessRewardModel
 from langchain_adaptive.prm.judge import LLMJudgePRM
@@ -14,8 +15,6 @@ from langchain_adaptive.strategies import AdaptiveBestOfN
 from .chat_models import ChatLlamaCpp
 from .probe import BUNDLED_HEAD, ProbePRM
 
-DEFAULT_MAX_SAMPLES = 16
-"""Cap for the on-device default: enough for SmolLM2's spread, short enough for a laptop."""
 DEFAULT_MAX_TOKENS_PER_SAMPLE = 192
 
 

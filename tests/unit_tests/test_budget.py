@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from langchain_adaptive.budget import (
+    DEFAULT_MAX_SAMPLES,
     P_MAX,
     P_MIN,
     BudgetLimits,
@@ -124,7 +125,7 @@ def test_ias_sample_count_reaches_target_and_is_minimal(p: float, c: float) -> N
 def test_budget_limits_defaults() -> None:
     limits = BudgetLimits()
     assert (limits.max_samples, limits.max_tokens_per_sample, limits.max_total_tokens) == (
-        64,
+        16,
         256,
         None,
     )
@@ -271,3 +272,16 @@ def test_allowance_never_lets_a_run_exceed_limits(
     tokens_left = None if total is None else total - tracker.usage.output_tokens
     assert tracker.samples == max_samples or (tokens_left is not None and tokens_left < per_sample)
     assert tracker.token_limited() == (tracker.samples < max_samples)
+
+
+def test_one_default_sample_cap_everywhere() -> None:
+    """The runnable, the limits and the CLIs' --max-samples share DEFAULT_MAX_SAMPLES."""
+    from langchain_adaptive.cli import _build_parser
+    from langchain_adaptive.runnable import AdaptiveReasoningRunnable
+
+    parser = _build_parser()
+    ask = parser.parse_args(["ask", "What is 2 + 3?"])
+    live = parser.parse_args(["bench", "live", "--out", "unused"])
+    runnable_default = AdaptiveReasoningRunnable.model_fields["max_samples"].default
+    assert BudgetLimits().max_samples == runnable_default == DEFAULT_MAX_SAMPLES
+    assert ask.max_samples == live.max_samples == DEFAULT_MAX_SAMPLES
