@@ -14,7 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_adaptive.allocation import FixedAllocation, allocate_budget
     from langchain_adaptive.answers import answers_match, extract_answer, split_steps
     from langchain_adaptive.budget import BudgetLimits, ias_sample_count
     from langchain_adaptive.calibration import Calibrator, IdentityCalibrator
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
         UsageSnapshot,
         parse_event,
     )
-    from langchain_adaptive.compute_optimal import ComputeOptimalPolicy, ComputeOptimalStrategy
     from langchain_adaptive.errors import (
         AdaptiveError,
         AdaptiveInputError,
@@ -75,6 +73,11 @@ if TYPE_CHECKING:
         Strategy,
         build_strategy,
     )
+    from langchain_adaptive.strategies.allocation import FixedAllocation, allocate_budget
+    from langchain_adaptive.strategies.compute_optimal import (
+        ComputeOptimalPolicy,
+        ComputeOptimalStrategy,
+    )
     from langchain_adaptive.tools import AdaptiveReasoningTool, adaptive_tool
 
 __version__ = "0.1.0"
@@ -107,8 +110,8 @@ _MODULE_OF: dict[str, str] = {
     "Candidate": "results",
     "CandidateGenerated": "callbacks",
     "CandidateScored": "callbacks",
-    "ComputeOptimalPolicy": "compute_optimal",
-    "ComputeOptimalStrategy": "compute_optimal",
+    "ComputeOptimalPolicy": "strategies.compute_optimal",
+    "ComputeOptimalStrategy": "strategies.compute_optimal",
     "ConfigurationError": "errors",
     "ContextLengthExceededError": "errors",
     "DatasetError": "errors",
@@ -117,7 +120,7 @@ _MODULE_OF: dict[str, str] = {
     "EmptyGenerationError": "errors",
     "EmptyQuestionError": "errors",
     "FewShotExample": "inputs",
-    "FixedAllocation": "allocation",
+    "FixedAllocation": "strategies.allocation",
     "IdentityCalibrator": "calibration",
     "JsonlTraceWriter": "callbacks",
     "LLMJudgePRM": "prm",
@@ -136,7 +139,7 @@ _MODULE_OF: dict[str, str] = {
     "UnsupportedInputError": "errors",
     "UsageSnapshot": "callbacks",
     "adaptive_tool": "tools",
-    "allocate_budget": "allocation",
+    "allocate_budget": "strategies.allocation",
     "answers_match": "answers",
     "build_strategy": "strategies",
     "escalate_when_unsure": "escalation",

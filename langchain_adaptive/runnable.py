@@ -40,7 +40,6 @@ from langchain_core.runnables.utils import gather_with_concurrency
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.answers import (
     DEFAULT_STEP_DELIMITER,
     STEP_JOINER,
@@ -121,6 +120,11 @@ from langchain_adaptive.strategies import (
     ScoreCandidates,
     Strategy,
     build_strategy,
+)
+from langchain_adaptive.strategies.allocation import (
+    FixedAllocation,
+    allocate_budget,
+    estimate_value,
 )
 from langchain_adaptive.strategies.revise import revision_messages
 

@@ -791,7 +791,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _choose_policy(args: argparse.Namespace) -> int:
-    from langchain_adaptive.compute_optimal import choose_policy
+    from langchain_adaptive.evaluation.compute_optimal_fit import choose_policy
     from langchain_adaptive.evaluation.policies import standard_policies
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
     from langchain_adaptive.evaluation.replay import prepare_pools, replay

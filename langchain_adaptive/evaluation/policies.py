@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from langchain_adaptive.allocation import FixedAllocation, allocate_budget, estimate_value
 from langchain_adaptive.budget import coverage_probability, ias_sample_count
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import ORACLE, QuestionPool
@@ -31,6 +30,11 @@ from langchain_adaptive.strategies import (
     RunState,
     SequentialAdaptiveBestOfN,
     Strategy,
+)
+from langchain_adaptive.strategies.allocation import (
+    FixedAllocation,
+    allocate_budget,
+    estimate_value,
 )
 
 FIXED_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -271,7 +275,7 @@ def batch_allocation_policy(
 ) -> Policy:
     """The batch allocation of ``total_samples`` over ``pools`` as one replayable policy.
 
-    The allocation (:func:`~langchain_adaptive.allocation.allocate_budget` on
+    The allocation (:func:`~langchain_adaptive.strategies.allocation.allocate_budget` on
     the recorded question estimates) is made once, over the questions of the
     run, exactly as :meth:`AdaptiveReasoningRunnable.batch_with_budget` makes it
     live; the policy then draws each question's share, and picks the answer

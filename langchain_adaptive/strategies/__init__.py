@@ -35,6 +35,12 @@ more step (``BeamSearch(lookahead=1)``; needs a PRM).
 
 ``adaptive_particle_filtering`` is particle filtering with IAS's N, stopping once the
 finished particles' vote reaches C (needs a PRM).
+
+Two strategies are built from data rather than from their name alone:
+``fixed_allocation`` (:class:`FixedAllocation`) draws the samples a batch allocation
+(:func:`~langchain_adaptive.strategies.allocation.allocate_budget`) gave each question, and
+``compute_optimal`` (:class:`ComputeOptimalStrategy`) runs the strategy a policy file
+(:class:`ComputeOptimalPolicy`) chose for the question's difficulty bin.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import Any
 
 from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
 from langchain_adaptive.strategies.adaptive import AdaptiveBestOfN
+from langchain_adaptive.strategies.allocation import FixedAllocation
 from langchain_adaptive.strategies.answer_stop import AnswerConfidenceStop
 from langchain_adaptive.strategies.base import (
     BEAM_ACTIONS,
@@ -67,6 +74,10 @@ from langchain_adaptive.strategies.beam_search import (
     ias_samples_per_beam,
 )
 from langchain_adaptive.strategies.best_of_n import BestOfN
+from langchain_adaptive.strategies.compute_optimal import (
+    ComputeOptimalPolicy,
+    ComputeOptimalStrategy,
+)
 from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
 from langchain_adaptive.strategies.deepconf import DeepConf
 from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
@@ -101,6 +112,8 @@ STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "deepconf": (DeepConf, {}),
     "deepconf_low": (DeepConf, {"mode": "low"}),
     "deepconf_high": (DeepConf, {"mode": "high"}),
+    "fixed_allocation": (FixedAllocation, {}),
+    "compute_optimal": (ComputeOptimalStrategy, {}),
 }
 """Registry name -> (class, default settings)."""
 
@@ -144,6 +157,8 @@ __all__ = [
     "BeamSearch",
     "BestOfN",
     "CollectBeams",
+    "ComputeOptimalPolicy",
+    "ComputeOptimalStrategy",
     "Decision",
     "DeepConf",
     "Draw",
@@ -151,6 +166,7 @@ __all__ = [
     "EstimateQuestion",
     "ExtendBeams",
     "FirstSampleIAS",
+    "FixedAllocation",
     "ParticleFiltering",
     "Plan",
     "PruneBeams",

@@ -9,11 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from langchain_adaptive import AdaptiveReasoningRunnable
-from langchain_adaptive.allocation import (
-    FixedAllocation,
-    allocate_budget,
-    expected_coverage,
-)
 from langchain_adaptive.errors import ConfigurationError, EmptyQuestionError
 from langchain_adaptive.evaluation import (
     QuestionPool,
@@ -28,6 +23,11 @@ from langchain_adaptive.evaluation import (
     summarize,
 )
 from langchain_adaptive.results import SuccessEstimate
+from langchain_adaptive.strategies.allocation import (
+    FixedAllocation,
+    allocate_budget,
+    expected_coverage,
+)
 from tests.tracing import RunCollector, walk
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from langchain_adaptive import AdaptiveReasoningRunnable
 from langchain_adaptive.cli import main
-from langchain_adaptive.compute_optimal import (
-    ComputeOptimalPolicy,
-    ComputeOptimalStrategy,
-    choose_policy,
-)
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation import (
     PoolHeader,
     QuestionPool,
     RecordedSample,
+    batch_budget_policies,
     prepare_pools,
     replay,
     standard_policies,
     write_pools,
 )
+from langchain_adaptive.evaluation.compute_optimal_fit import choose_policy
 from langchain_adaptive.evaluation.pools import answer_equivalence
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.strategies import build_strategy
+from langchain_adaptive.strategies.compute_optimal import (
+    ComputeOptimalPolicy,
+    ComputeOptimalStrategy,
+)
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 HARD = (0.10, 0.15, 0.20, 0.25, 0.30)
@@ -106,6 +109,25 @@ def test_choosing_refuses_what_it_cannot_choose_from() -> None:
         choose_policy(run, POOLS, estimator="probe", budgets=[2])
     with pytest.raises(ConfigurationError, match="no replayed policy can be chosen"):
         choose_policy(run, POOLS, estimator="est", budgets=[2], selection="prm")
+
+
+def test_a_batch_allocation_is_never_chosen() -> None:
+    # registered (fixed_allocation), but it needs the whole batch: not a per-question choice
+    policies = standard_policies(8, estimators=["est"], confidences=(0.9,), sizes=(1,))
+    policies += batch_budget_policies(POOLS, ["est"], [4.0], max_samples=8)
+    run = replay(prepare_pools(POOLS, answer_equivalence("exact")), policies, replicates=0)
+    assert "fixed_allocation" in {policy.strategy.name for policy in run.policies}
+    chosen = choose_policy(run, POOLS, estimator="est", budgets=[8])
+    assert all(c.strategy != "fixed_allocation" for c in chosen.levels[0].choices)
+
+
+def test_the_runtime_never_imports_the_harness() -> None:
+    code = (
+        "import sys, langchain_adaptive.strategies.compute_optimal, langchain_adaptive.runnable; "
+        "print(sorted(m for m in sys.modules if m.startswith('langchain_adaptive.evaluation')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 RIGHT = "7 + 8 = 15\n\nThe answer is 15."

@@ -174,3 +174,19 @@ def test_draws_say_how_many_were_planned_and_why(
 def test_draw_tags_take_no_part_in_equality() -> None:
     assert Draw(3, reason="ias", planned=5) == Draw(3)
     assert Draw(3, reason="ias") != Draw(4, reason="ias")
+
+
+def test_every_strategy_in_the_package_is_registered() -> None:
+    import importlib
+    import pkgutil
+
+    import langchain_adaptive.strategies as package
+
+    defined = {
+        cls
+        for info in pkgutil.iter_modules(package.__path__)
+        for cls in vars(importlib.import_module(f"{package.__name__}.{info.name}")).values()
+        if isinstance(cls, type) and issubclass(cls, Strategy) and cls is not Strategy
+    }
+    registered = {cls for cls, _ in STRATEGIES.values()}
+    assert defined and defined <= registered, sorted(c.__name__ for c in defined - registered)
