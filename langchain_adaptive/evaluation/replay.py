@@ -666,11 +666,6 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | N
     return float(low), float(high)
 
 
-def expected_coverage(success_rates: np.ndarray, samples: np.ndarray) -> float:
-    """Mean over questions of 1 - (1 - p)^n: the coverage an allocation reaches on average."""
-    return float(np.mean(1.0 - (1.0 - success_rates) ** samples))
-
-
 def oracle_allocation(
     success_rates: Sequence[float] | np.ndarray,
     target: float,
@@ -694,6 +689,12 @@ def oracle_allocation(
     from a pool: ``n`` draws miss with probability ``C(S - k, n) / C(S, n)``,
     so drawing all ``S`` covers a question surely, as it does in replay. Its
     gains fall with ``n`` too (their ratio is ``(S - k - n) / (S - n - 1)``).
+
+    This is the dual of the runtime's batch allocation
+    (:func:`~langchain_adaptive.strategies.allocation.allocate_budget`, which
+    gives the most coverage within a total on clipped estimates): here the
+    rates are true (a ``p`` of 0 or 1 is exact), draws may be without
+    replacement, and the least total that reaches ``target`` is wanted.
 
     Returns the samples per question, or ``None`` when even ``cap`` misses.
     """
@@ -761,7 +762,6 @@ __all__ = [
     "QuestionOutcome",
     "SampleOrders",
     "check_orders",
-    "expected_coverage",
     "interval",
     "load_orders",
     "oracle_allocation",
