@@ -12,8 +12,9 @@ from __future__ import annotations
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.inputs import AdaptiveInput
 from langchain_adaptive.results import AdaptiveResult
-from langchain_adaptive.runnable import AdaptiveInput, AdaptiveReasoningRunnable
+from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 
 
 def needs_escalation(result: AdaptiveResult, min_confidence: float | None = None) -> bool:

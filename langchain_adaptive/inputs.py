@@ -1,7 +1,13 @@
-"""Normalising what a runnable receives into a question and the prompt to sample from."""
+"""Normalising what a runnable receives into a question and the prompt to sample from.
+
+The one home of the input types: :data:`AdaptiveInput` (what a runnable takes),
+:func:`parse_input` (it, made a :class:`Question`) and :func:`question_id` (the
+id traces group its runs by).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +20,9 @@ from langchain_adaptive.errors import (
     EmptyQuestionError,
     UnsupportedInputError,
 )
+
+AdaptiveInput = str | dict[str, Any] | PromptValue | Sequence[BaseMessage]
+"""A question string, ``{"question": ..., "gold": ...}``, a PromptValue, or messages."""
 
 DEFAULT_INSTRUCTION = (
     "Solve the problem step by step, with a blank line between steps. "
@@ -179,4 +188,22 @@ def _instructed(message: BaseMessage, instruction: str | None) -> BaseMessage:
     return message.model_copy(update={"content": [*message.content, block]})
 
 
-__all__ = ["DEFAULT_INSTRUCTION", "FewShotExample", "Question", "parse_input"]
+def question_id(input: AdaptiveInput, question: Question) -> str:
+    """The id traces group a question's runs by: a dict input's ``id``, else a text hash.
+
+    The hash (16 hex digits of SHA-256 over the question text) is stable across
+    runs and processes, so repeated runs of one question group together.
+    """
+    if isinstance(input, Mapping) and input.get("id") is not None:
+        return str(input["id"])
+    return hashlib.sha256(question.text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+__all__ = [
+    "DEFAULT_INSTRUCTION",
+    "AdaptiveInput",
+    "FewShotExample",
+    "Question",
+    "parse_input",
+    "question_id",
+]
