@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``langchain-adaptive`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["serve-prm"]:  # its own parser, so --help and options pass through
-        from langchain_adaptive.integrations.http.server import main as serve_main
+        from langchain_adaptive._serve_prm import main as serve_main
 
         serve_main(arguments[1:])
         return 0

@@ -13,6 +13,7 @@ from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from langchain_adaptive.strategies import AdaptiveBestOfN
 
 from .chat_models import ChatLlamaCpp
+from .confidence import TokenConfidencePRM
 from .probe import BUNDLED_HEAD, ProbePRM
 
 DEFAULT_MAX_TOKENS_PER_SAMPLE = 192
@@ -39,7 +40,7 @@ def default_reasoner(
     n_ctx: int = 2048,
     n_threads: int | None = None,
     seed: int | None = None,
-    prm: Literal["auto", "probe", "judge"] | ProcessRewardModel = "auto",
+    prm: Literal["auto", "probe", "judge", "confidence"] | ProcessRewardModel = "auto",
     **settings: Any,
 ) -> AdaptiveReasoningRunnable:
     """An :class:`AdaptiveReasoningRunnable` on one local GGUF model and an on-device PRM.
@@ -59,8 +60,9 @@ def default_reasoner(
         n_ctx: Context window in tokens.
         n_threads: CPU threads; ``None`` uses :func:`default_threads`.
         seed: Base seed for reproducible sampling.
-        prm: ``"probe"``, ``"judge"``, ``"auto"`` (the probe when a head for this
-            model is bundled, else the judge), or any :class:`ProcessRewardModel`.
+        prm: ``"probe"``, ``"judge"``, ``"confidence"``, ``"auto"`` (the probe when a
+            head for this model is bundled, else the judge; see :func:`on_device_prm`),
+            or any :class:`ProcessRewardModel`.
         **settings: Fields of :class:`AdaptiveReasoningRunnable` (``strategy``,
             ``target_confidence``, ``max_samples``, ...).
 
@@ -85,41 +87,95 @@ def default_reasoner(
     settings.setdefault("strategy", AdaptiveBestOfN(selection="majority_vote"))
     settings.setdefault("max_samples", DEFAULT_MAX_SAMPLES)
     settings.setdefault("max_tokens_per_sample", DEFAULT_MAX_TOKENS_PER_SAMPLE)
-    return AdaptiveReasoningRunnable(
-        model=chat, prm=_build_prm(prm, chat, model, model_file, n_gpu_layers, n_ctx), **settings
-    )
+    if not isinstance(prm, ProcessRewardModel):
+        prm = on_device_prm(
+            prm,
+            chat=chat,
+            model=model,
+            model_file=model_file,
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+        )
+    return AdaptiveReasoningRunnable(model=chat, prm=prm, **settings)
 
 
-def _build_prm(
-    choice: str | ProcessRewardModel,
-    chat: ChatLlamaCpp,
-    model: str | None,
-    model_file: str | None,
-    n_gpu_layers: int,
-    n_ctx: int,
+ON_DEVICE_PRMS = ("auto", "probe", "judge", "confidence")
+"""The PRMs :func:`on_device_prm` builds by name, all on llama.cpp."""
+
+
+def on_device_prm(
+    name: str,
+    *,
+    chat: ChatLlamaCpp | None = None,
+    model: str | None = None,
+    model_file: str | None = None,
+    head: str | None = None,
+    n_ctx: int = 2048,
+    n_gpu_layers: int = 0,
+    n_threads: int | None = None,
+    **options: Any,
 ) -> ProcessRewardModel:
-    if isinstance(choice, ProcessRewardModel):
-        return choice
-    if choice == "auto":
-        bundled = model is None and (BUNDLED_HEAD / "probe.json").is_file()
-        choice = "probe" if bundled else "judge"
-    if choice == "probe":
-        if model is not None:
+    """The on-device PRM called ``name``; nothing is loaded until its first score.
+
+    ``default_reasoner(prm=...)`` and the command lines (through
+    ``langchain_adaptive._prm_factory.make_prm``) choose a PRM by name here, so each
+    name means the same PRM everywhere.
+
+    Args:
+        name: ``"probe"`` (a :class:`ProbePRM` reading ``model``'s own embedding
+            through a probe head), ``"judge"`` (an :class:`LLMJudgePRM` on ``chat``),
+            ``"confidence"`` (a :class:`TokenConfidencePRM` on ``chat``), or
+            ``"auto"``: the probe when ``model`` is the bundled one and its head
+            ships, else the judge.
+        chat: The policy, which the judge and the confidence PRM read; ``None``
+            loads ``model`` (lazily) for them.
+        model: A GGUF path or repo id; ``None`` for the bundled SmolLM2.
+        model_file: File name (or glob) inside a repo id.
+        head: A probe head folder; ``None`` for the one bundled for SmolLM2.
+        n_ctx: Context window of a model loaded here.
+        n_gpu_layers: Layers to offload to a GPU (``-1``: all).
+        n_threads: CPU threads; ``None``: ``chat``'s, else :func:`default_threads`.
+        **options: Further fields of the PRM (``examples``, ``instruction`` ...).
+
+    Raises:
+        ConfigurationError: An unknown name, or the bundled probe head asked to
+            read another model.
+    """
+    if name == "auto":
+        bundled = model is None and head is None and (BUNDLED_HEAD / "probe.json").is_file()
+        name = "probe" if bundled or head is not None else "judge"
+    if name not in ON_DEVICE_PRMS:
+        raise ConfigurationError(
+            f"prm must be one of {', '.join(map(repr, ON_DEVICE_PRMS))} or a PRM, got {name!r}"
+        )
+    threads = n_threads or (chat.n_threads if chat is not None else None) or default_threads()
+    if name == "probe":
+        if model is not None and head is None:
             raise ConfigurationError(
                 "the bundled probe head was trained for the bundled SmolLM2; for another model "
-                "train one (`langchain-adaptive calibrate fit-probe`) and pass "
-                "prm=ProbePRM(model=..., head_path=...), or use prm='judge'"
+                "train one (`langchain-adaptive calibrate fit-probe`) and pass its folder "
+                "(head=..., --head), or use the judge"
             )
         return ProbePRM(
             model=model,
             model_file=model_file,
-            n_gpu_layers=n_gpu_layers,
+            head_path=head,
             n_ctx=n_ctx,
-            n_threads=chat.n_threads,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=threads,
+            **options,
         )
-    if choice == "judge":
-        return LLMJudgePRM(model=chat)
-    raise ConfigurationError(f"prm must be 'auto', 'probe', 'judge' or a PRM, got {choice!r}")
+    if chat is None:
+        chat = ChatLlamaCpp(
+            model=model,
+            model_file=model_file,
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=threads,
+        )
+    if name == "judge":
+        return LLMJudgePRM(model=chat, **options)
+    return TokenConfidencePRM(policy=chat, **options)
 
 
-__all__ = ["default_reasoner", "default_threads"]
+__all__ = ["ON_DEVICE_PRMS", "default_reasoner", "default_threads", "on_device_prm"]

@@ -334,13 +334,10 @@ def _chat_model(args: argparse.Namespace) -> Any:
 
 def _prm(args: argparse.Namespace, chat: Any, examples: list[FewShotExample]) -> Any:
     """The ``--prm`` named, reading ``chat``; the confidence PRM sees the policy's prompt."""
-    if args.prm == "confidence":
-        from langchain_adaptive.integrations.llamacpp import TokenConfidencePRM
+    from langchain_adaptive._prm_factory import make_prm
 
-        return TokenConfidencePRM(policy=chat, examples=examples)
-    from langchain_adaptive.prm.judge import LLMJudgePRM
-
-    return LLMJudgePRM(model=chat)
+    prompt: dict[str, Any] = {"examples": examples} if args.prm == "confidence" else {}
+    return make_prm(args.prm, chat=chat, **prompt)
 
 
 def _policy_name(args: argparse.Namespace) -> str:

@@ -32,17 +32,11 @@ import httpx
 from fastapi import Request
 from langchain_core.runnables import RunnableConfig
 
+from langchain_adaptive._serve_prm import _parser, build_prm, main
 from langchain_adaptive.errors import PRMError
 from langchain_adaptive.integrations.http import RemotePRM, RemotePRMError
 from langchain_adaptive.integrations.http.remote import API_KEY_ENV
-from langchain_adaptive.integrations.http.server import (
-    _parser,
-    build_prm,
-    create_app,
-    main,
-    running_app,
-    running_server,
-)
+from langchain_adaptive.integrations.http.server import create_app, running_app, running_server
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
