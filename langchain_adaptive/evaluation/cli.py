@@ -609,31 +609,22 @@ def _on_device_prms(
     drawn with (a pool header's settings): the confidence PRM reads the
     policy's probabilities under the prompt it sampled from.
     """
-    from langchain_adaptive.integrations.llamacpp import (
-        ProbePRM,
-        TokenConfidencePRM,
-        default_threads,
-    )
-    from langchain_adaptive.prm import LLMJudgePRM
+    from langchain_adaptive._prm_factory import make_prm
 
     prms: dict[str, Any] = {}
     for name in names:
-        if name == "probe":
-            if args.model is not None:
-                raise ConfigurationError(
-                    "the bundled probe head fits only the bundled model; use --prms judge"
-                )
-            prms[name] = ProbePRM(
-                n_threads=args.threads or default_threads(), n_gpu_layers=args.n_gpu_layers
-            )
-        elif name == "judge":
-            prms[name] = LLMJudgePRM(model=chat)
-        elif name == "confidence":
-            prms[name] = TokenConfidencePRM(policy=chat, **(prompt or {}))
-        else:
+        if name not in ON_DEVICE_PRMS:
             raise ConfigurationError(
                 f"unknown on-device PRM {name!r}; choose one of {', '.join(ON_DEVICE_PRMS)}"
             )
+        prms[name] = make_prm(
+            name,
+            chat=chat,
+            model=args.model,
+            n_gpu_layers=args.n_gpu_layers,
+            n_threads=args.threads,
+            **((prompt or {}) if name == "confidence" else {}),
+        )
     return prms
 
 
