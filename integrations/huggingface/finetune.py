@@ -29,12 +29,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from langchain_adaptive.answers import STEP_JOINER
+from langchain_adaptive.calibration.base import DEFAULT_LEVELS
 from langchain_adaptive.calibration.records import CalibrationRecord
 from langchain_adaptive.errors import CalibrationError, ConfigurationError
 
 from ._loading import import_torch
 from .prm import HuggingFacePRM
-from .quantile_head import DEFAULT_LEVELS, QuantileHead, pinball_loss
+from .quantile_head import QuantileHead, pinball_loss
 
 torch = import_torch()
 logger = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from langchain_adaptive.calibration.base import DEFAULT_LEVELS
 from langchain_adaptive.errors import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -55,7 +56,7 @@ import_transformers()
 
 from torch import nn  # noqa: E402  (after the import check above, for its hint)
 
-from .quantile_head import DEFAULT_LEVELS, HEAD_CONFIG, QuantileHead  # noqa: E402
+from .quantile_head import HEAD_CONFIG, QuantileHead  # noqa: E402
 
 QWEN_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 """The system prompt of the Qwen2.5-Math-PRM model card."""

@@ -11,6 +11,8 @@ noise.
 
 Saved as two files a machine can read without running code: ``quantile_head.json``
 (levels, shape and how the PRM reads its input) and ``quantile_head.safetensors``.
+The default levels and the format version are the calibrators' own
+(:mod:`langchain_adaptive.calibration.base`): one artefact format, one version.
 """
 
 from __future__ import annotations
@@ -27,16 +29,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from langchain_adaptive.calibration.base import DEFAULT_LEVELS, FORMAT_VERSION
 from langchain_adaptive.errors import CalibrationError
 
 HEAD_CONFIG = "quantile_head.json"
 """The JSON file of a saved head: levels, input size, and the PRM settings it was trained with."""
 HEAD_WEIGHTS = "quantile_head.safetensors"
 """The safetensors file of a saved head: ``linear.weight`` and ``linear.bias``."""
-FORMAT_VERSION = 1
-"""Bumped when the file layout changes; newer files are refused rather than misread."""
-DEFAULT_LEVELS = (0.1, 0.5, 0.9)
-"""Quantile levels of the success probability; IAS budgets on the lowest."""
 
 
 class QuantileHead(nn.Module):
@@ -217,7 +216,6 @@ def pinball_loss(
 
 
 __all__ = [
-    "DEFAULT_LEVELS",
     "HEAD_CONFIG",
     "HEAD_WEIGHTS",
     "QuantileHead",

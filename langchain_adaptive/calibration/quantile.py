@@ -75,7 +75,7 @@ def _import_torch() -> Any:
     return torch
 
 
-def quantile_head(
+def _quantile_network(
     n_inputs: int, n_levels: int, hidden: int, n_extra: int = 0, *, skip: bool = False
 ) -> torch.nn.Module:
     """A torch module mapping inputs to non-crossing quantile logits (for training).
@@ -83,12 +83,18 @@ def quantile_head(
     ``n_extra`` more outputs follow the quantile logits unconstrained (the mean's logit).
     With ``skip`` (and ``hidden > 0``) a linear layer of the inputs is added to the
     hidden layer's output, so the head can start as, and stay close to, a linear model.
+
+    Not the Hugging Face integration's ``QuantileHead``: that one replaces a PRM's own
+    binary head (one linear layer, every level starting at the PRM's score, sorted to
+    stay non-crossing); this one reads a score and features and keeps its levels apart
+    with softplus increments, which cannot start all equal. Each is trained and saved
+    in its own format.
     """
     _import_torch()  # an ImportError that names the extras, rather than a bare one
     import torch
     from torch import nn
 
-    class QuantileHead(nn.Module):
+    class QuantileNetwork(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             n_outputs = n_levels + n_extra
@@ -111,7 +117,7 @@ def quantile_head(
             quantiles = torch.cat([base, base + torch.cumsum(steps, dim=1)], dim=1)
             return torch.cat([quantiles, out[:, n_levels:]], dim=1)
 
-    return QuantileHead()
+    return QuantileNetwork()
 
 
 def _weight_shapes(
@@ -344,7 +350,7 @@ class QuantileCalibrator(Calibrator):
         n_outputs = len(self.levels) + int(self.fit_mean)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            head = quantile_head(
+            head = _quantile_network(
                 inputs.shape[1],
                 len(self.levels),
                 self.hidden,
@@ -614,4 +620,4 @@ def _inverse_softplus(x: np.ndarray) -> np.ndarray:
     return x + np.log(-np.expm1(-x))
 
 
-__all__ = ["CV_GRID_FIELDS", "DEFAULT_CV_GRID", "QuantileCalibrator", "quantile_head"]
+__all__ = ["CV_GRID_FIELDS", "DEFAULT_CV_GRID", "QuantileCalibrator"]
