@@ -37,8 +37,10 @@ from langchain_adaptive.evaluation.report import BenchReport, report_markdown
 if TYPE_CHECKING:
     from langchain_adaptive.answers import AnswerEquivalence
     from langchain_adaptive.calibration import Calibrator
-    from langchain_adaptive.evaluation.replay import Policy
+    from langchain_adaptive.evaluation.pools import PoolFile
+    from langchain_adaptive.evaluation.replay import Outcomes, Policy
     from langchain_adaptive.selection import SelectionRule
+    from langchain_adaptive.strategies.compute_optimal import ComputeOptimalPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -309,11 +311,27 @@ def add_bench_commands(commands: Any) -> None:
         "choose-policy",
         help="compute-optimal choice: the best policy per difficulty bin and budget, as JSON",
     )
-    choose.add_argument("pools", type=Path, help="validation pool file")
+    choose.add_argument("pools", type=Path, nargs="?", help="validation pool file (replayed)")
+    choose.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        help="instead of a pool: per-question outcome records (JSON lines) of any policies, "
+        "e.g. a live run of revisions, lookahead and particle filtering",
+    )
     choose.add_argument("--estimator", required=True, help="estimator whose estimates bin")
     choose.add_argument("--scorer", default=None, help="estimator whose step scores select")
     _calibrator_argument(choose)
-    choose.add_argument("--budgets", default="1,2,4,8,16", help="mean samples per question")
+    choose.add_argument(
+        "--budgets", default="1,2,4,8,16", help="mean samples (or tokens) per question"
+    )
+    choose.add_argument(
+        "--budget-unit",
+        choices=("samples", "tokens"),
+        default=None,
+        help="what a budget counts (default: tokens with --records, samples with a pool)",
+    )
+    choose.add_argument("--bins", type=int, default=5, help="difficulty bins (quantile)")
     choose.add_argument("--confidences", default="0.5,0.7,0.9,0.95,0.99")
     choose.add_argument(
         "--quantile", type=float, default=0.1, help="the estimate level IAS budgets on"
@@ -782,15 +800,65 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _choose_policy(args: argparse.Namespace) -> int:
-    from langchain_adaptive.evaluation.compute_optimal_fit import choose_policy
-    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.compute_optimal_fit import (
+        cross_validate,
+        fit_policy,
+        outcomes_from_replay,
+        read_outcomes,
+    )
     from langchain_adaptive.evaluation.pools import add_calibrated_estimates
-    from langchain_adaptive.evaluation.replay import prepare_pools, replay
 
-    pool_file = read_pools(args.pools, model=args.expect_model)
-    pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
+    if (args.pools is None) == (args.records is None):
+        raise ConfigurationError("choose-policy takes a pool file or --records, one of them")
+    budgets = [float(b) for b in _names(args.budgets)]
+    unit = args.budget_unit or ("tokens" if args.records else "samples")
+    if args.records is not None:
+        outcomes = read_outcomes(args.records)
+        origin = args.records.name
+    pool_file = None if args.pools is None else read_pools(args.pools, model=args.expect_model)
+    if pool_file is None:
+        pools = []
+    else:
+        pools = pool_file.pools[: args.limit] if args.limit else pool_file.pools
     for name, source, calibrator in _calibrators(args):
         pools = add_calibrated_estimates(pools, source, calibrator, name)
+    if pool_file is not None and unit == "samples":
+        policy = _choose_from_replay(args, pool_file, pools, budgets)
+    else:
+        if pool_file is not None:
+            outcomes = outcomes_from_replay(
+                _replay_for_choice(args, pool_file, pools), pools, estimator=args.estimator
+            )
+            origin = f"{args.pools.name} ({pool_file.header.model})"
+        fit = {"estimator": args.estimator, "budgets": budgets, "budget_unit": unit}
+        fit |= {"quantile": args.bin_quantile, "bins": args.bins}
+        policy = fit_policy(outcomes, **fit, source=origin)
+        for held in cross_validate(outcomes, **fit):
+            print(
+                f"2-fold held-out accuracy at budget {held.budget:g} {unit}: "
+                f"{held.accuracy:.3f} ({held.mean_tokens:.0f} tokens, "
+                f"{held.mean_samples:.1f} samples per question)"
+            )
+    policy.save(args.out)
+    edges = ", ".join(f"{e:.3f}" for e in policy.bin_edges)
+    print(f"bin edges ({args.estimator} at q={args.bin_quantile:g}): {edges}")
+    for level in policy.levels:
+        picks = " | ".join(
+            f"{c.policy} (acc {c.accuracy:.2f}, {c.mean_samples:.1f} s/q"
+            + (f", {c.mean_tokens:.0f} tok/q)" if c.mean_tokens is not None else ")")
+            for c in level.choices
+        )
+        print(f"budget {level.budget:g}: {picks}")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _replay_for_choice(
+    args: argparse.Namespace, pool_file: PoolFile, pools: list[QuestionPool]
+) -> Outcomes:
+    from langchain_adaptive.evaluation.policies import standard_policies
+    from langchain_adaptive.evaluation.replay import prepare_pools, replay
+
     size = min(len(pool.samples) for pool in pools)
     policies = standard_policies(
         size,
@@ -802,26 +870,24 @@ def _choose_policy(args: argparse.Namespace) -> int:
         oracle=False,
     )
     prepared = prepare_pools(pools, answer_equivalence(pool_file.header.equivalence))
-    run = replay(prepared, policies, replicates=0)
-    policy = choose_policy(
-        run,
+    return replay(prepared, policies, replicates=0)
+
+
+def _choose_from_replay(
+    args: argparse.Namespace, pool_file: PoolFile, pools: list[QuestionPool], budgets: list[float]
+) -> ComputeOptimalPolicy:
+    from langchain_adaptive.evaluation.compute_optimal_fit import choose_policy
+
+    return choose_policy(
+        _replay_for_choice(args, pool_file, pools),
         pools,
         estimator=args.estimator,
-        budgets=[float(b) for b in _names(args.budgets)],
+        budgets=budgets,
         quantile=args.bin_quantile,
         selection=args.selection,
+        bins=args.bins,
         source=f"{args.pools.name} ({pool_file.header.model})",
     )
-    policy.save(args.out)
-    edges = ", ".join(f"{e:.3f}" for e in policy.bin_edges)
-    print(f"bin edges ({args.estimator} at q={args.bin_quantile:g}): {edges}")
-    for level in policy.levels:
-        picks = " | ".join(
-            f"{c.policy} (acc {c.accuracy:.2f}, {c.mean_samples:.1f} s/q)" for c in level.choices
-        )
-        print(f"budget {level.budget:g}: {picks}")
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
 
 
 def _calibrator_argument(parser: argparse.ArgumentParser) -> None:

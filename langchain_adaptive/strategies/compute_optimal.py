@@ -3,17 +3,18 @@
 No one strategy is best everywhere: on easy questions one sample or a short
 vote is enough, on hard ones a larger best-of-N or IAS pays off, and the best
 choice moves with the compute one can afford. Following Snell et al., a
-validation run (the harness's replay of every policy on recorded pools) is
-split into five difficulty bins by the calibrated question-level estimate
-(quantile bins, so each holds a fifth of the validation questions); for each
-bin and each budget level (mean samples per question) the policy with the
+validation run (the harness's replay of every policy on recorded pools, or a
+live run's per-question records of any family: revisions, lookahead, particle
+filtering) is split into difficulty bins by the calibrated question-level
+estimate (quantile bins, five by default); for each bin and each budget level
+(mean samples, or mean generated tokens, per question) the policy with the
 best accuracy within that budget is chosen. The choice is saved as a small
 JSON file (:class:`ComputeOptimalPolicy`), and :class:`ComputeOptimalStrategy`
 loads it: it estimates the question, looks up its bin and delegates to that
 bin's strategy.
 
 Making the choice from replayed outcomes is harness work and lives with the
-harness (:func:`langchain_adaptive.evaluation.compute_optimal_fit.choose_policy`,
+harness (:mod:`langchain_adaptive.evaluation.compute_optimal_fit`,
 ``bench choose-policy``); this module only reads the file and runs it, so the
 runtime never imports the harness.
 
@@ -32,7 +33,7 @@ from typing import Any, ClassVar, Final, Literal, Self
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from langchain_adaptive.errors import ConfigurationError
-from langchain_adaptive.selection import SelectionRule
+from langchain_adaptive.selection import SelectionRule, select_finalists
 from langchain_adaptive.strategies.base import (
     Decision,
     EstimateQuestion,
@@ -42,6 +43,9 @@ from langchain_adaptive.strategies.base import (
 )
 
 POLICY_FORMAT: Final = "langchain-adaptive/compute-optimal"
+BudgetUnit = Literal["samples", "tokens"]
+"""What a budget level counts per question: samples drawn, or generated tokens (the one unit
+that compares families: a revision, a step or a rollout costs different tokens)."""
 
 
 class BinChoice(BaseModel):
@@ -53,19 +57,25 @@ class BinChoice(BaseModel):
     """The strategy's fields, as :func:`~langchain_adaptive.strategies.build_strategy` takes."""
     target_confidence: float = Field(gt=0.0, lt=1.0)
     max_samples: int = Field(ge=1)
+    max_tokens_per_sample: int | None = Field(default=None, ge=1)
+    """The token cap per generation (sample, step or revision) it was validated with;
+    ``None``: not recorded. The runnable's own cap is what the model gets."""
     policy: str
     """The replayed policy it came from, e.g. ``"ias[probe]@0.9"``."""
     accuracy: float
     """Validation accuracy on the bin's questions."""
     mean_samples: float
     """Validation samples per question on the bin's questions."""
+    mean_tokens: float | None = None
+    """Validation generated tokens per question on the bin's questions (when known)."""
 
 
 class BudgetLevel(BaseModel):
     """One choice per bin for a given compute budget."""
 
     budget: float = Field(gt=0.0)
-    """Mean samples per question the chosen policies may spend (on validation)."""
+    """Mean samples (or generated tokens, by the file's ``budget_unit``) per question the
+    chosen policies may spend (on validation)."""
     choices: list[BinChoice] = Field(min_length=1)
 
 
@@ -80,13 +90,17 @@ class ComputeOptimalPolicy(BaseModel):
     """
 
     format: Literal["langchain-adaptive/compute-optimal"] = POLICY_FORMAT
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 1
+    """2 when the file needs a reader that knows ``budget_unit`` and per-choice selection."""
     estimator: str
     """The estimator whose question estimates made the bins (a PRM or calibrated name)."""
     quantile: float = Field(gt=0.0, lt=1.0)
     """The level of the question estimate that is binned."""
-    selection: SelectionRule
-    """How every chosen strategy selects its answer (one rule for the whole file)."""
+    selection: SelectionRule | None
+    """How every chosen strategy selects its answer (one rule for the whole file);
+    ``None`` (version 2): each choice selects by its own rule, in its ``settings``."""
+    budget_unit: BudgetUnit = "samples"
+    """What the budget levels count; ``"tokens"`` needs version 2."""
     bin_edges: list[float]
     """Ascending inner edges: bin ``i`` holds estimates in ``[edges[i-1], edges[i])``."""
     levels: list[BudgetLevel] = Field(min_length=1)
@@ -103,6 +117,8 @@ class ComputeOptimalPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ComputeOptimalPolicy:
+        if self.version == 1 and (self.budget_unit != "samples" or self.selection is None):
+            raise ValueError("budgets in tokens or per-choice selection need version 2")
         bins = len(self.bin_edges) + 1
         for level in self.levels:
             if len(level.choices) != bins:
@@ -176,7 +192,11 @@ class ComputeOptimalStrategy(Strategy):
     The chosen strategy runs with the target confidence it was validated at
     and with the sample cap lowered to its validated cap (never raised past the
     runnable's). It is answered the question estimate already made, so the PRM
-    is asked once.
+    is asked once. Its answer is picked by its own selection rule (a beam search
+    by PRM score, revisions by weighted vote), whatever this strategy's rule is.
+    A strategy cannot change the model's output cap: where the choice was
+    validated with another token cap per generation than the runnable's, the
+    result says so in a warning.
 
     Example:
         .. code-block:: python
@@ -190,21 +210,21 @@ class ComputeOptimalStrategy(Strategy):
 
     policy: ComputeOptimalPolicy
     budget: float | None = Field(default=None, gt=0.0)
-    """Mean samples per question to plan for: the largest level within it (``None``: the
-    largest level of all)."""
+    """Mean samples (or generated tokens, by the file's ``budget_unit``) per question to
+    plan for: the largest level within it (``None``: the largest level of all)."""
 
     @model_validator(mode="before")
     @classmethod
     def _selection_from_policy(cls, data: Any) -> Any:
         if isinstance(data, dict) and "selection" not in data:
             policy = data.get("policy")
-            if isinstance(policy, ComputeOptimalPolicy):
+            if isinstance(policy, ComputeOptimalPolicy) and policy.selection is not None:
                 return {**data, "selection": policy.selection}
         return data
 
     @model_validator(mode="after")
     def _check(self) -> ComputeOptimalStrategy:
-        if self.selection != self.policy.selection:
+        if self.policy.selection is not None and self.selection != self.policy.selection:
             raise ValueError(
                 f"selection {self.selection!r} differs from the policy file's "
                 f"{self.policy.selection!r}"
@@ -238,12 +258,35 @@ class ComputeOptimalStrategy(Strategy):
                 outcome = estimate if isinstance(action, EstimateQuestion) else (yield action)
         except StopIteration as stop:
             decision: Decision = stop.value
-        return decision
+        return self._as_delegate_chose(decision, delegate, choice, state)
+
+    def _as_delegate_chose(
+        self, decision: Decision, delegate: Strategy, choice: BinChoice, state: RunState
+    ) -> Decision:
+        """The decision narrowed to the delegate's pick, so the driver's rule (this
+        strategy's) keeps it; and a warning when the token cap differs from validation."""
+        update: dict[str, Any] = {}
+        if delegate.selection != self.selection and state.candidates:
+            picked = select_finalists(
+                state.candidates, delegate.selection, decision.finalists,
+                equivalent=state.equivalent,
+            ).index  # fmt: skip
+            if picked is not None:
+                update["finalists"] = [picked]
+        cap = state.tracker.limits.max_tokens_per_sample
+        if choice.max_tokens_per_sample is not None and choice.max_tokens_per_sample != cap:
+            update["warnings"] = [
+                *decision.warnings,
+                f"compute-optimal choice {choice.policy!r} was validated with "
+                f"{choice.max_tokens_per_sample} tokens per generation, this run allows {cap}",
+            ]
+        return decision.model_copy(update=update) if update else decision
 
 
 __all__ = [
     "BinChoice",
     "BudgetLevel",
+    "BudgetUnit",
     "ComputeOptimalPolicy",
     "ComputeOptimalStrategy",
 ]
