@@ -10,8 +10,9 @@ Names are imported lazily, so ``import langchain_adaptive`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from langchain_adaptive.answers import answers_match, extract_answer, split_steps
@@ -219,14 +220,4 @@ __all__ = (
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"langchain_adaptive.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return list(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, __all__)
