@@ -7,9 +7,10 @@ prompt tokens → all but the last one evaluated once on sequence 0 (and kept
 there, a prompt cache across calls) → whole-stream copies of that KV cache to
 sequences 1..n-1 → per step, one batch holding one token of every live sequence
 (the first step feeds every sequence the last prompt token) → each sequence
-samples from its own logits row with its own native sampler chain → the chat
-model's text tracker (stop strings, UTF-8, log-probabilities) → a finished
-sequence leaves the batch and its KV cells are removed.
+samples from its own logits row with its own native sampler chain → the text
+tracker both loops share (:class:`._decode.TextTracker`: stop strings, UTF-8,
+log-probabilities) → a finished sequence leaves the batch and its KV cells are
+removed.
 
 Context sizing (:data:`KVLayout`). By default (``"per_sequence"``) llama.cpp
 gives every sequence its own KV stream (``kv_unified=False``) of ``n_ctx_seq``
@@ -52,15 +53,16 @@ import llama_cpp
 from langchain_adaptive.confidence import ConfidenceStop
 from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
 
-from ._loading import SharedLlama
-from .chat_models import (
+from ._decode import (
     FinishReason,
     KVLayout,
-    _eog_checker,
-    _logprob_entry,
-    _TextTracker,
-    _token_confidence,
+    TextTracker,
+    eog_checker,
+    fill_batch,
+    logprob_entry,
+    row_confidence,
 )
+from ._loading import SharedLlama
 
 WINDOW_ALIGN = 256
 """llama.cpp rounds each sequence's KV stream up to a multiple of this many cells."""
@@ -448,10 +450,10 @@ class BatchedSampler:
         """The token loop (the caller holds the lock and has checked that n sequences fit)."""
         llama, memory = self._shared.llama, context.memory
         want_logprobs = settings.logprobs or settings.top_logprobs > 0
-        is_eog = _eog_checker(llama)
+        is_eog = eog_checker(llama)
         results = [SequenceResult(seed=seed) for seed in seeds]
         trackers = [
-            _TextTracker(
+            TextTracker(
                 lambda token: llama.detokenize([token]),
                 is_eog,
                 stop,
@@ -476,19 +478,19 @@ class BatchedSampler:
             tokens = [prompt[-1]] * len(seeds)
             position = prefix_end
             while live:
-                _fill(batch, [(tokens[seq], position, seq) for seq in live], logits=True)
+                fill_batch(batch, [(tokens[seq], position, seq) for seq in live], logits=True)
                 _check(llama_cpp.llama_decode(context.ctx, batch), "a sampling step")
                 still: list[int] = []
                 for row, seq in enumerate(live):
                     token = llama_cpp.llama_sampler_sample(chains[seq], context.ctx, row)
                     entry = None
                     if want_logprobs:
-                        entry = _logprob_entry(
+                        entry = logprob_entry(
                             llama, token, settings.top_logprobs, ctx=context.ctx, index=row
                         )
                     confidence = None
                     if settings.confidence is not None:
-                        confidence = _token_confidence(
+                        confidence = row_confidence(
                             llama, settings.confidence.top_k, ctx=context.ctx, index=row
                         )
                     tracker = trackers[seq]
@@ -535,7 +537,7 @@ class BatchedSampler:
         with context.prompt_threads():
             for start in range(common, len(prefix), context.n_batch):
                 chunk = prefix[start : start + context.n_batch]
-                _fill(batch, [(t, start + i, 0) for i, t in enumerate(chunk)], logits=False)
+                fill_batch(batch, [(t, start + i, 0) for i, t in enumerate(chunk)], logits=False)
                 _check(llama_cpp.llama_decode(context.ctx, batch), "the prompt")
                 self._cached = prefix[: start + len(chunk)]
 
@@ -600,17 +602,6 @@ def _sampler_chain(llama: llama_cpp.Llama, seed: int, settings: _Sampling) -> An
     return chain
 
 
-def _fill(batch: Any, entries: Sequence[tuple[int, int, int]], *, logits: bool) -> None:
-    """Write ``(token, position, sequence)`` entries into a ``llama_batch``."""
-    for i, (token, position, seq) in enumerate(entries):
-        batch.token[i] = token
-        batch.pos[i] = position
-        batch.n_seq_id[i] = 1
-        batch.seq_id[i][0] = seq
-        batch.logits[i] = logits
-    batch.n_tokens = len(entries)
-
-
 def _check(code: int, what: str) -> None:
     if code != 0:
         raise BatchedDecodeError(
@@ -619,7 +610,7 @@ def _check(code: int, what: str) -> None:
         )
 
 
-def _copy_result(tracker: _TextTracker, result: SequenceResult) -> None:
+def _copy_result(tracker: TextTracker, result: SequenceResult) -> None:
     result.text = tracker.text
     result.output_tokens = tracker.output_tokens
     result.finish_reason = tracker.finish_reason

@@ -4,11 +4,14 @@ The data path of one call reads top to bottom in this module:
 
 messages → the GGUF's own chat template (a final AI message is a prefill the
 model continues) → prompt tokens (checked against the context window) → the
-samples: one :class:`_SampleRun` (a token loop over ``Llama.generate`` with
-llama.cpp's native sampler) per sample, or, for ``n > 1``, all of them decoded
-together by :mod:`.batched` → stop strings, UTF-8-safe text, optional
-log-probabilities (:class:`_TextTracker`, shared by both loops) → ``AIMessage``
-with ``usage_metadata``.
+samples: one :class:`._decode.SampleRun` (a token loop over ``Llama.generate``
+with llama.cpp's native sampler) per sample, or, for ``n > 1``, all of them
+decoded together by :mod:`.batched` → stop strings, UTF-8-safe text, optional
+log-probabilities (:class:`._decode.TextTracker`, shared by both loops) →
+``AIMessage`` with ``usage_metadata``.
+
+This module owns the LangChain side (fields, messages, call options, tools,
+streaming); what happens to each token is :mod:`._decode`'s.
 
 Weights are loaded lazily on first use from the process-wide cache in
 :mod:`._loading`; every touch of the ``Llama`` object holds that model's lock.
@@ -17,18 +20,16 @@ Weights are loaded lazily on first use from the process-wide cache in
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import hashlib
 import itertools
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
@@ -38,10 +39,11 @@ from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from langchain_adaptive.confidence import ConfidenceGate, ConfidenceStop, token_confidence
+from langchain_adaptive.confidence import ConfidenceStop
 from langchain_adaptive.errors import ConfigurationError, ContextLengthExceededError, ModelError
 
 from . import _tools
+from ._decode import CallOptions, KVLayout, Sample, SampleRun
 from ._loading import SharedLlama, load_shared_llama, resolve_model_path
 
 if TYPE_CHECKING:
@@ -50,21 +52,6 @@ if TYPE_CHECKING:
 
     from .batched import SequenceResult
 
-FinishReason = Literal["stop", "length", "confidence_stop"]
-
-
-KVLayout = Literal["per_sequence", "shared"]
-"""How the samples of one call hold the KV cache.
-
-``"per_sequence"``: one KV stream per sample, each holding its own copy of the
-prompt; logits are bit-identical to the one-sequence context, so greedy and
-seeded samples give the same text as the sequential path. ``"shared"``: one
-unified cache in which the prompt's cells are shared by every sample; it needs
-``P + n * max_tokens`` cells instead of ``n * (P + max_tokens)`` and its
-attention step is cheaper on a CPU, but logits differ from the sequential
-path's in the last bits, so samples follow the same distribution without
-reproducing the sequential text token for token.
-"""
 
 _SEED_SPACE = 0xFFFFFFFF
 """Seeds live in ``[0, 2**32 - 2]``: llama.cpp reads ``0xFFFFFFFF`` as "pick at random"."""
@@ -95,370 +82,6 @@ _ROLES = {
     "tool": "tool",
     "function": "function",
 }
-
-
-@dataclass(frozen=True)
-class _CallOptions:
-    """The sampling settings of one call: the model's fields overridden by call kwargs."""
-
-    temperature: float
-    top_p: float
-    top_k: int
-    min_p: float
-    repeat_penalty: float
-    max_tokens: int
-    seed: int | None
-    stop: tuple[str, ...]
-    logprobs: bool
-    top_logprobs: int
-    n: int
-    lead_in: bool = False
-    """The prompt ends in a prefill whose trailing whitespace the model writes itself."""
-    output: _tools.OutputPlan | None = None
-    """Tools or a response format: the grammar the samples are decoded under."""
-    confidence: ConfidenceStop | None = None
-    """Report each token's confidence ``C_i``; with a threshold, stop on low confidence."""
-
-
-class _Sample(Protocol):
-    """What a finished sample reports: a :class:`_SampleRun` or a batched ``SequenceResult``."""
-
-    @property
-    def seed(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def finish_reason(self) -> FinishReason: ...
-    @property
-    def output_tokens(self) -> int: ...
-    @property
-    def logprobs(self) -> list[dict[str, Any]]: ...
-    @property
-    def token_confidences(self) -> list[float]: ...
-
-
-@dataclass
-class _Delta:
-    """Text that is safe to emit, and the log-probabilities of the tokens behind it."""
-
-    text: str
-    logprobs: list[dict[str, Any]] = field(default_factory=list)
-
-
-class _TextTracker:
-    """Turns one sample's tokens into text: stop strings, UTF-8, log-probabilities.
-
-    Both token loops feed it: :class:`_SampleRun` (one sample, streamed) and
-    :mod:`.batched` (many samples decoded together), so a token sequence gives
-    the same text, finish reason and log-probabilities on either path.
-
-    Text held back because it might be the start of a stop string is emitted
-    only once it is known not to be; the stop string itself is never emitted.
-    Bytes of a UTF-8 character split across tokens are decoded once complete;
-    an incomplete character at the very end is dropped. With ``lead_in`` the
-    whitespace the text starts with is the end of a prefill the model wrote
-    itself (see :func:`_leaves_lead_in`): it is left out, and stop strings
-    match only after it. With a ``confidence`` gate each token's confidence
-    ``C_i`` is recorded, and the sample ends (``"confidence_stop"``) once the
-    gate fires (DeepConf's online stop).
-    """
-
-    def __init__(
-        self,
-        detokenize: Callable[[int], bytes],
-        is_eog: Callable[[int], bool],
-        stop: Sequence[str],
-        max_new_tokens: int,
-        *,
-        lead_in: bool = False,
-        confidence: ConfidenceStop | None = None,
-    ) -> None:
-        self._lead_in = lead_in  # leading whitespace still to be left out of the text
-        self._gate = (
-            None if confidence is None else ConfidenceGate(confidence.threshold, confidence.window)
-        )
-        self.token_confidences: list[float] = []
-        self._detokenize = detokenize
-        self._is_eog = is_eog
-        self._stops = tuple(s for s in stop if s)
-        self._longest_stop = max((len(s) for s in self._stops), default=0)
-        self._max_new = max_new_tokens
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._cut: int | None = None  # where a stop string begins, once found
-        self._emitted = 0  # chars of `text` already handed out
-        self._pending: list[tuple[int, dict[str, Any]]] = []  # (char offset, logprob entry)
-        self._end_entry: dict[str, Any] | None = None
-        self.text = ""
-        self.finish_reason: FinishReason = "length"
-        self.output_tokens = 0
-        self.logprobs: list[dict[str, Any]] = []
-        self.done = False  # end of generation, a stop string or max tokens
-
-    def push(
-        self, token: int, entry: dict[str, Any] | None, confidence: float | None = None
-    ) -> _Delta | None:
-        """Take the next sampled token (its logprob entry and confidence ``C_i``, when
-        asked for); return text safe to emit."""
-        if self._is_eog(token):
-            self._end_entry = entry
-            self.finish_reason = "stop"
-            self.done = True
-            return None
-        self.output_tokens += 1
-        fired = False
-        if self._gate is not None and confidence is not None:
-            self.token_confidences.append(confidence)
-            fired = self._gate.push(confidence)
-        start = len(self.text)
-        self.text += self._decoder.decode(self._detokenize(token))
-        if entry is not None:
-            self._pending.append((start, entry))
-        if self._lead_in:
-            written = self.text.lstrip()
-            lead = len(self.text) - len(written)
-            self.text, start = written, max(0, start - lead)
-            self._pending = [(max(0, at - lead), e) for at, e in self._pending]
-            if not written:  # still writing the lead-in: nothing to emit or stop on yet
-                self.done = self.output_tokens >= self._max_new
-                return None
-            self._lead_in = False
-        if self._stops:
-            self._cut = _find_stop(self.text, self._stops, start - self._longest_stop + 1)
-            if self._cut is not None:
-                self.text = self.text[: self._cut]
-                self.finish_reason = "stop"
-                self.done = True
-                return None
-        if fired:  # the text so far is kept; finish() releases what was held back
-            self.finish_reason = "confidence_stop"
-            self.done = True
-            return None
-        if self.output_tokens >= self._max_new:
-            self.done = True
-            return None
-        safe = len(self.text) - _held_back(self.text, self._stops)
-        if safe <= self._emitted:
-            return None
-        delta = _Delta(self.text[self._emitted : safe], _take(self._pending, safe))
-        self.logprobs.extend(delta.logprobs)
-        self._emitted = safe
-        return delta
-
-    def finish(self) -> _Delta | None:
-        """Release what was held back, once no token will follow."""
-        rest = _take(self._pending, self._cut)
-        if self._end_entry is not None:
-            rest.append(self._end_entry)
-            self._end_entry = None
-        self.logprobs.extend(rest)
-        if len(self.text) <= self._emitted and not rest:
-            return None
-        delta = _Delta(self.text[self._emitted :], rest)
-        self._emitted = len(self.text)
-        return delta
-
-
-class _SampleRun:
-    """One sample drawn token by token from a prompt already known to fit.
-
-    Iterate to get :class:`_Delta` objects; afterwards :attr:`text`,
-    :attr:`finish_reason`, :attr:`output_tokens` and :attr:`logprobs` hold the
-    totals. The caller must hold the model's lock for the whole iteration.
-    Text assembly (stop strings, UTF-8, held-back text) is :class:`_TextTracker`'s.
-    """
-
-    def __init__(
-        self,
-        llama: llama_cpp.Llama,
-        prompt_tokens: Sequence[int],
-        options: _CallOptions,
-        *,
-        max_new_tokens: int,
-        seed: int,
-        cancel: threading.Event | None = None,
-        is_eog: Callable[[int], bool] | None = None,
-    ) -> None:
-        self._llama = llama
-        self._prompt = list(prompt_tokens)
-        self._options = options
-        self._cancel = cancel
-        self.seed = seed
-        self._tracker = _TextTracker(
-            lambda token: llama.detokenize([token]),
-            is_eog or _eog_checker(llama),
-            options.stop,
-            max_new_tokens,
-            lead_in=options.lead_in,
-            confidence=options.confidence,
-        )
-
-    @property
-    def text(self) -> str:
-        return self._tracker.text
-
-    @property
-    def finish_reason(self) -> FinishReason:
-        return self._tracker.finish_reason
-
-    @property
-    def output_tokens(self) -> int:
-        return self._tracker.output_tokens
-
-    @property
-    def logprobs(self) -> list[dict[str, Any]]:
-        return self._tracker.logprobs
-
-    @property
-    def token_confidences(self) -> list[float]:
-        return self._tracker.token_confidences
-
-    def __iter__(self) -> Iterator[_Delta]:
-        llama, options, tracker = self._llama, self._options, self._tracker
-        want_logprobs = options.logprobs or options.top_logprobs > 0
-        llama.set_seed(self.seed)
-        grammar = None
-        if options.output is not None:
-            from llama_cpp import LlamaGrammar
-
-            grammar = LlamaGrammar.from_string(options.output.grammar, verbose=False)
-        tokens = llama.generate(
-            self._prompt,
-            temp=options.temperature if options.temperature > 0 else 0.0,
-            top_k=options.top_k,
-            top_p=options.top_p,
-            min_p=options.min_p,
-            repeat_penalty=options.repeat_penalty,
-            reset=True,  # reuses the longest cached prefix of the KV cache
-            grammar=grammar,
-        )
-        try:
-            # Break inside the body: resuming the generator would evaluate the
-            # token just sampled, which may no longer fit in the context.
-            for token in tokens:
-                entry = confidence = None
-                if want_logprobs:
-                    entry = _logprob_entry(llama, token, options.top_logprobs)
-                if options.confidence is not None:
-                    confidence = _token_confidence(llama, options.confidence.top_k)
-                delta = tracker.push(token, entry, confidence)
-                if delta is not None:
-                    yield delta
-                if tracker.done or (self._cancel is not None and self._cancel.is_set()):
-                    break
-        finally:
-            tokens.close()
-        rest = tracker.finish()
-        if rest is not None:
-            yield rest
-
-
-def _eog_checker(llama: llama_cpp.Llama) -> Callable[[int], bool]:
-    """Whether a token ends generation (EOS, EOT, ``<|im_end|>``...) for this vocabulary."""
-    import llama_cpp
-
-    vocab = llama._model.vocab
-    return lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
-
-
-def _take(pending: list[tuple[int, dict[str, Any]]], limit: int | None) -> list[dict[str, Any]]:
-    """Pop the entries of tokens that start before char ``limit`` (all if ``None``)."""
-    if limit is None:
-        taken = [entry for _, entry in pending]
-        pending.clear()
-        return taken
-    taken = [entry for start, entry in pending if start < limit]
-    pending[:] = [item for item in pending if item[0] >= limit]
-    return taken
-
-
-def _find_stop(text: str, stops: Sequence[str], search_from: int) -> int | None:
-    """Index of the earliest stop string in ``text`` at or after ``search_from``."""
-    found = [i for i in (text.find(s, max(search_from, 0)) for s in stops) if i >= 0]
-    return min(found) if found else None
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest tail of ``text`` that could begin a stop string."""
-    held = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), held, -1):
-            if stop.startswith(text[-k:]):
-                held = k
-                break
-    return held
-
-
-def _token_bytes(llama: llama_cpp.Llama, token: int) -> bytes:
-    return llama.detokenize([int(token)], special=True)
-
-
-def _logprob_entry(
-    llama: llama_cpp.Llama,
-    token: int,
-    top_n: int,
-    *,
-    ctx: llama_cpp.llama_context_p | None = None,
-    index: int = -1,
-) -> dict[str, Any]:
-    """OpenAI-style log-probability entry for ``token``, from a row of decoded logits.
-
-    By default the row is the last one of the model's own context: it is loaded
-    without ``logits_all``, so llama.cpp keeps only the row of the last
-    evaluated position, exactly the distribution ``token`` was just sampled
-    from. The batched path passes its own context and the row (``index``) of
-    the sequence. Log-probabilities are the model's raw log-softmax (before
-    temperature, top-k/p or penalties).
-    """
-    logprobs = _logprob_row(llama, ctx, index)
-    top: list[dict[str, Any]] = []
-    k = min(top_n, logprobs.size)
-    if k > 0:
-        best = np.argpartition(-logprobs, k - 1)[:k]
-        best = best[np.argsort(-logprobs[best], kind="stable")]
-        for candidate in best.tolist():
-            raw = _token_bytes(llama, candidate)
-            top.append(
-                {
-                    "token": raw.decode("utf-8", errors="replace"),
-                    "logprob": float(logprobs[candidate]),
-                    "bytes": list(raw),
-                }
-            )
-    raw = _token_bytes(llama, token)
-    return {
-        "token": raw.decode("utf-8", errors="replace"),
-        "logprob": float(logprobs[token]),
-        "bytes": list(raw),
-        "top_logprobs": top,
-    }
-
-
-def _logprob_row(
-    llama: llama_cpp.Llama, ctx: llama_cpp.llama_context_p | None, index: int
-) -> np.ndarray:
-    """The raw log-softmax of one row of decoded logits (see :func:`_logprob_entry`)."""
-    import llama_cpp
-
-    pointer = llama_cpp.llama_get_logits_ith(llama.ctx if ctx is None else ctx, index)
-    if not pointer:
-        raise ModelError(f"llama.cpp returned no logits for output row {index}.")
-    logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
-    shift = float(logits.max())
-    return logits - (shift + float(np.log(np.exp(logits - shift).sum())))
-
-
-def _token_confidence(
-    llama: llama_cpp.Llama,
-    top_k: int,
-    *,
-    ctx: llama_cpp.llama_context_p | None = None,
-    index: int = -1,
-) -> float:
-    """DeepConf's ``C_i`` of the row just sampled from: the negative mean of its ``top_k``
-    largest log-probabilities (raw log-softmax, before temperature and truncation)."""
-    logprobs = _logprob_row(llama, ctx, index)
-    k = min(top_k, logprobs.size)
-    return token_confidence(np.partition(logprobs, logprobs.size - k)[-k:].tolist())
 
 
 def _derive_seed(base: int, k: int) -> int:
@@ -1117,7 +740,7 @@ class ChatLlamaCpp(BaseChatModel):
             )
         return min(max_tokens, self.n_ctx - prompt_tokens)
 
-    def _call_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> _CallOptions:
+    def _call_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> CallOptions:
         unknown = sorted(
             name
             for name in kwargs
@@ -1141,7 +764,7 @@ class ChatLlamaCpp(BaseChatModel):
             stops = self.stop or []
         if isinstance(stops, str):
             stops = [stops]
-        options = _CallOptions(
+        options = CallOptions(
             temperature=float(value["temperature"]),
             top_p=float(value["top_p"]),
             top_k=int(value["top_k"]),
@@ -1176,7 +799,7 @@ class ChatLlamaCpp(BaseChatModel):
             return _derive_seed(self.seed, next(self._generation_counter))
         return secrets.randbelow(_SEED_SPACE)
 
-    def _metadata(self, run: _Sample, options: _CallOptions) -> dict[str, Any]:
+    def _metadata(self, run: Sample, options: CallOptions) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "finish_reason": run.finish_reason,
             "model_name": self.model_name,
@@ -1205,12 +828,12 @@ class ChatLlamaCpp(BaseChatModel):
             prompt = self._prompt_tokens(llama, messages)
             max_new = self._room(len(prompt), options.max_tokens)
             seeds = [self._draw_seed(options.seed, index) for index in range(options.n)]
-            samples: Sequence[_Sample] | None = self._sample_batched(
+            samples: Sequence[Sample] | None = self._sample_batched(
                 shared, prompt, seeds, max_new, options
             )
             if samples is None:
                 runs = [
-                    _SampleRun(llama, prompt, options, max_new_tokens=max_new, seed=seed)
+                    SampleRun(llama, prompt, options, max_new_tokens=max_new, seed=seed)
                     for seed in seeds
                 ]
                 for run in runs:
@@ -1237,7 +860,7 @@ class ChatLlamaCpp(BaseChatModel):
             },
         )
 
-    def _reply(self, sample: _Sample, prompt_tokens: int, options: _CallOptions) -> AIMessage:
+    def _reply(self, sample: Sample, prompt_tokens: int, options: CallOptions) -> AIMessage:
         """One sample as a message: its text, or the tool call the grammar held it to."""
         parsed = _tools.parse_reply(sample.text, options.output)
         return AIMessage(
@@ -1258,7 +881,7 @@ class ChatLlamaCpp(BaseChatModel):
         prompt: list[int],
         seeds: list[int],
         max_new: int,
-        options: _CallOptions,
+        options: CallOptions,
     ) -> list[SequenceResult] | None:
         """All samples decoded together, or ``None`` where batching gains nothing.
 
@@ -1335,7 +958,7 @@ class ChatLlamaCpp(BaseChatModel):
             _check_grammar(llama, plan)
             prompt = self._prompt_tokens(llama, messages)
             max_new = self._room(len(prompt), options.max_tokens)
-            run = _SampleRun(
+            run = SampleRun(
                 llama,
                 prompt,
                 options,
@@ -1445,8 +1068,8 @@ class ChatLlamaCpp(BaseChatModel):
 
 
 def _with_output_plan(
-    messages: list[BaseMessage], options: _CallOptions, kwargs: Mapping[str, Any]
-) -> tuple[list[BaseMessage], _CallOptions]:
+    messages: list[BaseMessage], options: CallOptions, kwargs: Mapping[str, Any]
+) -> tuple[list[BaseMessage], CallOptions]:
     """The call's tools or response format: instructions in the prompt, a grammar in the options."""
     plan = _tools.plan_output(kwargs)
     if plan is None:

@@ -33,7 +33,8 @@ from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, FewShotExample, parse
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
-from .chat_models import ChatLlamaCpp, _logprob_entry
+from ._decode import fill_batch, logprob_entry
+from .chat_models import ChatLlamaCpp
 
 
 class TokenConfidencePRM(ProcessRewardModel):
@@ -149,8 +150,6 @@ def token_logprobs(llama: object, tokens: list[int], start: int) -> list[float]:
     """
     import llama_cpp
 
-    from .batched import _fill
-
     model: llama_cpp.Llama = llama  # type: ignore[assignment]
     start = max(start, 1)
     cached = _common_length(model.input_ids[: model.n_tokens].tolist(), tokens)
@@ -161,7 +160,7 @@ def token_logprobs(llama: object, tokens: list[int], start: int) -> list[float]:
     batch = model._batch.batch
     for chunk_start in range(first, len(tokens), model.n_batch):
         chunk = tokens[chunk_start : chunk_start + model.n_batch]
-        _fill(batch, [(t, chunk_start + i, 0) for i, t in enumerate(chunk)], logits=False)
+        fill_batch(batch, [(t, chunk_start + i, 0) for i, t in enumerate(chunk)], logits=False)
         for i in range(len(chunk)):
             batch.logits[i] = start - 1 <= chunk_start + i < len(tokens) - 1
         if llama_cpp.llama_decode(model.ctx, batch) != 0:
@@ -169,7 +168,7 @@ def token_logprobs(llama: object, tokens: list[int], start: int) -> list[float]:
         for i in range(len(chunk)):
             position = chunk_start + i
             if start - 1 <= position < len(tokens) - 1:
-                entry = _logprob_entry(model, tokens[position + 1], 0, index=i)
+                entry = logprob_entry(model, tokens[position + 1], 0, index=i)
                 logprobs[position + 1] = entry["logprob"]
         model.input_ids[chunk_start : chunk_start + len(chunk)] = chunk
         model.n_tokens = chunk_start + len(chunk)
