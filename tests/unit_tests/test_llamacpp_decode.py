@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_adaptive.confidence import ConfidenceStop
 from langchain_adaptive.integrations.llamacpp import _decode
 
 
@@ -98,3 +99,28 @@ def test_the_lead_in_is_left_out_and_stops_match_only_after_it() -> None:
     assert (plain.text, plain.finish_reason, plain.output_tokens) == ("", "stop", 1)
     cut = run([1, 1, 2], lead_in=True, limit=2)  # the cap can fall inside the lead-in
     assert (cut.text, cut.finish_reason, cut.output_tokens) == ("", "length", 2)
+
+
+def test_the_confidence_gate_ends_the_sample_and_keeps_its_text() -> None:
+    pieces = {1: b"a", 2: b"b", 3: b"c", 4: b"d", 5: b"e"}
+    tracker = _decode.TextTracker(
+        pieces.__getitem__,
+        lambda token: token == 0,
+        (),
+        16,
+        confidence=ConfidenceStop(threshold=5.0, window=2),
+    )
+    confidences = {1: 9.0, 2: 9.0, 3: 3.0, 4: 3.0, 5: 9.0}
+    for token in pieces:
+        tracker.push(token, None, confidences[token])
+        if tracker.done:
+            break
+    tracker.finish()
+
+    # The window (9, 3) still averages 6; (3, 3) falls below 5 at the 4th token.
+    assert (tracker.text, tracker.finish_reason, tracker.output_tokens) == (
+        "abcd",
+        "confidence_stop",
+        4,
+    )
+    assert tracker.token_confidences == [9.0, 9.0, 3.0, 3.0]
