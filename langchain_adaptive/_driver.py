@@ -35,6 +35,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import patch_config
 
+from langchain_adaptive._launch import Cancelled, Launched, ThreadedLaunch
 from langchain_adaptive.answers import STEP_JOINER, split_steps, states_final_answer
 from langchain_adaptive.budget import BudgetTracker
 from langchain_adaptive.callbacks.emitter import EventEmitter
@@ -197,7 +198,46 @@ class ByDeadline:
     expired: Callable[[], BaseException]
 
 
-Request = DrawSamples | DrawSteps | DrawPrompts | EstimateCall | ScoreCall | Flush | ByDeadline
+@dataclass(frozen=True)
+class Launch:
+    """Start ``count`` samples of the question at once (``launch="eager"``); the reply is
+    the launch, to :class:`Take` from and :class:`CancelLaunch`."""
+
+    model: BaseLanguageModel
+    question: Question
+    count: int
+    kwargs: dict[str, Any]
+    config: RunnableConfig
+
+
+@dataclass(frozen=True)
+class Take:
+    """The next ``n`` samples of ``launch`` to finish, in completion order."""
+
+    launch: Any
+    n: int
+
+
+@dataclass(frozen=True)
+class CancelLaunch:
+    """Stop what ``launch`` still runs; the reply is :class:`~langchain_adaptive._launch.
+    Cancelled` (what the samples the plan never took generated)."""
+
+    launch: Any
+
+
+Request = (
+    DrawSamples
+    | DrawSteps
+    | DrawPrompts
+    | EstimateCall
+    | ScoreCall
+    | Flush
+    | ByDeadline
+    | Launch
+    | Take
+    | CancelLaunch
+)
 """What a step yields: IO for an executor to do."""
 
 Step = Generator[Request, Any, T]
@@ -251,6 +291,20 @@ class SyncExecutor:
                 return request.events.flush()
             case ByDeadline():
                 return self.by_deadline(request)
+            case Launch():
+                question = request.question
+                return ThreadedLaunch(
+                    request.model,
+                    question.messages,
+                    question.prompt_text(),
+                    request.count,
+                    request.kwargs,
+                    request.config,
+                )
+            case Take():
+                return request.launch.take(request.n)
+            case CancelLaunch():
+                return request.launch.cancel()
         raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
     def by_deadline(self, request: ByDeadline) -> Any:
@@ -319,6 +373,20 @@ class AsyncExecutor:
                 return await request.events.aflush()
             case ByDeadline():
                 return await self.by_deadline(request)
+            case Launch():
+                question = request.question
+                return Launched(
+                    request.model,
+                    question.messages,
+                    question.prompt_text(),
+                    request.count,
+                    request.kwargs,
+                    request.config,
+                )
+            case Take():
+                return await request.launch.take(request.n)
+            case CancelLaunch():
+                return await request.launch.cancel()
         raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
     async def by_deadline(self, request: ByDeadline) -> Any:
@@ -410,6 +478,10 @@ class Episode:
         self.warnings: list[str] = []
         self.selection_fallback = False
         self.prm_usage = UsageCounter()
+        self.launched: Launched | ThreadedLaunch | None = None
+        """The open launch (``launch="eager"``): samples started and not yet taken."""
+        self.cancelled = Cancelled()
+        """What cancelled launched samples cost, summed over the run."""
         # Resolve everything that can fail on bad input before any compute is spent.
         self.strategy = runnable.resolved_strategy()
         limits = runnable._limits()
@@ -480,6 +552,7 @@ class Episode:
                         continue
                 action = plan.send(outcome)
         except StopIteration as stop:
+            yield from self._cancel_launch()
             result = self._checked(stop.value)
             self._warn_overshoot()
             self._note_finish(result)
@@ -489,6 +562,11 @@ class Episode:
                 raise self._with_result(error, result)  # noqa: B904 - attach() sets the cause
             return result
         except BaseException as error:
+            if self.launched is not None and not isinstance(error, GeneratorExit):
+                try:
+                    yield from self._cancel_launch()
+                except Exception:  # the run's own error is the one to report
+                    logger.warning("cancelling the launched samples failed", exc_info=True)
             raise self.attach(error)  # noqa: B904 - attach() sets the cause
 
     def act(self, action: Action) -> Step[Any]:
@@ -558,6 +636,9 @@ class Episode:
     def _draw(self, action: Draw) -> Step[list[Candidate]]:
         n = self._decide(action)
         yield Flush(self.events)  # the decision is news before the samples it asks for
+        if n and self.runnable.launch == "eager" and action.horizon is not None:
+            return (yield from self._draw_launched(action, n))
+        yield from self._cancel_launch()  # one launch at a time: it holds the reservation
         samples: list[Sample] = []
         if n:
             model = self.runnable.model
@@ -567,6 +648,50 @@ class Episode:
             except SamplingFailure as failure:
                 raise self._sampling_failed(failure) from failure.error
         return self._add_candidates(samples)
+
+    def _draw_launched(self, action: Draw, n: int) -> Step[list[Candidate]]:
+        """``n`` samples from the open launch, started (``horizon`` of them) when none fits.
+
+        A launch is started for what the limits allow of the plan's horizon, and
+        reserves it all: while it is open, no other samples start, so the samples
+        it may still hand out plus what was spent fit the limits (one launch
+        open at a time). A draw with other settings (DeepConf's armed threshold)
+        cancels the open launch and starts its own.
+        """
+        model = self.runnable.model
+        kwargs = confidence_kwargs(model, self.kwargs, action.stop_on_confidence)
+        horizon = max(n, action.horizon or 0)
+        new: list[Candidate] = []
+        while len(new) < n:
+            launched = self.launched
+            if launched is not None and (launched.kwargs != kwargs or not launched.remaining):
+                yield from self._cancel_launch()
+                launched = None
+            if launched is None:
+                count = self.state.tracker.allowance(horizon - len(new))
+                if count == 0:
+                    break
+                launched = yield Launch(model, self.question, count, kwargs, self.config)
+                self.launched = launched
+            try:
+                samples: list[Sample] = yield Take(launched, n - len(new))
+            except SamplingFailure as failure:
+                raise self._sampling_failed(failure) from failure.error
+            new += self._add_candidates(samples)
+        return new
+
+    def _cancel_launch(self) -> Step[None]:
+        """Cancel the open launch, if any, and count what its untaken samples generated."""
+        launched, self.launched = self.launched, None
+        if launched is None:
+            return
+        cancelled: Cancelled = yield CancelLaunch(launched)
+        total = self.cancelled
+        total.samples += cancelled.samples
+        total.tokens += cancelled.tokens
+        total.estimated |= cancelled.estimated
+        total.unknown += cancelled.unknown
+        self.state.tracker.record_cancelled(cancelled.tokens)
 
     def _score_candidates(self, action: ScoreCandidates) -> Step[None]:
         pending = self._pending_scores()
@@ -927,6 +1052,12 @@ class Episode:
         warnings = [*self.warnings, *(decision.warnings if decision else [])]
         if self.overshoot_tokens:
             warnings.append(self._overshoot_warning())
+        if self.cancelled.unknown:
+            warnings.append(
+                f"{self.cancelled.unknown} launched call(s) could not be stopped (the model has "
+                "no async or streaming path) and ran on after the strategy stopped; their "
+                "tokens are not in budget.cancelled_tokens"
+            )
         return AdaptiveResult(
             question=state.question,
             answer=answer,
@@ -950,8 +1081,10 @@ class Episode:
                 prm_output_tokens=prm_usage.output_tokens,
                 prm_model_calls=prm_usage.model_calls,
                 max_total_tokens=state.tracker.limits.max_total_tokens,
-                tokens_estimated=usage.estimated,
+                tokens_estimated=usage.estimated or self.cancelled.estimated,
                 overshoot_tokens=self.overshoot_tokens,
+                cancelled_samples=self.cancelled.samples,
+                cancelled_tokens=self.cancelled.tokens,
             ),
             selection=rule,
             warnings=warnings,
@@ -1158,16 +1291,19 @@ __all__ = [
     "EARLY_STOP_REASONS",
     "AsyncExecutor",
     "ByDeadline",
+    "CancelLaunch",
     "DrawPrompts",
     "DrawSamples",
     "DrawSteps",
     "Episode",
     "EstimateCall",
     "Flush",
+    "Launch",
     "Request",
     "ScoreCall",
     "Step",
     "SyncExecutor",
+    "Take",
     "adrive",
     "drive",
     "handler_failure",

@@ -86,13 +86,16 @@ class BudgetTracker:
         self.usage = TokenUsage()
         self.samples = 0
         self.prm_calls = 0
+        self.cancelled_tokens = 0
+        """Tokens of launched samples the plan never took (``launch="eager"``): they count
+        against ``max_total_tokens`` but are not in ``usage``."""
         self._lock = threading.Lock()
 
     def allowance(self, wanted: int) -> int:
         """How many of ``wanted`` further samples the limits allow right now."""
         room = self.limits.max_samples - self.samples
         if self.limits.max_total_tokens is not None:
-            left = self.limits.max_total_tokens - self.usage.output_tokens
+            left = self.limits.max_total_tokens - self.spent_tokens
             room = min(room, left // self.limits.max_tokens_per_sample)
         return max(0, min(wanted, room))
 
@@ -106,7 +109,7 @@ class BudgetTracker:
         """
         if self.limits.max_total_tokens is None:
             return max(0, wanted)
-        left = self.limits.max_total_tokens - self.usage.output_tokens
+        left = self.limits.max_total_tokens - self.spent_tokens
         return max(0, min(wanted, left // self.limits.max_tokens_per_sample))
 
     def record_steps(self, usages: list[TokenUsage]) -> None:
@@ -129,6 +132,16 @@ class BudgetTracker:
             self.samples += len(usages)
             for usage in usages:
                 self.usage = self.usage + usage
+
+    @property
+    def spent_tokens(self) -> int:
+        """Generated tokens counted against the limit: kept samples' and cancelled ones'."""
+        return self.usage.output_tokens + self.cancelled_tokens
+
+    def record_cancelled(self, tokens: int) -> None:
+        """Count what cancelled (or finished but unused) launched samples generated."""
+        with self._lock:
+            self.cancelled_tokens += tokens
 
     def record_prm_call(self) -> None:
         with self._lock:

@@ -223,6 +223,13 @@ class BudgetReport(BaseModel):
     overshoot_tokens: int = 0
     """Tokens the model generated past ``max_tokens_per_sample`` (it ignored the cap); they
     were cut from the samples, so ``generated_tokens`` counts only what was kept."""
+    cancelled_samples: int = 0
+    """Samples launched under ``launch="eager"`` that the strategy never took: cancelled
+    when it stopped, or finished after it."""
+    cancelled_tokens: int = 0
+    """Tokens those samples generated, where the backend reported them (or as streamed);
+    not in ``generated_tokens``, but counted against ``max_total_tokens``. The run's whole
+    generation cost is ``generated_tokens + cancelled_tokens``."""
 
 
 class AdaptiveResult(BaseModel):

@@ -125,6 +125,13 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     whose ``partial`` holds every sample drawn so far. A sync model call still
     running then is abandoned in a background thread (its output is discarded);
     an async one is cancelled. Per call: ``configurable_fields(timeout_s=...)``."""
+    launch: Literal["rounds", "eager"] = "rounds"
+    """How a strategy that draws in rounds gets its samples. ``"rounds"``: each round is
+    drawn when the plan asks for it. ``"eager"``: the plan's remaining samples (what the
+    limits allow) start at once, each round is answered by the first to finish, and the
+    rest are cancelled when the plan stops: near fixed-N latency on a concurrent backend,
+    for the in-flight samples' tokens (``budget.cancelled_tokens``). The plan sees samples
+    in completion order, not launch order. See the batch guide."""
     temperature: float | None = Field(default=0.7, ge=0.0, allow_inf_nan=False)
     """Sampling temperature passed to the model; ``None`` keeps the model's own setting."""
     max_tokens_kwarg: str | None = "max_tokens"

@@ -26,6 +26,7 @@ from langchain_adaptive.strategies.base import (
     RunState,
     ScoreCandidates,
     Strategy,
+    remaining_samples,
 )
 
 
@@ -76,7 +77,7 @@ class AnswerConfidenceStop(Strategy):
                 at_cap = len(state.candidates) >= state.max_samples
                 reason = "max_samples" if at_cap else "token_budget"
                 break
-            yield Draw(allowed, reason="sequential_round")
+            yield Draw(allowed, reason="sequential_round", horizon=remaining_samples(state))
             yield ScoreCandidates()
             _, features = answer_features(state.candidates, self.selection, state.equivalent)
             predicted = self.model.predict(features)

@@ -58,6 +58,12 @@ class Draw:
     sample ends with ``finish_reason="confidence_stop"``); other models draw whole samples,
     and the strategy scores them when they finish. Replay cuts a recorded sample where
     the stop would have fired."""
+    horizon: int | None = field(default=None, compare=False)
+    """The most samples this draw and the plan's later draws with the same settings may take
+    in all (the plan's own cap); ``None``: only this draw's ``n``. A driver with
+    ``launch="eager"`` starts that many (what the limits allow of it) at once, answers
+    this and the later draws with the first to finish, and cancels the rest when the plan
+    stops. Strategies that draw in rounds set it."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,11 @@ class RunState:
         return self.tracker.limits.max_samples
 
 
+def remaining_samples(state: RunState) -> int:
+    """Samples a plan that draws in rounds may still take in all: its ``Draw.horizon``."""
+    return max(0, state.max_samples - len(state.candidates))
+
+
 class Decision(BaseModel):
     """How much a strategy decided to spend and why it stopped."""
 
@@ -265,4 +276,5 @@ __all__ = [
     "ScoreBeams",
     "ScoreCandidates",
     "Strategy",
+    "remaining_samples",
 ]

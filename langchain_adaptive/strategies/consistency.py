@@ -24,6 +24,7 @@ from langchain_adaptive.strategies.base import (
     RunState,
     ScoreCandidates,
     Strategy,
+    remaining_samples,
 )
 
 
@@ -67,7 +68,7 @@ class AdaptiveConsistency(Strategy):
                     "max_samples" if len(state.candidates) >= state.max_samples else "token_budget"
                 )
                 break
-            yield Draw(allowed, reason="sequential_round")
+            yield Draw(allowed, reason="sequential_round", horizon=remaining_samples(state))
             leader, runner_up = self._top_counts(state)
             if leader and leader_probability(leader, runner_up) >= self.threshold:
                 reason = "consensus"

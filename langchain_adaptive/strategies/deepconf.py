@@ -55,7 +55,14 @@ from langchain_adaptive.confidence import (
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.results import Candidate, StopReason
 from langchain_adaptive.selection import SelectionRule
-from langchain_adaptive.strategies.base import Decision, Draw, Plan, RunState, Strategy
+from langchain_adaptive.strategies.base import (
+    Decision,
+    Draw,
+    Plan,
+    RunState,
+    Strategy,
+    remaining_samples,
+)
 
 CONFIDENCE_STOP = "confidence_stop"
 """The finish reason of a trace the online stop ended mid-generation."""
@@ -188,7 +195,10 @@ class DeepConf(Strategy):
                 reason = self._out_of_budget(state)
                 break
             new: list[Candidate] = yield Draw(
-                allowed, reason="deepconf_online", stop_on_confidence=armed
+                allowed,
+                reason="deepconf_online",
+                stop_on_confidence=armed,
+                horizon=remaining_samples(state),
             )
             online += len(new)
             for candidate in new:

@@ -22,6 +22,7 @@ from langchain_adaptive.strategies.base import (
     RunState,
     ScoreCandidates,
     Strategy,
+    remaining_samples,
 )
 
 
@@ -48,7 +49,7 @@ class EarlyStoppingConsistency(Strategy):
                 if len(state.candidates) < state.max_samples:
                     reason = "token_budget"
                 break
-            new = yield Draw(allowed, reason="sequential_round")
+            new = yield Draw(allowed, reason="sequential_round", horizon=remaining_samples(state))
             if allowed == self.window and _unanimous([c.answer for c in new], state):
                 reason = "consensus"
                 break

@@ -41,6 +41,7 @@ from langchain_adaptive.strategies.base import (
     RunState,
     ScoreCandidates,
     Strategy,
+    remaining_samples,
 )
 
 
@@ -95,7 +96,7 @@ class SequentialAdaptiveBestOfN(Strategy):
                 reason = "max_samples" if at_cap else "token_budget"
                 wanted_total = len(state.candidates) if at_cap else wanted_total
                 break
-            yield Draw(allowed)
+            yield Draw(allowed, horizon=remaining_samples(state))
             yield ScoreCandidates()
         confidence = 1.0 - miss
         return Decision(

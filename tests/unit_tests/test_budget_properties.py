@@ -8,13 +8,14 @@ and must report exactly the tokens an over-long sample ran past its cap.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from langchain_adaptive import AdaptiveReasoningRunnable
 from langchain_adaptive.errors import ConfigurationError
@@ -96,3 +97,50 @@ def _outputs(model: ScriptedChatModel) -> list[Any]:
             words = words[:cap]
         produced.append(type("Out", (), {"content": " ".join(words)})())
     return produced
+
+
+class StreamsWords(ScriptedChatModel):
+    """Streams its scripted answer a word a chunk, so a cancelled sample's words are counted."""
+
+    def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[Any]:
+        message = super()._generate(messages, *args, **kwargs).generations[0].message
+        words = str(message.content).split(" ")
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=word if i == 0 else " " + word,
+                    usage_metadata=message.usage_metadata if last else None,  # type: ignore[attr-defined]
+                    response_metadata=message.response_metadata if last else {},
+                )
+            )
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(setup=SETTINGS)
+def test_budgets_hold_under_eager_launch(name: str, setup: dict[str, Any]) -> None:
+    """Issue 34: launched samples are reserved, so kept plus cancelled stay within the limits."""
+    try:
+        build_strategy(name)
+    except ConfigurationError as error:
+        pytest.skip(f"{name} cannot be built from its name alone: {error}")
+    cap = setup["max_tokens_per_sample"]
+    total = None if setup["total_factor"] is None else cap * setup["total_factor"]
+    responses = [solution(n, 15 + i % 2) for i, n in enumerate(setup["lengths"])]
+    model = StreamsWords(responses=responses, token_logprob=lambda text: -0.5)
+    reasoner = AdaptiveReasoningRunnable(
+        model=model,
+        prm=ScriptedPRM(default_p=setup["p"]),
+        strategy=name,
+        max_samples=setup["max_samples"],
+        max_tokens_per_sample=cap,
+        max_total_tokens=total,
+        launch="eager",
+    )
+    result = reasoner.invoke("What is 7 + 8?")
+    budget = result.budget
+    assert budget.samples_used + budget.cancelled_samples <= setup["max_samples"]
+    if total is not None:
+        assert budget.generated_tokens + budget.cancelled_tokens <= total
+    assert all(c.usage.output_tokens <= cap for c in result.candidates)
