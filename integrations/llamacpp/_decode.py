@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 
     from . import _tools
 
-FinishReason = Literal["stop", "length", "confidence_stop"]
+
+class _Flag(Protocol):
+    """A cancel flag: a ``threading.Event`` or anything else with ``is_set``."""
+
+    def is_set(self) -> bool: ...
+
+
+FinishReason = Literal["stop", "length", "confidence_stop", "cancelled"]
+"""``"cancelled"``: a launch (``launch="eager"``) stopped the sample part-way."""
 
 
 KVLayout = Literal["per_sequence", "shared"]
@@ -228,7 +236,7 @@ class SampleRun:
         *,
         max_new_tokens: int,
         seed: int,
-        cancel: threading.Event | None = None,
+        cancel: threading.Event | _Flag | None = None,
         is_eog: Callable[[int], bool] | None = None,
     ) -> None:
         self._llama = llama

@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -315,6 +315,8 @@ class BatchedSampler:
         lead_in: bool = False,
         grammar: str | None = None,
         confidence: ConfidenceStop | None = None,
+        on_finished: Callable[[int, SequenceResult], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[SequenceResult]:
         """Draw ``len(seeds)`` samples of one prompt, decoded together.
 
@@ -347,6 +349,11 @@ class BatchedSampler:
                 threshold, end a sample (``finish_reason="confidence_stop"``)
                 once a full window's group confidence falls below it; the
                 other samples decode on.
+            on_finished: Called with a sample's index and result as it ends
+                (launch-and-cancel hands each sample on as it finishes).
+            cancelled: Polled before every decode step; once true, every sample
+                still running ends with ``finish_reason="cancelled"`` and the
+                tokens it has.
 
         Returns:
             One result per seed, in the same order.
@@ -406,7 +413,15 @@ class BatchedSampler:
             window = needed if layout == "shared" else needed // n
             context = self._context_for(n, window, cells, layout)
             return self._decode(
-                context, prompt, list(seeds), limits, stops, settings, lead_in=lead_in
+                context,
+                prompt,
+                list(seeds),
+                limits,
+                stops,
+                settings,
+                lead_in=lead_in,
+                on_finished=on_finished,
+                cancelled=cancelled,
             )
 
     def close(self) -> None:
@@ -446,6 +461,8 @@ class BatchedSampler:
         settings: _Sampling,
         *,
         lead_in: bool = False,
+        on_finished: Callable[[int, SequenceResult], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[SequenceResult]:
         """The token loop (the caller holds the lock and has checked that n sequences fit)."""
         llama, memory = self._shared.llama, context.memory
@@ -478,6 +495,15 @@ class BatchedSampler:
             tokens = [prompt[-1]] * len(seeds)
             position = prefix_end
             while live:
+                if cancelled is not None and cancelled():
+                    for seq in live:
+                        trackers[seq].finish()
+                        _copy_result(trackers[seq], results[seq])
+                        results[seq].finish_reason = "cancelled"
+                        finished[seq] = True
+                        start = prefix_end if seq == 0 else -1  # as a finished sample leaves
+                        llama_cpp.llama_memory_seq_rm(memory, seq, start, -1)
+                    break
                 fill_batch(batch, [(tokens[seq], position, seq) for seq in live], logits=True)
                 _check(llama_cpp.llama_decode(context.ctx, batch), "a sampling step")
                 still: list[int] = []
@@ -502,6 +528,8 @@ class BatchedSampler:
                     tracker.finish()
                     _copy_result(tracker, results[seq])
                     finished[seq] = True
+                    if on_finished is not None:
+                        on_finished(seq, results[seq])
                     # Leave the batch: free the cells; sequence 0 keeps the prompt prefix.
                     llama_cpp.llama_memory_seq_rm(memory, seq, prefix_end if seq == 0 else -1, -1)
                 live = still

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     import llama_cpp
     from langchain_core.tools import BaseTool
 
+    from langchain_adaptive._launch import LaunchHooks
+
     from .batched import SequenceResult
 
 
@@ -72,7 +74,8 @@ _CALL_KWARGS = frozenset(
         "confidence_stop",
     }
 )
-_IGNORED_KWARGS = frozenset({"stream"})
+_IGNORED_KWARGS = frozenset({"stream", "launch"})
+"""Read by :meth:`ChatLlamaCpp._generate` itself (``launch``) or not at all (``stream``)."""
 
 _ROLES = {
     "human": "user",
@@ -302,6 +305,11 @@ class ChatLlamaCpp(BaseChatModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     supports_n_samples: ClassVar[bool] = True
+    supports_launch_hooks: ClassVar[bool] = True
+    """Takes a ``launch`` call kwarg (:class:`~langchain_adaptive._launch.LaunchHooks`): the
+    n samples of one call are handed on as each finishes, and the ones still decoding stop
+    (``finish_reason="cancelled"``, their tokens reported) once the launch is cancelled. The
+    ``Llama`` object is not thread-safe, so launch-and-cancel runs here as one batched call."""
     supports_confidence_stop: ClassVar[bool] = True
     """Takes a ``confidence_stop`` call kwarg (see :class:`~langchain_adaptive.confidence.
     ConfidenceStop`): reports each token's ``C_i`` as ``response_metadata["token_confidences"]``
@@ -822,30 +830,39 @@ class ChatLlamaCpp(BaseChatModel):
     ) -> ChatResult:
         options = replace(self._call_options(stop, kwargs), lead_in=_leaves_lead_in(messages))
         messages, options = _with_output_plan(messages, options, kwargs)
+        launch: LaunchHooks | None = kwargs.get("launch")
         shared = self.shared_llama
+        cancelled: set[int] = set()
         with _exclusive(shared) as llama:
             _check_grammar(llama, options.output)
             prompt = self._prompt_tokens(llama, messages)
             max_new = self._room(len(prompt), options.max_tokens)
             seeds = [self._draw_seed(options.seed, index) for index in range(options.n)]
             samples: Sequence[Sample] | None = self._sample_batched(
-                shared, prompt, seeds, max_new, options
+                shared, prompt, seeds, max_new, options, launch
             )
             if samples is None:
+                stopped = _Stopped(launch)
                 runs = [
-                    SampleRun(llama, prompt, options, max_new_tokens=max_new, seed=seed)
+                    SampleRun(
+                        llama, prompt, options, max_new_tokens=max_new, seed=seed, cancel=stopped
+                    )
                     for seed in seeds
                 ]
-                for run in runs:
+                for index, run in enumerate(runs):
                     for _ in run:
                         pass
+                    if stopped.is_set():
+                        cancelled.add(index)
+                    elif launch is not None:
+                        launch.finished(index, self._reply(run, len(prompt), options))
                 samples = runs
         generations = [
             ChatGeneration(
-                message=self._reply(sample, len(prompt), options),
+                message=self._reply(sample, len(prompt), options, index in cancelled),
                 generation_info={"finish_reason": sample.finish_reason, "seed": sample.seed},
             )
-            for sample in samples
+            for index, sample in enumerate(samples)
         ]
         completion = sum(g.message.usage_metadata["output_tokens"] for g in generations)  # type: ignore[attr-defined]
         return ChatResult(
@@ -860,9 +877,14 @@ class ChatLlamaCpp(BaseChatModel):
             },
         )
 
-    def _reply(self, sample: Sample, prompt_tokens: int, options: CallOptions) -> AIMessage:
+    def _reply(
+        self, sample: Sample, prompt_tokens: int, options: CallOptions, cancelled: bool = False
+    ) -> AIMessage:
         """One sample as a message: its text, or the tool call the grammar held it to."""
         parsed = _tools.parse_reply(sample.text, options.output)
+        metadata = self._metadata(sample, options)
+        if cancelled:
+            metadata["finish_reason"] = "cancelled"
         return AIMessage(
             content=parsed.content,
             tool_calls=parsed.tool_calls,
@@ -872,7 +894,7 @@ class ChatLlamaCpp(BaseChatModel):
                 output_tokens=sample.output_tokens,
                 total_tokens=prompt_tokens + sample.output_tokens,
             ),
-            response_metadata=self._metadata(sample, options),
+            response_metadata=metadata,
         )
 
     def _sample_batched(
@@ -882,6 +904,7 @@ class ChatLlamaCpp(BaseChatModel):
         seeds: list[int],
         max_new: int,
         options: CallOptions,
+        launch: LaunchHooks | None = None,
     ) -> list[SequenceResult] | None:
         """All samples decoded together, or ``None`` where batching gains nothing.
 
@@ -895,7 +918,12 @@ class ChatLlamaCpp(BaseChatModel):
         """
         if len(seeds) < 2 or not self.batched_samples:
             return None
-        from .batched import BatchedDecodeError, BatchedSampler, supports_batched_decoding
+        from .batched import (
+            BatchedDecodeError,
+            BatchedSampler,
+            SequenceResult,
+            supports_batched_decoding,
+        )
 
         if not supports_batched_decoding():
             return None
@@ -908,6 +936,12 @@ class ChatLlamaCpp(BaseChatModel):
         done: list[SequenceResult] = []
         try:
             for start in range(0, len(seeds), per_call):
+                if launch is not None and launch.cancelled():  # later batches never start
+                    done += [
+                        SequenceResult(seed=seed, finish_reason="cancelled")
+                        for seed in seeds[start:]
+                    ]
+                    break
                 done += sampler.sample(
                     prompt,
                     seeds[start : start + per_call],
@@ -925,6 +959,7 @@ class ChatLlamaCpp(BaseChatModel):
                     lead_in=options.lead_in,
                     grammar=None if options.output is None else options.output.grammar,
                     confidence=options.confidence,
+                    **_launch_hooks(launch, start, self, len(prompt), options),
                 )
         except BatchedDecodeError as exc:
             exc.finished[:0] = done
@@ -1065,6 +1100,33 @@ class ChatLlamaCpp(BaseChatModel):
             cancel.set()
             with contextlib.suppress(BaseException):
                 await worker
+
+
+class _Stopped:
+    """A cancel flag over a launch's ``cancelled`` (the sequential token loop polls ``is_set``)."""
+
+    def __init__(self, launch: LaunchHooks | None) -> None:
+        self._launch = launch
+
+    def is_set(self) -> bool:
+        return self._launch is not None and self._launch.cancelled()
+
+
+def _launch_hooks(
+    launch: LaunchHooks | None,
+    start: int,
+    model: ChatLlamaCpp,
+    prompt_tokens: int,
+    options: CallOptions,
+) -> dict[str, Any]:
+    """The batched sampler's ``on_finished``/``cancelled`` for a launch; none without one."""
+    if launch is None:
+        return {}
+
+    def finished(seq: int, result: SequenceResult) -> None:
+        launch.finished(start + seq, model._reply(result, prompt_tokens, options))
+
+    return {"on_finished": finished, "cancelled": launch.cancelled}
 
 
 def _with_output_plan(
