@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from langchain_adaptive.calibration.baselines import PlattCalibrator
-from langchain_adaptive.calibration.collect import collect_calibration_data
-from langchain_adaptive.datasets import ARITHMETIC_LEVELS, Problem, arithmetic_suite
+from langchain_adaptive.evaluation.collect import collect_calibration_data
+from langchain_adaptive.evaluation.datasets import ARITHMETIC_LEVELS, Problem, arithmetic_suite
 from langchain_adaptive.evaluation.policies import standard_policies
 from langchain_adaptive.evaluation.pools import (
     add_calibrated_estimates,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from langchain_adaptive._lazy import lazy_exports
+from langchain_adaptive._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from langchain_adaptive.answers import answers_match, extract_answer, split_steps
@@ -80,8 +81,6 @@ if TYPE_CHECKING:
         ComputeOptimalStrategy,
     )
     from langchain_adaptive.tools import AdaptiveReasoningTool, adaptive_tool
-
-__version__ = "0.1.0"
 
 _MODULE_OF: dict[str, str] = {
     "AdaptiveAnswerParser": "parsers",

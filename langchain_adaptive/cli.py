@@ -8,22 +8,18 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO, get_args
+from importlib.util import find_spec
+from typing import Any, TextIO
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_adaptive._argparse import OneLineArgumentParser, check_arguments, file_error
-from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES
-from langchain_adaptive.calibration.cli import add_calibrate_commands, run_calibrate
+from langchain_adaptive._reasoner_flags import add_reasoner_arguments, build_reasoner
 from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
 from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
-from langchain_adaptive.errors import AdaptiveError, ConfigurationError
-from langchain_adaptive.evaluation.cli import add_bench_commands, run_bench
+from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.results import AdaptiveResult
-from langchain_adaptive.runnable import AdaptiveReasoningRunnable
-from langchain_adaptive.selection import SelectionRule
-from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
 
 class ProgressPrinter(AdaptiveCallbackHandler):
@@ -50,47 +46,27 @@ class ProgressPrinter(AdaptiveCallbackHandler):
         self._say(f"stopped ({event.stop_reason}) after {event.samples_used} sample(s)")
 
 
-def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model, PRM and limit flags ``ask`` and ``serve`` share (see :func:`build_reasoner`)."""
-    parser.add_argument(
-        "--strategy",
-        default=None,
-        choices=sorted(STRATEGIES),
-        help="sampling strategy (default: adaptive_best_of_n with majority-vote selection)",
-    )
-    parser.add_argument(
-        "--selection",
-        default=None,
-        choices=get_args(SelectionRule),
-        help="how the final answer is chosen among the samples",
-    )
-    parser.add_argument(
-        "--stop-model",
-        default=None,
-        help="saved answer-level stop rule (bench fit-stop-rule) for --strategy answer_stop; "
-        "--target-confidence is then its threshold",
-    )
-    parser.add_argument("--target-confidence", type=float, default=0.99, help="IAS target C")
-    parser.add_argument(
-        "--max-samples",
-        type=int,
-        default=DEFAULT_MAX_SAMPLES,
-        help="hard cap on samples (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-tokens", type=int, default=192, help="generated-token cap per sample"
-    )
-    parser.add_argument("--model", default=None, help="GGUF path or Hugging Face repo id")
-    parser.add_argument("--model-file", default=None, help="file name or glob inside --model repo")
-    parser.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
-    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
-    parser.add_argument(
-        "--prm",
-        default="auto",
-        choices=["auto", "probe", "judge"],
-        help="on-device PRM: the calibrated probe shipped for the bundled model, or the LLM judge",
-    )
+BENCH_EXTRA_INSTALL = 'pip install "langchain-adaptive[bench]"'
+"""What to run when ``bench`` or ``calibrate`` lacks the harness's packages."""
+
+_BENCH_PACKAGES = ("matplotlib", "tqdm")
+_HARNESS_COMMANDS = {
+    "calibrate": "collect data, fit and evaluate calibrators",
+    "bench": "record pools, replay policies, run live",
+}
+
+
+def missing_bench_packages() -> list[str]:
+    """The ``bench`` extra's packages that are not installed: the harness needs them all.
+
+    Found without importing them (``ask`` builds the same parser and stays fast); a name
+    blocked in ``sys.modules`` (``None``) counts as missing, as ``import`` would.
+    """
+    return [
+        name
+        for name in _BENCH_PACKAGES
+        if (sys.modules[name] is None if name in sys.modules else find_spec(name) is None)
+    ]
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -114,8 +90,15 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--verbose", action="store_true", help="also show llama.cpp's own messages on stderr"
     )
-    add_calibrate_commands(commands)
-    add_bench_commands(commands)
+    if missing_bench_packages():  # listed for --help; main() refuses them in one line
+        for name, text in _HARNESS_COMMANDS.items():
+            commands.add_parser(name, help=f"{text} (needs the bench extra)", add_help=False)
+    else:
+        from langchain_adaptive.evaluation.calibrate_cli import add_calibrate_commands
+        from langchain_adaptive.evaluation.cli import add_bench_commands
+
+        add_calibrate_commands(commands)
+        add_bench_commands(commands)
     serve = commands.add_parser(
         "serve-prm",
         help="serve a local PRM (hf, probe or judge) over HTTP, vLLM's /pooling API",
@@ -185,45 +168,6 @@ def _show_library_logs() -> None:
     logger.setLevel(logging.DEBUG)
 
 
-def build_reasoner(args: argparse.Namespace) -> AdaptiveReasoningRunnable:
-    """The on-device reasoner :func:`add_reasoner_arguments`' flags describe.
-
-    Raises:
-        ImportError: The ``llamacpp`` extra is not installed.
-        AdaptiveError: A setting the reasoner refuses (e.g. ``--prm probe`` with ``--model``).
-    """
-    from langchain_adaptive.integrations.llamacpp import default_reasoner
-
-    settings = {}
-    overrides: dict[str, Any] = {"selection": args.selection} if args.selection else {}
-    stop_model = getattr(args, "stop_model", None)
-    if (args.strategy == "answer_stop") != (stop_model is not None):
-        raise ConfigurationError("--strategy answer_stop and --stop-model go together")
-    if stop_model is not None:
-        from langchain_adaptive.calibration.answer_stop import AnswerStopModel
-
-        model = AnswerStopModel.load(stop_model)
-        overrides = {
-            "model": model,
-            "threshold": args.target_confidence,
-            "selection": args.selection or model.selection,
-        }
-    if args.strategy or args.selection:
-        settings["strategy"] = build_strategy(args.strategy or "adaptive_best_of_n", **overrides)
-    return default_reasoner(
-        args.model,
-        model_file=args.model_file,
-        n_gpu_layers=args.n_gpu_layers,
-        n_threads=args.threads,
-        seed=args.seed,
-        prm=args.prm,
-        **settings,
-        target_confidence=args.target_confidence,
-        max_samples=args.max_samples,
-        max_tokens_per_sample=args.max_tokens,
-    )
-
-
 def _ask(args: argparse.Namespace) -> int:
     try:
         from langchain_adaptive.integrations.llamacpp import default_reasoner  # noqa: F401
@@ -268,10 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_main(arguments[1:])
         return 0
     if arguments[:1] == ["serve"]:  # its own parser too: ask's flags plus the server's
-        from langchain_adaptive.integrations.http.openai_server import main as serve_openai
+        from langchain_adaptive._serve_openai import main as serve_openai
 
         serve_openai(arguments[1:])
         return 0
+    if arguments[:1] in (["calibrate"], ["bench"]) and (missing := missing_bench_packages()):
+        print(
+            f"langchain-adaptive {arguments[0]}: error: the evaluation harness needs the bench "
+            f"extra ({', '.join(missing)} missing): {BENCH_EXTRA_INSTALL}",
+            file=sys.stderr,
+        )
+        return 2
     parser = _build_parser()
     args = parser.parse_args(arguments)
     check_arguments(parser, args)  # counts >= 1, inputs readable UTF-8, outputs writable
@@ -280,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ask(args)
         if args.command in ("calibrate", "bench"):
             try:
+                from langchain_adaptive.evaluation.calibrate_cli import run_calibrate
+                from langchain_adaptive.evaluation.cli import run_bench
+
                 return run_calibrate(args) if args.command == "calibrate" else run_bench(args)
             except AdaptiveError as error:
                 print(f"error: {type(error).__name__}: {error}", file=sys.stderr)

@@ -62,8 +62,8 @@ from langchain_adaptive import (
     Strategy,
 )
 from langchain_adaptive.calibration import Calibrator
-from langchain_adaptive.calibration.cli import few_shot_arguments, few_shot_examples
-from langchain_adaptive.datasets import MULTI_STEP_LEVELS, Problem, arithmetic_suite
+from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
+from langchain_adaptive.evaluation.datasets import MULTI_STEP_LEVELS, Problem, arithmetic_suite
 from langchain_adaptive.inputs import FewShotExample
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM, TokenConfidencePRM
 

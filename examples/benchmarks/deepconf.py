@@ -42,8 +42,8 @@ from typing import Any
 from _live_stats import bootstrap_ci, plot_accuracy_tokens
 
 from langchain_adaptive import AdaptiveReasoningRunnable, Strategy
-from langchain_adaptive.datasets import Problem, arithmetic_suite
 from langchain_adaptive.evaluation.cli import interleave_levels
+from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 from langchain_adaptive.strategies import AdaptiveBestOfN, BestOfN, DeepConf
 

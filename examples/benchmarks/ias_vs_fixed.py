@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_adaptive import AdaptiveBestOfN, AdaptiveReasoningRunnable, AdaptiveResult
-from langchain_adaptive.datasets import Problem, arithmetic_suite
+from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import default_reasoner
 
 CALIBRATION_SUITE = {"per_level": 5, "seed": 0}

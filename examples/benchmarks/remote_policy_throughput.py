@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from langchain_core.language_models import BaseChatModel
 
-from langchain_adaptive.datasets import ARITHMETIC_LEVELS, arithmetic_suite
+from langchain_adaptive.evaluation.datasets import ARITHMETIC_LEVELS, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import (
     ChatLlamaCpp,
     bundled_model_path,

@@ -8,9 +8,6 @@
   :class:`HistogramBinningCalibrator` (numpy), with Wilson lower bounds.
 - ``quantile``: :class:`QuantileCalibrator`, the paper's pinball-loss head (torch).
 - ``metrics``: Brier, ECE, pinball loss, coverage, AUROC, :func:`evaluate`, plots.
-- ``collect``: :func:`collect_calibration_data`, Monte-Carlo success rates of
-  solution prefixes from any LangChain model, resumable JSONL;
-  :func:`rescore_records` gives the same records another PRM's raw scores.
 - ``probe``: :class:`ProbeHead`, success quantiles from the policy's own embedding.
 
 Names are imported on first use, so torch loads only with :class:`QuantileCalibrator`.
@@ -28,12 +25,6 @@ if TYPE_CHECKING:
         HistogramBinningCalibrator,
         IsotonicCalibrator,
         PlattCalibrator,
-    )
-    from langchain_adaptive.calibration.collect import (
-        acollect_calibration_data,
-        collect_calibration_data,
-        read_records,
-        rescore_records,
     )
     from langchain_adaptive.calibration.metrics import (
         CalibrationReport,
@@ -68,10 +59,6 @@ _MODULE_OF: dict[str, str] = {
     "PlattCalibrator": "baselines",
     "ProbeHead": "probe",
     "QuantileCalibrator": "quantile",
-    "acollect_calibration_data": "collect",
-    "collect_calibration_data": "collect",
-    "read_records": "collect",
-    "rescore_records": "collect",
     "auroc": "metrics",
     "brier_score": "metrics",
     "evaluate": "metrics",
@@ -96,19 +83,15 @@ __all__ = (
     "PlattCalibrator",
     "ProbeHead",
     "QuantileCalibrator",
-    "acollect_calibration_data",
     "auroc",
     "brier_score",
-    "collect_calibration_data",
     "evaluate",
     "expected_calibration_error",
     "pinball_loss",
     "prefix_features",
     "quantile_coverage",
-    "read_records",
     "reliability_diagram",
     "report_markdown",
-    "rescore_records",
     "split_by_question",
 )
 

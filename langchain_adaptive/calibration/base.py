@@ -941,7 +941,7 @@ def _resolve_kind(kind: Any) -> type[Calibrator]:
 
 
 def _library_version() -> str:
-    from langchain_adaptive import __version__
+    from langchain_adaptive._version import __version__
 
     return __version__
 

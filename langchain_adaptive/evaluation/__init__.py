@@ -2,7 +2,7 @@
 
 The data path, top to bottom:
 
-datasets (:mod:`langchain_adaptive.datasets`, Game of 24 in :mod:`.game24`) ->
+datasets (:mod:`langchain_adaptive.evaluation.datasets`, Game of 24 in :mod:`.game24`) ->
 ``record_pools`` (one model run, every PRM's estimates) -> a pool file
 (:mod:`.pools`; ``score_pools`` adds a later PRM's step scores) -> ``replay``
 of every policy (:mod:`.policies`, :mod:`.replay`; no model calls, bootstrap

@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES
-from langchain_adaptive.datasets import Problem, arithmetic_suite, load_gsm8k, load_jsonl, load_math
 from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.evaluation.datasets import (
+    Problem,
+    arithmetic_suite,
+    load_gsm8k,
+    load_jsonl,
+    load_math,
+)
 from langchain_adaptive.evaluation.pools import (
     ORACLE,
     QuestionPool,

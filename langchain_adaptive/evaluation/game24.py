@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.errors import AdaptiveInputError, DatasetError
+from langchain_adaptive.evaluation.datasets import Problem
 
 TARGET = 24
 """The value every Game-of-24 answer must reach."""

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive._jsonl import ProgressBar
 from langchain_adaptive.calibration.answer_stop import AnswerStopModel
-from langchain_adaptive.datasets import Problem, check_gold
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError
+from langchain_adaptive.evaluation.datasets import Problem, check_gold
 from langchain_adaptive.evaluation.policies import FIXED_SIZES, standard_policies
 from langchain_adaptive.evaluation.pools import PoolFile, PoolMismatchError, answer_equivalence
 from langchain_adaptive.evaluation.replay import (

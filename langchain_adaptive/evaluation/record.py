@@ -37,8 +37,8 @@ from langchain_adaptive.answers import (
     extract_answer,
     split_steps,
 )
-from langchain_adaptive.datasets import Problem, check_gold
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError
+from langchain_adaptive.evaluation.datasets import Problem, check_gold
 from langchain_adaptive.evaluation.pools import (
     PoolHeader,
     QuestionPool,

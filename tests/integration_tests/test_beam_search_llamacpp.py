@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
-from langchain_adaptive.datasets import arithmetic_suite, worked_examples
+from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD

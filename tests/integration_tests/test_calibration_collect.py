@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from langchain_adaptive.calibration.collect import (
+from langchain_adaptive.evaluation.collect import (
     collect_calibration_data,
     read_records,
     trajectories_path,
 )
-from langchain_adaptive.datasets import arithmetic_suite
+from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp  # lazy: imports no llama_cpp
 from langchain_adaptive.prm.judge import LLMJudgePRM
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 
-from langchain_adaptive.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.errors import (
     AdaptiveInputError,
     ConfigurationError,
@@ -28,6 +27,7 @@ from langchain_adaptive.errors import (
     ModelError,
     ModelNotFoundError,
 )
+from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.integrations.llamacpp import (  # lazy: imports no llama_cpp
     ChatLlamaCpp,

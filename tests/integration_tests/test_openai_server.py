@@ -535,7 +535,7 @@ def test_serve_refuses_half_an_upstream() -> None:
 @pytest.mark.llamacpp
 def test_serve_flags_build_the_bundled_model_and_an_upstream_policy() -> None:
     pytest.importorskip("llama_cpp", reason='needs the "llamacpp" extra')
-    from langchain_adaptive.integrations.http.openai_server import _parser, build_served_runnable
+    from langchain_adaptive._serve_openai import _parser, build_served_runnable
 
     flags = ["--max-samples", "2", "--max-tokens", "16", "--threads", "2", "--seed", "3"]
     args = _parser().parse_args(flags)

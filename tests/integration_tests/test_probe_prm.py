@@ -16,12 +16,12 @@ from langchain_adaptive.answers import STEP_JOINER
 from langchain_adaptive.calibration.probe import ProbeHead
 from langchain_adaptive.calibration.quantile import QuantileCalibrator
 from langchain_adaptive.calibration.records import prefix_features
-from langchain_adaptive.datasets import arithmetic_suite
 from langchain_adaptive.errors import (
     ConfigurationError,
     ContextLengthExceededError,
     ModelNotFoundError,
 )
+from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import LlamaCppEmbedder, ProbePRM
 from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD, probe_text
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel

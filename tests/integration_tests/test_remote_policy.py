@@ -26,8 +26,8 @@ import httpx
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
-from langchain_adaptive.calibration.collect import acollect_calibration_data
-from langchain_adaptive.datasets import Problem
+from langchain_adaptive.evaluation.collect import acollect_calibration_data
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.integrations.llamacpp import bundled_model_path
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate

@@ -411,7 +411,8 @@ def test_real_pools_summary_tables_and_figure(tmp_path: Path) -> None:
 
 
 def test_fit_stop_rule_cli_saves_a_rule_that_live_policies_and_ask_use(tmp_path: Path) -> None:
-    from langchain_adaptive.cli import _build_parser, build_reasoner, main
+    from langchain_adaptive._reasoner_flags import build_reasoner
+    from langchain_adaptive.cli import _build_parser, main
     from langchain_adaptive.evaluation.live import live_policy
     from langchain_adaptive.evaluation.pools import PoolHeader, write_pools
 

@@ -17,8 +17,8 @@ from pydantic import Field
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
 from langchain_adaptive.answers import split_steps
-from langchain_adaptive.datasets import arithmetic_suite
 from langchain_adaptive.errors import ModelError, PRMError
+from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.evaluation.live import live_policy, run_live
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.results import AdaptiveResult, Beam, SuccessEstimate

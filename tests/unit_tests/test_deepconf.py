@@ -259,8 +259,8 @@ def test_replay_refuses_deepconf_on_a_pool_without_token_confidences() -> None:
 
 
 def test_recorded_token_confidences_replay_deepconf_like_the_live_run(tmp_path: Path) -> None:
-    from langchain_adaptive.datasets import Problem
     from langchain_adaptive.evaluation import read_pools, record_pools
+    from langchain_adaptive.evaluation.datasets import Problem
 
     out = tmp_path / "pools.jsonl"
     problem = Problem(id="q", question="What is 7 + 1?", gold="8")
@@ -291,8 +291,8 @@ def test_recorded_token_confidences_replay_deepconf_like_the_live_run(tmp_path: 
 def test_recording_logprobs_from_a_model_without_top_k_fails_the_question(
     tmp_path: Path,
 ) -> None:
-    from langchain_adaptive.datasets import Problem
     from langchain_adaptive.evaluation import record_pools
+    from langchain_adaptive.evaluation.datasets import Problem
 
     problem = Problem(id="q", question="What is 7 + 1?", gold="8")
     model = ScriptedChatModel(responses=RESPONSES, token_logprob=lambda text: -0.1)

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from langchain_adaptive.answers import AnswerEquivalence
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.errors import AdaptiveInputError, DatasetError
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.evaluation.game24 import (
     GAME24_QUESTION,
     TOT_INPUT_TEMPLATE,

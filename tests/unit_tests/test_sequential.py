@@ -9,7 +9,6 @@ import pytest
 
 from langchain_adaptive import AdaptiveReasoningRunnable
 from langchain_adaptive.budget import ias_sample_count
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.evaluation import (
     Policy,
     QuestionPool,
@@ -20,6 +19,7 @@ from langchain_adaptive.evaluation import (
     replay_question,
     standard_policies,
 )
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.strategies import (
     AdaptiveBestOfN,
     SequentialAdaptiveBestOfN,

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from langchain_adaptive.integrations.http.openai_server import parse_serve_args
+from langchain_adaptive._serve_openai import parse_serve_args
 
 
 def _config(tmp_path: Path, values: object) -> str:

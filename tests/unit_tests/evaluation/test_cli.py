@@ -9,8 +9,8 @@ import pytest
 
 from langchain_adaptive.calibration import IdentityCalibrator
 from langchain_adaptive.cli import main
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.evaluation import BenchReport, read_pools, record_pools
+from langchain_adaptive.evaluation.datasets import Problem
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 GAME24 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "game24"
@@ -186,9 +186,9 @@ def test_exclude_suite_leaves_out_every_named_suite() -> None:
     """A held-out suite: neither the probe's training questions nor an earlier recording's."""
     import argparse
 
-    from langchain_adaptive.datasets import arithmetic_suite
     from langchain_adaptive.errors import ConfigurationError
     from langchain_adaptive.evaluation.cli import load_problems
+    from langchain_adaptive.evaluation.datasets import arithmetic_suite
 
     def problems(exclude: str) -> list[Problem]:
         args = argparse.Namespace(

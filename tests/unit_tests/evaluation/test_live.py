@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation import (
     PoolFile,
@@ -16,6 +15,7 @@ from langchain_adaptive.evaluation import (
     run_live,
     spec_prm,
 )
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.evaluation.pools import PoolMismatchError
 from langchain_adaptive.evaluation.replay import replay_question
 from langchain_adaptive.inputs import DEFAULT_INSTRUCTION

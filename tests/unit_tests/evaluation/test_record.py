@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from langchain_adaptive.calibration import IdentityCalibrator
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, DatasetError
 from langchain_adaptive.evaluation import (
     PoolMismatchError,
@@ -19,6 +18,7 @@ from langchain_adaptive.evaluation import (
     record_pools,
     score_pools,
 )
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.evaluation.pools import read_pool_header
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from langchain_adaptive import AdaptiveReasoningRunnable
-from langchain_adaptive.datasets import Problem
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation import (
     Policy,
@@ -26,6 +25,7 @@ from langchain_adaptive.evaluation import (
     standard_policies,
     summarize,
 )
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.evaluation.replay import Outcomes
 from langchain_adaptive.evaluation.report import envelope_cost, report_markdown
 from langchain_adaptive.results import SuccessEstimate

@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.datasets: the arithmetic suite, the split, the JSONL loader."""
+"""langchain_adaptive.evaluation.datasets: the arithmetic suite, the split, the JSONL loader."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from langchain_adaptive.answers import answers_match
-from langchain_adaptive.datasets import (
+from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError
+from langchain_adaptive.evaluation.datasets import (
     ARITHMETIC_LEVELS,
     MULTI_STEP_LEVELS,
     Problem,
@@ -19,7 +20,6 @@ from langchain_adaptive.datasets import (
     train_test_split,
     worked_examples,
 )
-from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError
 
 # -- the arithmetic suite --------------------------------------------------------------
 
@@ -248,8 +248,8 @@ def test_check_gold_names_the_problems_without_gold() -> None:
 
 
 def test_an_empty_id_names_its_line(tmp_path) -> None:
-    from langchain_adaptive.datasets import load_jsonl
     from langchain_adaptive.errors import AdaptiveInputError
+    from langchain_adaptive.evaluation.datasets import load_jsonl
 
     path = tmp_path / "d.jsonl"
     path.write_text(

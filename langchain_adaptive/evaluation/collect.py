@@ -66,8 +66,8 @@ from langchain_adaptive.answers import (
 )
 from langchain_adaptive.answers import answers_match as default_answers_match
 from langchain_adaptive.calibration.records import CalibrationRecord
-from langchain_adaptive.datasets import Problem, check_gold
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError, ModelError, PRMError
+from langchain_adaptive.evaluation.datasets import Problem, check_gold
 from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, FewShotExample, Question, parse_input
 from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
@@ -265,8 +265,8 @@ def collect_calibration_data(
 
     Example:
         ```python
-        from langchain_adaptive.calibration.collect import collect_calibration_data
-        from langchain_adaptive.datasets import arithmetic_suite
+        from langchain_adaptive.evaluation.collect import collect_calibration_data
+        from langchain_adaptive.evaluation.datasets import arithmetic_suite
         from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
         from langchain_adaptive.prm.judge import LLMJudgePRM
 

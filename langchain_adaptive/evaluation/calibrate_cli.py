@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_adaptive.calibration.records import CalibrationRecord
-from langchain_adaptive.datasets import Problem
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.inputs import FewShotExample
 
 METHODS = ("quantile", "platt", "isotonic", "binning")
@@ -144,7 +144,11 @@ def few_shot_examples(
     args: argparse.Namespace, problems: list[Problem]
 ) -> tuple[list[FewShotExample], list[Problem]]:
     """The ``--few-shot`` examples, and ``problems`` without the questions they show."""
-    from langchain_adaptive.datasets import _question_key, arithmetic_suite, worked_examples
+    from langchain_adaptive.evaluation.datasets import (
+        _question_key,
+        arithmetic_suite,
+        worked_examples,
+    )
 
     if args.few_shot <= 0:
         return [], problems
@@ -197,7 +201,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from langchain_adaptive.calibration.collect import collect_calibration_data
+    from langchain_adaptive.evaluation.collect import collect_calibration_data
 
     chat = _chat_model(args)
     examples, problems = few_shot_examples(args, _problems(args))
@@ -218,7 +222,7 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _rescore(args: argparse.Namespace) -> int:
-    from langchain_adaptive.calibration.collect import read_records, rescore_records
+    from langchain_adaptive.evaluation.collect import read_records, rescore_records
 
     chat = _chat_model(args)
     problems = _problems(args)
@@ -347,7 +351,7 @@ def _policy_name(args: argparse.Namespace) -> str:
 
 
 def _problems(args: argparse.Namespace) -> list[Problem]:
-    from langchain_adaptive.datasets import arithmetic_suite, load_jsonl
+    from langchain_adaptive.evaluation.datasets import arithmetic_suite, load_jsonl
 
     if args.dataset is not None:
         return load_jsonl(args.dataset)
@@ -358,8 +362,8 @@ def _problems(args: argparse.Namespace) -> list[Problem]:
 
 
 def _split(args: argparse.Namespace) -> tuple[list[CalibrationRecord], list[CalibrationRecord]]:
-    from langchain_adaptive.calibration.collect import read_records
     from langchain_adaptive.calibration.metrics import split_by_question
+    from langchain_adaptive.evaluation.collect import read_records
 
     return split_by_question(read_records(args.data), args.test_fraction, args.split_seed)
 

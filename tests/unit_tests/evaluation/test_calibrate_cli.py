@@ -131,8 +131,8 @@ def test_bad_records_file_is_a_typed_error(
 def test_few_shot_examples_come_from_the_suite_and_leave_their_questions_out() -> None:
     import argparse
 
-    from langchain_adaptive.calibration.cli import few_shot_arguments, few_shot_examples
-    from langchain_adaptive.datasets import arithmetic_suite
+    from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
+    from langchain_adaptive.evaluation.datasets import arithmetic_suite
 
     parser = argparse.ArgumentParser()
     few_shot_arguments(parser)

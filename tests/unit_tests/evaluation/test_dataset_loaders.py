@@ -1,4 +1,4 @@
-"""Tests for the dataset loaders of langchain_adaptive.datasets: generic, GSM8K and MATH."""
+"""The dataset loaders of langchain_adaptive.evaluation.datasets: generic, GSM8K and MATH."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from langchain_adaptive.answers import answers_match
-from langchain_adaptive.datasets import (
+from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, DatasetError
+from langchain_adaptive.evaluation.datasets import (
     Problem,
     boxed_answer,
     gsm8k_gold,
@@ -20,9 +21,8 @@ from langchain_adaptive.datasets import (
     load_jsonl,
     load_math,
 )
-from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, DatasetError
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 GSM8K = SHARED / "data" / "gsm8k"
 needs_gsm8k = pytest.mark.skipif(
     not (GSM8K / "train.jsonl").is_file(),

@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.calibration.collect: records, grading, resuming, async."""
+"""Tests for langchain_adaptive.evaluation.collect: records, grading, resuming, async."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field, PrivateAttr
 
 from langchain_adaptive.answers import STEP_JOINER
-from langchain_adaptive.calibration.collect import (
+from langchain_adaptive.calibration.records import CalibrationRecord
+from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, ModelError, PRMError
+from langchain_adaptive.evaluation.collect import (
     QuestionTrajectories,
     acollect_calibration_data,
     collect_calibration_data,
@@ -29,9 +31,7 @@ from langchain_adaptive.calibration.collect import (
     rescore_records,
     trajectories_path,
 )
-from langchain_adaptive.calibration.records import CalibrationRecord
-from langchain_adaptive.datasets import Problem
-from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, ModelError, PRMError
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.inputs import FewShotExample
 from langchain_adaptive.prm.base import PRMScores
 from langchain_adaptive.results import SuccessEstimate
