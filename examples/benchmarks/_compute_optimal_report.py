@@ -126,6 +126,9 @@ def report(
     replayed = parallel_policies(args.pool)
     run = replay(prepare_pools(pools, answer_equivalence("math")), replayed, replicates=0)
     outcomes = outcomes_from_replay(run, pools, estimator=ESTIMATOR)
+    whole = f"weighted best-of-{args.pool}"
+    replayed_whole = {o.question_id: o.correct for o in outcomes if o.policy == whole}
+    agree = sum(replayed_whole[q] == by_question[q]["pool"]["correct"] for q in complete)
     family = {p.name: p.family for p in replayed}
     for name, (fam, strategy, *_rest) in live.items():
         if name == "pool":  # replayed above as weighted best-of-<pool>
@@ -223,6 +226,8 @@ def report(
             for label, cv in curves.items()
         },
         "outcomes_file": outcome_path.name,
+        "replay_check": f"replayed {whole} agrees with the live pool's own answer on {agree} "
+        f"of {len(complete)} questions",
     }
     _plot(results, args.out.with_suffix(".png"))
     args.out.with_suffix(".md").write_text(_markdown(results))
