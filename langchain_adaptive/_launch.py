@@ -14,32 +14,36 @@ cancelled. The data path:
 Two ways to run the samples:
 
 * **one call per sample** (any chat model): a task per sample over the model's
-  ``astream``, so a cancelled HTTP request closes its connection (the server
-  sees the disconnect) and the tokens streamed so far are counted. A model
-  with no async path runs ``invoke`` in a worker thread; such a call cannot
-  be stopped, so it is counted as cancelled with unknown tokens.
+  ``astream`` (sync: a thread over ``stream``), so a cancelled HTTP request
+  closes its connection (the server sees the disconnect) and the tokens
+  streamed so far are counted. A model with no streaming path answers in one
+  piece; such a call cannot be stopped, so it is counted with unknown tokens.
 * **one batched call** (models with ``supports_launch_hooks``, i.e.
   ``ChatLlamaCpp``, whose ``Llama`` is not thread-safe): ``n`` samples decoded
   together by the batched decoder, which reports each sample as it finishes
   and stops decoding the rest when asked; the model reports exactly what the
   stopped samples generated (``finish_reason="cancelled"``).
 
-:class:`Launched` lives on an event loop; :class:`ThreadedLaunch` runs one on a
-private loop in a thread, for the sync executor.
+:class:`Launched` lives on the caller's event loop (tasks); :class:`ThreadedLaunch`
+is its sync twin (a thread per sample over the model's sync ``stream``, so a sync
+run shares no event loop, nor an async HTTP client's connections, with anything).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
+import queue
 import threading
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 
 from langchain_adaptive.sampling import (
@@ -48,12 +52,17 @@ from langchain_adaptive.sampling import (
     _asample,
     _chat_sample,
     _run_args,
+    _sample,
 )
 
 T = TypeVar("T")
 
 CANCELLED = "cancelled"
 """``finish_reason`` of a sample a batched decoder stopped because its launch was cancelled."""
+
+
+class LaunchCancelled(Exception):
+    """Raised in a take still waiting when its launch is cancelled (a sync deadline)."""
 
 
 class LaunchHooks(Protocol):
@@ -225,16 +234,7 @@ class Launched:
             (task,) = self.tasks
             with contextlib.suppress(Exception):
                 # the decoder stops at its next step; the samples it stopped say what they cost
-                result = await task
-                for generation in result.generations[0]:
-                    if not isinstance(generation, ChatGeneration):
-                        continue
-                    message = generation.message
-                    if (
-                        isinstance(message, AIMessage)
-                        and message.response_metadata.get("finish_reason") == CANCELLED
-                    ):
-                        report.tokens += _chat_sample(self.model, message).usage.output_tokens
+                report.tokens += _cancelled_tokens(self.model, await task)
             self._drain(report)
             return report
         running = [task for task in self.tasks if not task.done()]
@@ -297,12 +297,16 @@ def _streams(model: BaseLanguageModel) -> bool:
 
 
 class ThreadedLaunch:
-    """A :class:`Launched` on a private event loop in a daemon thread, for sync callers.
+    """``count`` samples of one prompt in worker threads, for sync callers.
 
-    The samples run on that loop (a model with no async path in its worker
-    threads); ``take`` and ``cancel`` block the caller until they are done.
-    The loop ends with ``cancel``.
+    Each sample is a thread over the model's sync ``stream`` that stops at its
+    next chunk once the launch is cancelled (closing the stream, so an HTTP
+    request is cut off); a model with launch hooks gets one thread over its
+    batched call. ``take`` blocks until the samples it hands out have finished;
+    ``cancel`` waits up to ``grace`` seconds for the threads to stop.
     """
+
+    grace: float = 5.0
 
     def __init__(
         self,
@@ -313,46 +317,160 @@ class ThreadedLaunch:
         kwargs: dict[str, Any],
         config: RunnableConfig,
     ) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="adaptive-launch", daemon=True
-        )
-        self.thread.start()
-
-        async def start() -> Launched:
-            return Launched(model, messages, prompt, count, kwargs, config)
-
-        self.launched = self._wait(start())
-
-    @property
-    def count(self) -> int:
-        return self.launched.count
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return self.launched.kwargs
+        self.model = model
+        self.count = count
+        self.kwargs = kwargs
+        self.taken = 0
+        self.queue: queue.Queue[Sample | BaseException] = queue.Queue()
+        self.stop = threading.Event()
+        self._seen: dict[int, tuple[AIMessageChunk, int]] = {}
+        self._done: set[int] = set()
+        self._result: list[Any] = []
+        self._batched = supports_launch_hooks(model) and isinstance(model, BaseChatModel)
+        context = contextvars.copy_context()  # tracing and child-run config travel along
+        if self._batched:
+            targets = [functools.partial(self._batch, messages, config)]
+        else:
+            targets = [
+                functools.partial(self._one, i, messages, prompt, config) for i in range(count)
+            ]
+        self.threads = [
+            threading.Thread(
+                target=context.copy().run, args=(target,), name="adaptive-launch", daemon=True
+            )
+            for target in targets
+        ]
+        for thread in self.threads:
+            thread.start()
 
     @property
     def remaining(self) -> int:
-        return self.launched.remaining
+        return self.count - self.taken
 
-    def _wait(self, work: Coroutine[Any, Any, T]) -> T:
-        # the caller's context (tracing, child-run config) travels with the callback
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+    def _batch(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> None:
+        assert isinstance(self.model, BaseChatModel)
+        hooks = _SyncHooks(self.queue, self.stop, self.model)
+        try:
+            result = self.model.generate(
+                [list(messages)], **_run_args(config), n=self.count, launch=hooks, **self.kwargs
+            )
+        except BaseException as error:
+            self.queue.put(error)
+        else:
+            self._result.append(result)
+
+    def _one(
+        self, index: int, messages: Sequence[BaseMessage], prompt: str, config: RunnableConfig
+    ) -> None:
+        try:
+            if isinstance(self.model, BaseChatModel):
+                message: AIMessageChunk | None = None
+                pieces = 0
+                stream = self.model.stream(list(messages), config, **self.kwargs)
+                try:
+                    for chunk in stream:
+                        message = chunk if message is None else message + chunk
+                        pieces += bool(chunk.text)
+                        self._seen[index] = (message, pieces)
+                        if self.stop.is_set():
+                            return  # cancelled: closing the stream cuts the request off
+                finally:
+                    close = getattr(stream, "close", None)
+                    if close is not None:
+                        close()
+                if message is None:
+                    message = AIMessageChunk(content="")
+                sample = _streamed_sample(self.model, message, pieces)
+            else:
+                (sample,) = _sample(
+                    self.model, messages, prompt, 1, stop=(), kwargs=self.kwargs, config=config
+                )
+        except BaseException as error:  # handed to the plan's next take
+            self._done.add(index)
+            self.queue.put(error)
+        else:
+            self._done.add(index)
+            self.queue.put(sample)
 
     def take(self, n: int) -> list[Sample]:
-        """Blocking :meth:`Launched.take`."""
-        return self._wait(self.launched.take(n))
+        """The next ``n`` samples to finish, in the order they finished.
+
+        Raises:
+            SamplingFailure: A sample failed; the ones taken before it are attached.
+        """
+        got: list[Sample] = []
+        for _ in range(min(n, self.remaining)):
+            item = self.queue.get()
+            self.taken += 1
+            if isinstance(item, BaseException):
+                raise SamplingFailure(got, item)
+            got.append(item)
+        return got
 
     def cancel(self) -> Cancelled:
-        """Blocking :meth:`Launched.cancel`; then the private loop stops."""
+        """Stop every sample still running; count what the untaken samples generated."""
+        if self.stop.is_set():
+            return Cancelled()
+        self.stop.set()
         try:
-            return self._wait(self.launched.cancel())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5.0)
-            if not self.thread.is_alive():
-                self.loop.close()
+            return self._count()
+        finally:  # a take abandoned at the deadline stops waiting
+            self.queue.put(LaunchCancelled("the launch was cancelled"))
+
+    def _count(self) -> Cancelled:
+        report = Cancelled(samples=self.remaining)
+        deadline = time.monotonic() + self.grace
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        while not self.queue.empty():  # finished after the plan stopped: generated, unused
+            item = self.queue.get_nowait()
+            if isinstance(item, Sample):
+                report.tokens += item.usage.output_tokens
+                report.estimated |= item.usage.estimated
+        if self._batched:
+            for result in self._result:
+                report.tokens += _cancelled_tokens(self.model, result)
+            report.unknown += sum(thread.is_alive() for thread in self.threads)
+            return report
+        for index, thread in enumerate(self.threads):
+            if index in self._done:
+                continue
+            seen = self._seen.get(index)
+            if seen is not None:
+                sample = _streamed_sample(self.model, *seen)
+                report.tokens += sample.usage.output_tokens
+                report.estimated |= sample.usage.estimated
+            if thread.is_alive():
+                report.unknown += 1
+        return report
+
+
+@dataclass
+class _SyncHooks:
+    """The :class:`LaunchHooks` of a batched call in a worker thread."""
+
+    queue: queue.Queue[Sample | BaseException]
+    stop: threading.Event
+    model: BaseLanguageModel
+
+    def finished(self, index: int, message: AIMessage) -> None:
+        self.queue.put(_chat_sample(self.model, message))
+
+    def cancelled(self) -> bool:
+        return self.stop.is_set()
+
+
+def _cancelled_tokens(model: BaseLanguageModel, result: Any) -> int:
+    """Tokens of the samples a batched call reports as stopped by the cancel."""
+    tokens = 0
+    for generation in result.generations[0]:
+        message = getattr(generation, "message", None)
+        if (
+            isinstance(message, AIMessage)
+            and message.response_metadata.get("finish_reason") == CANCELLED
+        ):
+            tokens += _chat_sample(model, message).usage.output_tokens
+    return tokens
 
 
 __all__ = [

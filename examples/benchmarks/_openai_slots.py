@@ -28,6 +28,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
 
 @dataclass
 class Script:
@@ -55,7 +58,7 @@ class Stats:
 
 
 def _gold(question: str) -> int | None:
-    match = re.search(r"(-?\d+)\s*([-+*x×])\s*(-?\d+)", question)
+    match = re.search(r"(-?\d+)\s*([-+*x])\s*(-?\d+)", question)
     if match is None:
         return None
     a, op, b = int(match.group(1)), match.group(2), int(match.group(3))
@@ -64,9 +67,6 @@ def _gold(question: str) -> int | None:
 
 def make_app(script: Script) -> Any:
     """The FastAPI app; ``app.state.stats`` holds the counters."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, StreamingResponse
-
     app = FastAPI()
     stats = Stats()
     app.state.stats = stats
@@ -137,13 +137,10 @@ def make_app(script: Script) -> Any:
             async for piece, reason in generate(words, cap):
                 n += 1
                 delta = {"index": 0, "delta": {"content": piece}, "finish_reason": reason}
-                yield _sse({"id": "scripted", "object": "chat.completion.chunk",
-                            "created": created, "model": "scripted", "choices": [delta]})  # fmt: skip
+                yield _sse(_chunk(created, [delta]))
             if usage:
-                yield _sse({"id": "scripted", "object": "chat.completion.chunk",
-                            "created": created, "model": "scripted", "choices": [],
-                            "usage": {"prompt_tokens": 8, "completion_tokens": n,
-                                      "total_tokens": 8 + n}})  # fmt: skip
+                counts = {"prompt_tokens": 8, "completion_tokens": n, "total_tokens": 8 + n}
+                yield _sse({**_chunk(created, []), "usage": counts})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -162,6 +159,16 @@ def make_app(script: Script) -> Any:
     return app
 
 
+def _chunk(created: int, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": "scripted",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": "scripted",
+        "choices": choices,
+    }
+
+
 def _sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
@@ -171,11 +178,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--token-delay", type=float, default=0.01)
+    parser.add_argument("--p-correct", type=float, default=0.7)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     import uvicorn
 
-    script = Script(slots=args.slots, token_delay=args.token_delay, seed=args.seed)
+    script = Script(
+        slots=args.slots, token_delay=args.token_delay, p_correct=args.p_correct, seed=args.seed
+    )
     uvicorn.run(make_app(script), host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -101,6 +101,8 @@ class DelayedChatModel(BaseChatModel):
         try:
             for i in range(len(words)):
                 time.sleep(delay)
+                if call in self.fail_on and i == len(words) - 1:
+                    raise RuntimeError(f"scripted failure on call {call}")
                 yield self._chunk(call, words, i)
         except GeneratorExit:
             self.closed.add(call)
@@ -227,11 +229,16 @@ def test_token_limit_holds_by_reservation() -> None:
     assert len(chat.sent) < 8
 
 
-def test_a_failed_sample_keeps_what_arrived_and_cancels_the_rest() -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failed_sample_keeps_what_arrived_and_cancels_the_rest(mode: str) -> None:
     chat = model(fail_on={5})
     chat.delays[5] = 1.5 * FAST  # fails after 1, 3 and 7 finished, before consensus
+    runnable = reasoner(chat)
     with pytest.raises(ModelError) as caught:
-        reasoner(chat).invoke("What is 7 + 8?")
+        if mode == "sync":
+            runnable.invoke("What is 7 + 8?")
+        else:
+            asyncio.run(runnable.ainvoke("What is 7 + 8?"))
     partial = caught.value.partial
     assert partial is not None
     assert partial.budget.samples_used == 3
