@@ -16,6 +16,9 @@ from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
+LAUNCH_MODES = get_args(AdaptiveReasoningRunnable.model_fields["launch"].annotation)
+"""``--launch``'s choices: the runnable's own ``launch`` values."""
+
 
 def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, PRM and limit flags ``ask`` and ``serve`` share (see :func:`build_reasoner`)."""
@@ -46,6 +49,15 @@ def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-tokens", type=int, default=192, help="generated-token cap per sample"
+    )
+    parser.add_argument(
+        "--launch",
+        default="rounds",
+        choices=LAUNCH_MODES,
+        help="how strategies that draw in rounds (adaptive_consistency, "
+        "early_stopping_consistency, sequential_ias, answer_stop, deepconf) get their "
+        "samples: round by round, or eager: the rest start at once and those still running "
+        "are cancelled when the rule stops (default: %(default)s)",
     )
     parser.add_argument("--model", default=None, help="GGUF path or Hugging Face repo id")
     parser.add_argument("--model-file", default=None, help="file name or glob inside --model repo")
@@ -96,4 +108,5 @@ def build_reasoner(args: argparse.Namespace) -> AdaptiveReasoningRunnable:
         target_confidence=args.target_confidence,
         max_samples=args.max_samples,
         max_tokens_per_sample=args.max_tokens,
+        launch=args.launch,
     )

@@ -134,8 +134,14 @@ def format_result(result: AdaptiveResult) -> str:
         if budget.prm_model_calls
         else ""
     )
+    cancelled = (
+        f"; {budget.cancelled_tokens} more in {budget.cancelled_samples} cancelled sample(s)"
+        if budget.cancelled_samples
+        else ""
+    )
     lines.append(
         f"Tokens: {budget.generated_tokens} generated, {budget.prompt_tokens} prompt{estimated}"
+        + cancelled
         + prm
     )
     if result.low_confidence:
@@ -152,10 +158,11 @@ def format_line(result: AdaptiveResult) -> str:
     budget = result.budget
     answer = result.answer if result.answer is not None else "(none found)"
     low = ", target out of reach" if result.low_confidence else ""
+    cancelled = f" (+{budget.cancelled_tokens} cancelled)" if budget.cancelled_samples else ""
     return (
         f"{result.question!r}: {answer} | {p}, decided {budget.decided_samples}, drew "
         f"{budget.samples_used} of {budget.max_samples} ({result.stop_reason}{low}) | "
-        f"{budget.generated_tokens} tokens"
+        f"{budget.generated_tokens} tokens{cancelled}"
     )
 
 

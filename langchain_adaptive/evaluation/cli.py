@@ -298,6 +298,13 @@ def add_bench_commands(commands: Any) -> None:
     )
     _calibrator_argument(live)
     live.add_argument(
+        "--launch",
+        choices=("rounds", "eager"),
+        default="rounds",
+        help="eager: round-drawing policies start their samples at once and cancel the rest "
+        "when they stop (tokens then include the cancelled samples'); default: %(default)s",
+    )
+    live.add_argument(
         "--stop-model",
         type=Path,
         default=None,
@@ -1213,6 +1220,7 @@ def _live(args: argparse.Namespace) -> int:
         max_tokens_per_sample=args.max_tokens,
         temperature=args.temperature,
         recorded=recorded,
+        launch=args.launch,
     )
     _write_report(report, args.out, plots=False)
     return 0

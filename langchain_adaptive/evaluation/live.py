@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.language_models import BaseLanguageModel
@@ -213,6 +213,7 @@ def run_live(
     progress: bool = True,
     config: RunnableConfig | None = None,
     recorded: RecordedBaselines | None = None,
+    launch: Literal["rounds", "eager"] = "rounds",
 ) -> BenchReport:
     """Answer every problem with every policy, live; report as replay does, with wall time.
 
@@ -226,6 +227,9 @@ def run_live(
             (:func:`recorded_baselines`), in recorded order, so a dear baseline
             recorded once is compared question by question with cheap live
             policies, without drawing its samples again.
+        launch: The runnables' ``launch``: ``"eager"`` starts a round-drawing policy's
+            samples at once and cancels the rest when it stops. A row's tokens are then
+            what was generated, cancelled samples' tokens included.
     """
     check_gold(problems)
     if not problems or not policies:
@@ -249,6 +253,7 @@ def run_live(
                 max_samples=live.policy.max_samples,
                 max_tokens_per_sample=max_tokens_per_sample,
                 temperature=temperature,
+                launch=launch,
                 **live.settings,
             )
             row = []
@@ -262,6 +267,12 @@ def run_live(
             rows.append(row)
     finally:
         bar.close()
+    if launch == "eager":
+        notes.append(
+            "launch=eager: round-drawing policies started their samples at once and cancelled "
+            "the rest when they stopped; their tokens include what the cancelled samples "
+            "generated"
+        )
     replayed = list(recorded.policies) if recorded is not None else []
     if recorded is not None:
         rows.extend(_replay_recorded(recorded, notes))
@@ -423,7 +434,7 @@ def _outcome(result: AdaptiveResult | None, elapsed: float) -> QuestionOutcome:
         return QuestionOutcome(0, 0, False, False, elapsed, 0, "error")
     return QuestionOutcome(
         samples=result.budget.samples_used,
-        tokens=result.budget.generated_tokens,
+        tokens=result.budget.generated_tokens + result.budget.cancelled_tokens,
         correct=bool(result.correct),
         covered=any(c.correct for c in result.candidates),
         latency_s=elapsed,

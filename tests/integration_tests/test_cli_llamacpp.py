@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -47,3 +48,19 @@ def test_ask_several_questions_gives_a_line_each_with_why() -> None:
     # the progress lines say when each decision was made, one question after the other
     decisions = [line for line in done.stderr.splitlines() if "drawing" in line]
     assert len(decisions) == 2
+
+
+def test_ask_launch_eager_reaches_the_runnable_and_runs_on_the_bundled_model() -> None:
+    from langchain_adaptive._reasoner_flags import build_reasoner
+    from langchain_adaptive.cli import _build_parser
+
+    flags = ["--strategy", "adaptive_consistency", "--max-samples", "4", "--launch", "eager"]
+    assert build_reasoner(_build_parser().parse_args(["ask", "q", *flags])).launch == "eager"
+    done = ask(*flags, "--quiet", "--json")
+    result = json.loads(done.stdout)
+    budget = result["budget"]
+    assert result["answer"] is not None and result["strategy"] == "adaptive_consistency"
+    # eager launched every sample the cap allows at once: each was taken or cancelled
+    assert budget["samples_used"] + budget["cancelled_samples"] == 4
+    assert budget["cancelled_tokens"] <= 16 * budget["cancelled_samples"]
+    assert not [w for w in result["warnings"] if "launch=" in w]
