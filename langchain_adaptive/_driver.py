@@ -448,6 +448,15 @@ EARLY_STOP_REASONS = frozenset({"consensus"})
 _RESTART = object()
 """Sentinel: the PRM failed before any budget was set; the fallback plan starts afresh."""
 
+EAGER_STRATEGIES = (
+    "adaptive_consistency, early_stopping_consistency (esc), sequential_ias, answer_stop "
+    "and deepconf"
+)
+"""The registered strategies whose draws set ``Draw.horizon``, so ``launch="eager"`` applies."""
+
+_EAGER_UNUSED_LOGGED: set[str] = set()
+"""Strategies already logged as running under ``launch="eager"`` without using it."""
+
 
 def _grouped(callbacks: Any, metadata: dict[str, Any], tags: list[str]) -> Any:
     """A child callback manager whose runs carry the question and strategy."""
@@ -477,6 +486,8 @@ class Episode:
         self.overshoot_samples = 0
         self.warnings: list[str] = []
         self.selection_fallback = False
+        self.eager_unused = False
+        """Set once the run met a step or revision draw under ``launch="eager"`` (and said so)."""
         self.prm_usage = UsageCounter()
         self.launched: Launched | ThreadedLaunch | None = None
         """The open launch (``launch="eager"``): samples started and not yet taken."""
@@ -578,6 +589,8 @@ class Episode:
         handler = self.handlers.get(type(action))
         if handler is None:  # pragma: no cover - every Action has a handler
             raise TypeError(f"unknown strategy action {action!r}")
+        if self.runnable.launch == "eager" and isinstance(action, ExtendBeams | Revise):
+            self._note_eager_unused(action)
         try:
             outcome = yield from handler(action)
         except GeneratorExit:
@@ -589,6 +602,31 @@ class Episode:
         if not self.closed:
             yield Flush(self.events)
         return outcome
+
+    def _note_eager_unused(self, action: ExtendBeams | Revise) -> None:
+        """Say that ``launch="eager"`` does not apply here: in the result, once a run, and
+        in the log, once a process and strategy (a batch would repeat it per question).
+
+        A warning, not a :class:`ConfigurationError`: a compute-optimal strategy picks a
+        step-level search for some questions only, and one runnable may serve many strategies.
+        """
+        if self.eager_unused:
+            return
+        self.eager_unused = True
+        what = (
+            "revises earlier attempts one round at a time"
+            if isinstance(action, Revise)
+            else "searches step by step, each step drawn from the steps kept before it"
+        )
+        message = (
+            f"launch='eager' has no effect on strategy {self.strategy.name!r}: it {what}, so "
+            "there are no whole samples to start at once; it ran as with launch='rounds' "
+            f"(eager applies to {EAGER_STRATEGIES})"
+        )
+        self.warnings.append(message)
+        if self.strategy.name not in _EAGER_UNUSED_LOGGED:
+            _EAGER_UNUSED_LOGGED.add(self.strategy.name)
+            logger.warning("AdaptiveReasoningRunnable: %s", message)
 
     def recover(self, plan: Plan, action: Action, error: PRMError) -> tuple[Plan, Any]:
         """Apply ``on_prm_error``: re-raise, or continue by voting."""

@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -300,3 +300,60 @@ def test_sequential_ias_scores_every_round_while_the_rest_run() -> None:
     assert result.budget.samples_used < 8
     assert result.budget.cancelled_samples == 8 - result.budget.samples_used
     assert all(c.step_estimates is not None for c in result.candidates)
+
+
+@pytest.mark.parametrize("strategy", ["beam_search", "particle_filtering", "revise"])
+def test_strategies_that_draw_steps_or_revisions_say_eager_does_not_apply(
+    strategy: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from langchain_adaptive import _driver
+    from tests.unit_tests.test_beam_search import StepChatModel, arithmetic_steps, right_steps
+    from tests.unit_tests.test_revise import RevisingModel
+
+    def run(launch: str) -> Any:
+        chat: BaseChatModel = (
+            RevisingModel() if strategy == "revise" else StepChatModel(next_step=arithmetic_steps)
+        )
+        prm = ScriptedPRM() if strategy == "revise" else ScriptedPRM(step_score=right_steps)
+        runnable = reasoner(chat, prm=prm, strategy=strategy, launch=launch)
+        return runnable.invoke("What is (3 + 4) * 2?")
+
+    monkeypatch.setattr(_driver, "_EAGER_UNUSED_LOGGED", set())  # logged once a process
+    with caplog.at_level("WARNING", logger="langchain_adaptive"):
+        eager = [run("eager"), run("eager")]
+    rounds = run("rounds")
+    for result in eager:
+        (warning,) = [w for w in result.warnings if "launch='eager'" in w]
+        assert f"no effect on strategy {strategy!r}" in warning
+        assert "adaptive_consistency" in warning  # and names those it applies to
+        # it ran as rounds does: same samples, same answer, nothing launched or cancelled
+        assert result.answer == rounds.answer
+        assert [c.text for c in result.candidates] == [c.text for c in rounds.candidates]
+        assert result.budget.cancelled_samples == 0
+    assert [r.message for r in caplog.records].count(f"AdaptiveReasoningRunnable: {warning}") == 1
+    assert not [w for w in rounds.warnings if "launch=" in w]
+    assert not [w for w in reasoner(model()).invoke("What is 7 + 8?").warnings if "launch=" in w]
+
+
+def test_live_runs_eager_and_counts_the_cancelled_tokens() -> None:
+    from langchain_adaptive.evaluation import live_policy, run_live
+    from langchain_adaptive.evaluation.datasets import Problem
+
+    problem = Problem(id="a", question="What is 7 + 8?", gold="15")
+    policy = live_policy("adaptive_consistency", prms={}, max_samples=8, target_confidence=0.9)
+
+    def run(launch: Literal["rounds", "eager"]) -> Any:
+        return run_live(
+            model(), [problem], [policy], source="delayed", max_tokens_per_sample=64,
+            replicates=5, progress=False, launch=launch,
+        )  # fmt: skip
+
+    eager, rounds = run("eager"), run("rounds")
+    (outcome,) = eager.per_question[policy.policy.name]
+    assert outcome.samples == 4 and outcome.correct
+    # four fast samples of 5 words taken, and the slow ones' words until they were cancelled
+    assert 4 * 5 < outcome.tokens < 4 * 5 + 4 * 44
+    assert any("launch=eager" in note for note in eager.notes)
+    (outcome,) = rounds.per_question[policy.policy.name]
+    assert outcome.tokens == 2 * 5 + 2 * 44  # launch order: slow, fast, slow, fast
+    assert not any("launch=eager" in note for note in rounds.notes)
