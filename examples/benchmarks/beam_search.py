@@ -55,13 +55,13 @@ from langchain_adaptive import (
     AdaptiveCallbackHandler,
     AdaptiveReasoningRunnable,
     BeamSearch,
-    BeamsPruned,
     BestOfN,
     CalibratedPRM,
     ProcessRewardModel,
     Strategy,
 )
 from langchain_adaptive.calibration import Calibrator
+from langchain_adaptive.callbacks import BeamsPruned
 from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
 from langchain_adaptive.evaluation.datasets import MULTI_STEP_LEVELS, Problem, arithmetic_suite
 from langchain_adaptive.inputs import FewShotExample

@@ -50,10 +50,10 @@ from langchain_adaptive import (
     AdaptiveCallbackHandler,
     AdaptiveReasoningRunnable,
     BeamSearch,
-    BeamsPruned,
     BestOfN,
     Strategy,
 )
+from langchain_adaptive.callbacks import BeamsPruned
 from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
 from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM

@@ -11,12 +11,9 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 
-from langchain_adaptive import (
-    AdaptiveReasoningRunnable,
-    AdaptiveResult,
-    ContextLengthExceededError,
-    ias_sample_count,
-)
+from langchain_adaptive import AdaptiveReasoningRunnable, AdaptiveResult
+from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.errors import ContextLengthExceededError
 from langchain_adaptive.integrations.llamacpp import default_reasoner
 from tests.tracing import RunCollector, run_usage, walk
 

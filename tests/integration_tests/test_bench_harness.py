@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from langchain_adaptive import AdaptiveReasoningRunnable, answers_match
+from langchain_adaptive import AdaptiveReasoningRunnable
+from langchain_adaptive.answers import answers_match
 from langchain_adaptive.cli import main
 from langchain_adaptive.evaluation import (
     BenchReport,

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from langchain_adaptive import AdaptiveFinished, AdaptiveUsageTracker, JsonlTraceWriter
-from langchain_adaptive.callbacks import BudgetDecided, read_trace
+from langchain_adaptive import AdaptiveUsageTracker, JsonlTraceWriter
+from langchain_adaptive.callbacks import AdaptiveFinished, BudgetDecided, read_trace
 from langchain_adaptive.integrations.llamacpp import default_reasoner
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]

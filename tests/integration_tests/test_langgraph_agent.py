@@ -11,7 +11,8 @@ pytest.importorskip("langchain.agents", reason='needs the "langgraph" extra')
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from langchain_adaptive import AdaptiveReasoningRunnable, AdaptiveResult, ias_sample_count
+from langchain_adaptive import AdaptiveReasoningRunnable, AdaptiveResult
+from langchain_adaptive.budget import ias_sample_count
 from langchain_adaptive.integrations.langgraph import create_adaptive_graph
 from langchain_adaptive.integrations.llamacpp import default_reasoner
 from tests.tracing import RunCollector, walk

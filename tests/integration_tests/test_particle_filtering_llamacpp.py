@@ -14,8 +14,9 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from langchain_adaptive import AdaptiveCallbackHandler, AdaptiveReasoningRunnable, BeamsPruned
+from langchain_adaptive import AdaptiveCallbackHandler, AdaptiveReasoningRunnable
 from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.callbacks import BeamsPruned
 from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD

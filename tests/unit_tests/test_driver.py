@@ -9,7 +9,7 @@ import pytest
 from langchain_core.callbacks import CallbackManager
 from langchain_core.runnables import RunnableConfig
 
-from langchain_adaptive import AdaptiveReasoningRunnable, PRMError
+from langchain_adaptive import AdaptiveReasoningRunnable
 from langchain_adaptive._driver import (
     AsyncExecutor,
     Episode,
@@ -21,6 +21,7 @@ from langchain_adaptive._driver import (
     adrive,
     drive,
 )
+from langchain_adaptive.errors import PRMError
 from langchain_adaptive.strategies import Action
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 

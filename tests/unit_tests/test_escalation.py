@@ -5,14 +5,10 @@ from __future__ import annotations
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_adaptive import (
-    AdaptiveAnswerParser,
-    AdaptiveReasoningRunnable,
-    ConfigurationError,
-    escalate_when_unsure,
-    ias_sample_count,
-    needs_escalation,
-)
+from langchain_adaptive import AdaptiveAnswerParser, AdaptiveReasoningRunnable, escalate_when_unsure
+from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.errors import ConfigurationError
+from langchain_adaptive.escalation import needs_escalation
 from tests.tracing import RunCollector, walk
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 

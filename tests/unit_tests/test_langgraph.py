@@ -13,13 +13,9 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.graph import START, StateGraph
 
-from langchain_adaptive import (
-    AdaptiveReasoningRunnable,
-    AdaptiveResult,
-    ConfigurationError,
-    UnsupportedInputError,
-    ias_sample_count,
-)
+from langchain_adaptive import AdaptiveReasoningRunnable, AdaptiveResult
+from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.errors import ConfigurationError, UnsupportedInputError
 from langchain_adaptive.integrations.langgraph import (
     AdaptiveState,
     adaptive_node,

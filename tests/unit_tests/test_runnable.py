@@ -17,10 +17,12 @@ from langchain_adaptive import (
     AdaptiveReasoningRunnable,
     AdaptiveResult,
     BestOfN,
+    FewShotExample,
+)
+from langchain_adaptive.errors import (
     ConfigurationError,
     EmptyGenerationError,
     EmptyQuestionError,
-    FewShotExample,
     ModelError,
     PRMError,
     UnknownStrategyError,

@@ -6,14 +6,9 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 
-from langchain_adaptive import (
-    AdaptiveReasoningRunnable,
-    AdaptiveResult,
-    BestOfN,
-    ConfigurationError,
-    ModelError,
-    ias_sample_count,
-)
+from langchain_adaptive import AdaptiveReasoningRunnable, AdaptiveResult, BestOfN
+from langchain_adaptive.budget import ias_sample_count
+from langchain_adaptive.errors import ConfigurationError, ModelError
 from langchain_adaptive.tools import AdaptiveReasoningTool, adaptive_tool, format_tool_content
 from tests.tracing import RunCollector, walk
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from langchain_adaptive import AdaptiveCallbackHandler, AdaptiveEvent, AdaptiveReasoningRunnable
+from langchain_adaptive import AdaptiveCallbackHandler, AdaptiveReasoningRunnable
+from langchain_adaptive.callbacks import AdaptiveEvent
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 RIGHT = "7 + 8 = 15\n\nThe answer is 15."

@@ -5,18 +5,20 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from langchain_adaptive import (
+from langchain_adaptive import SuccessEstimate
+from langchain_adaptive.callbacks import (
+    EVENT_MODELS,
     AdaptiveFinished,
     BeamsPruned,
     BudgetDecided,
     CandidateGenerated,
     CandidateScored,
     EarlyStop,
+    EstimateSummary,
     StepScored,
-    SuccessEstimate,
+    is_adaptive_event,
     parse_event,
 )
-from langchain_adaptive.callbacks import EVENT_MODELS, EstimateSummary, is_adaptive_event
 from langchain_adaptive.callbacks.events import Revised, RolloutScored
 
 CONTRACT = {

@@ -11,20 +11,18 @@ import pytest
 from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.runnables import RunnableLambda
 
-from langchain_adaptive import (
-    AdaptiveCallbackHandler,
+from langchain_adaptive import AdaptiveCallbackHandler, AsyncAdaptiveCallbackHandler, BestOfN
+from langchain_adaptive.callbacks import (
     AdaptiveFinished,
-    AsyncAdaptiveCallbackHandler,
     BeamsPruned,
-    BestOfN,
     BudgetDecided,
     CandidateGenerated,
     CandidateScored,
     EarlyStop,
     StepScored,
+    is_adaptive_event,
     parse_event,
 )
-from langchain_adaptive.callbacks import is_adaptive_event
 from langchain_adaptive.cli import ProgressPrinter
 from langchain_adaptive.errors import CallbackHandlerError
 from tests.tracing import RunCollector, walk

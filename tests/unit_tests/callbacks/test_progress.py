@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from langchain_adaptive import AdaptiveProgressHandler
+from langchain_adaptive.callbacks import AdaptiveProgressHandler
 from tests.unit_tests.callbacks.recording import reasoner
 
 

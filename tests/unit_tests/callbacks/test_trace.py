@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from langchain_adaptive import AdaptiveFinished, JsonlTraceWriter
-from langchain_adaptive.callbacks import read_trace
+from langchain_adaptive import JsonlTraceWriter
+from langchain_adaptive.callbacks import AdaptiveFinished, read_trace
 from tests.tracing import RunCollector
 from tests.unit_tests.callbacks.recording import reasoner
 from tests.unit_tests.fakes import ScriptedChatModel

@@ -8,14 +8,8 @@ import pytest
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from langchain_adaptive import (
-    AdaptiveResult,
-    AdaptiveUsageTracker,
-    BestOfN,
-    LLMJudgePRM,
-    ModelPrice,
-    UsageSnapshot,
-)
+from langchain_adaptive import AdaptiveResult, AdaptiveUsageTracker, BestOfN, LLMJudgePRM
+from langchain_adaptive.callbacks import ModelPrice, UsageSnapshot
 from tests.unit_tests.callbacks.recording import RIGHT, WRONG, reasoner
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedLLM
 from tests.unit_tests.prm.test_judge import ScriptedJudge
