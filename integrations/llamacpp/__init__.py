@@ -32,12 +32,14 @@ if TYPE_CHECKING:
         load_shared_llama,
         resolve_model_path,
     )
+    from .batched import BatchedSampler
     from .chat_models import ChatLlamaCpp
     from .confidence import TokenConfidencePRM
     from .default import default_reasoner, default_threads
     from .probe import LlamaCppEmbedder, ProbePRM
 
 __all__ = (
+    "BatchedSampler",
     "ChatLlamaCpp",
     "LlamaCppEmbedder",
     "ProbePRM",
@@ -51,6 +53,7 @@ __all__ = (
 )
 
 _MODULE_OF: dict[str, str] = {
+    "BatchedSampler": "batched",
     "ChatLlamaCpp": "chat_models",
     "LlamaCppEmbedder": "probe",
     "ProbePRM": "probe",

@@ -50,6 +50,7 @@ def test_every_name_resolves() -> None:
 def test_integrations_import_without_llama_cpp_being_loaded() -> None:
     module = importlib.import_module("langchain_adaptive.integrations.llamacpp")
     assert sorted(module.__all__) == [
+        "BatchedSampler",
         "ChatLlamaCpp",
         "LlamaCppEmbedder",
         "ProbePRM",
