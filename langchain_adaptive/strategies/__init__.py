@@ -49,7 +49,7 @@ from typing import Any
 
 from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
 from langchain_adaptive.strategies.adaptive import AdaptiveBestOfN
-from langchain_adaptive.strategies.allocation import FixedAllocation
+from langchain_adaptive.strategies.allocation import FixedAllocation, allocate_budget
 from langchain_adaptive.strategies.answer_stop import AnswerConfidenceStop
 from langchain_adaptive.strategies.base import (
     BEAM_ACTIONS,
@@ -177,6 +177,7 @@ __all__ = [
     "SequentialAdaptiveBestOfN",
     "SequentialRevisions",
     "Strategy",
+    "allocate_budget",
     "build_strategy",
     "first_steps_confidence",
     "ias_beams_kept",
