@@ -23,7 +23,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from langchain_adaptive.calibration.baselines import PlattCalibrator
+from langchain_adaptive.calibration import PlattCalibrator
 from langchain_adaptive.evaluation.collect import collect_calibration_data
 from langchain_adaptive.evaluation.datasets import ARITHMETIC_LEVELS, Problem, arithmetic_suite
 from langchain_adaptive.evaluation.policies import standard_policies

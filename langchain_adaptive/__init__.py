@@ -22,6 +22,7 @@ from langchain_adaptive._lazy import lazy_exports
 from langchain_adaptive._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from langchain_adaptive._parsers import AdaptiveAnswerParser
     from langchain_adaptive.budget import BudgetLimits
     from langchain_adaptive.callbacks import (
         AdaptiveCallbackHandler,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from langchain_adaptive.errors import AdaptiveError
     from langchain_adaptive.escalation import escalate_when_unsure
     from langchain_adaptive.inputs import FewShotExample
-    from langchain_adaptive.parsers import AdaptiveAnswerParser
     from langchain_adaptive.prm import CalibratedPRM, LLMJudgePRM, ProcessRewardModel, SplitPRM
     from langchain_adaptive.results import AdaptiveResult, SuccessEstimate
     from langchain_adaptive.runnable import AdaptiveReasoningRunnable
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from langchain_adaptive.tools import AdaptiveReasoningTool, adaptive_tool
 
 _MODULE_OF: dict[str, str] = {
-    "AdaptiveAnswerParser": "parsers",
+    "AdaptiveAnswerParser": "_parsers",
     "AdaptiveBestOfN": "strategies",
     "AdaptiveCallbackHandler": "callbacks",
     "AdaptiveConsistency": "strategies",

@@ -1,6 +1,6 @@
 """The episode driver: runs one question's strategy plan against the model and the PRM.
 
-A strategy is a sans-IO plan (:mod:`langchain_adaptive.strategies.base`): it
+A strategy is a sans-IO plan (:mod:`langchain_adaptive.strategies._base`): it
 yields actions and reads their outcomes. This module answers them, top to
 bottom for one question: the question estimate (PRM), the budget decision and
 its reservation against the limits, the samples (model), their scores (PRM),
@@ -36,47 +36,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import patch_config
 
 from langchain_adaptive._launch import Cancelled, Launched, ThreadedLaunch
-from langchain_adaptive.answers import STEP_JOINER, split_steps, states_final_answer
-from langchain_adaptive.budget import BudgetTracker
-from langchain_adaptive.callbacks.emitter import EventEmitter
-from langchain_adaptive.callbacks.events import (
-    AdaptiveFinished,
-    BeamsPruned,
-    BudgetDecided,
-    CandidateGenerated,
-    CandidateScored,
-    EarlyStop,
-    EstimateSummary,
-    Revised,
-    RolloutScored,
-    StepScored,
-)
-from langchain_adaptive.callbacks.metadata import (
-    QUESTION_ID_KEY,
-    ROLE_KEY,
-    STRATEGY_KEY,
-    TAG_PREFIX,
-)
-from langchain_adaptive.callbacks.usage import UsageCounter
-from langchain_adaptive.errors import (
-    AdaptiveError,
-    AdaptiveTimeoutError,
-    CallbackHandlerError,
-    ConfigurationError,
-    EmptyGenerationError,
-    ModelError,
-    PRMError,
-)
-from langchain_adaptive.inputs import AdaptiveInput, Question, parse_input, question_id
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
-from langchain_adaptive.results import (
-    AdaptiveResult,
-    Beam,
-    BudgetReport,
-    Candidate,
-    SuccessEstimate,
-)
-from langchain_adaptive.sampling import (
+from langchain_adaptive._sampling import (
     Sample,
     SamplingFailure,
     adraw,
@@ -89,7 +49,47 @@ from langchain_adaptive.sampling import (
     draw_steps,
     supports_confidence_stop,
 )
-from langchain_adaptive.selection import aggregate, select_finalists
+from langchain_adaptive._selection import aggregate, select_finalists
+from langchain_adaptive.answers import STEP_JOINER, split_steps, states_final_answer
+from langchain_adaptive.budget import BudgetTracker
+from langchain_adaptive.callbacks._emitter import EventEmitter
+from langchain_adaptive.callbacks._events import (
+    AdaptiveFinished,
+    BeamsPruned,
+    BudgetDecided,
+    CandidateGenerated,
+    CandidateScored,
+    EarlyStop,
+    EstimateSummary,
+    Revised,
+    RolloutScored,
+    StepScored,
+)
+from langchain_adaptive.callbacks._metadata import (
+    QUESTION_ID_KEY,
+    ROLE_KEY,
+    STRATEGY_KEY,
+    TAG_PREFIX,
+)
+from langchain_adaptive.callbacks._usage import UsageCounter
+from langchain_adaptive.errors import (
+    AdaptiveError,
+    AdaptiveTimeoutError,
+    CallbackHandlerError,
+    ConfigurationError,
+    EmptyGenerationError,
+    ModelError,
+    PRMError,
+)
+from langchain_adaptive.inputs import AdaptiveInput, Question, parse_input, question_id
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
+from langchain_adaptive.results import (
+    AdaptiveResult,
+    Beam,
+    BudgetReport,
+    Candidate,
+    SuccessEstimate,
+)
 from langchain_adaptive.strategies import (
     BEAM_ACTIONS,
     Action,
@@ -106,7 +106,7 @@ from langchain_adaptive.strategies import (
     ScoreBeams,
     ScoreCandidates,
 )
-from langchain_adaptive.strategies.revise import revision_messages
+from langchain_adaptive.strategies._revise import revision_messages
 
 if TYPE_CHECKING:
     from langchain_adaptive.runnable import AdaptiveReasoningRunnable

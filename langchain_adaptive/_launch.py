@@ -46,7 +46,7 @@ from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_adaptive.sampling import (
+from langchain_adaptive._sampling import (
     Sample,
     SamplingFailure,
     _asample,

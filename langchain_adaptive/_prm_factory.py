@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_adaptive.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from langchain_adaptive.prm.base import ProcessRewardModel
+    from langchain_adaptive.prm._base import ProcessRewardModel
 
 PRM_NAMES = ("auto", "probe", "judge", "confidence", "hf")
 """Every name :func:`make_prm` takes: the on-device PRMs on llama.cpp, and ``hf``."""
@@ -73,7 +73,7 @@ def make_prm(
         from langchain_adaptive.integrations.huggingface import HuggingFacePRM
 
         return HuggingFacePRM.from_pretrained(model, **options)
-    from langchain_adaptive.integrations.llamacpp.default import on_device_prm
+    from langchain_adaptive.integrations.llamacpp._default import on_device_prm
 
     return on_device_prm(
         name,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, get_args
 
+from langchain_adaptive._selection import SelectionRule
 from langchain_adaptive.budget import DEFAULT_MAX_SAMPLES
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
-from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
 
 LAUNCH_MODES = get_args(AdaptiveReasoningRunnable.model_fields["launch"].annotation)
@@ -87,7 +87,7 @@ def build_reasoner(args: argparse.Namespace) -> AdaptiveReasoningRunnable:
     if (args.strategy == "answer_stop") != (stop_model is not None):
         raise ConfigurationError("--strategy answer_stop and --stop-model go together")
     if stop_model is not None:
-        from langchain_adaptive.calibration.answer_stop import AnswerStopModel
+        from langchain_adaptive.calibration._answer_stop import AnswerStopModel
 
         model = AnswerStopModel.load(stop_model)
         overrides = {

@@ -2,7 +2,7 @@
 
 The command line above the PRM server: its flags name a PRM (``--prm hf|probe|judge``
 and that PRM's settings), :func:`~langchain_adaptive._prm_factory.make_prm` builds it,
-and :func:`~langchain_adaptive.integrations.http.server.serve_prm` serves the object,
+and :func:`~langchain_adaptive.integrations.http._server.serve_prm` serves the object,
 so the server itself never imports the llama.cpp or Hugging Face integration.
 """
 
@@ -22,8 +22,8 @@ from langchain_adaptive._argparse import (
 )
 from langchain_adaptive._prm_factory import make_prm
 from langchain_adaptive.errors import AdaptiveError
-from langchain_adaptive.integrations.http.remote import API_KEY_ENV
-from langchain_adaptive.integrations.http.server import (
+from langchain_adaptive.integrations.http._remote import API_KEY_ENV
+from langchain_adaptive.integrations.http._server import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_MAX_INPUTS,
     DEFAULT_MAX_REQUEST_BYTES,
@@ -31,7 +31,7 @@ from langchain_adaptive.integrations.http.server import (
 )
 
 if TYPE_CHECKING:
-    from langchain_adaptive.prm.base import ProcessRewardModel
+    from langchain_adaptive.prm._base import ProcessRewardModel
 
 
 def _parser() -> argparse.ArgumentParser:

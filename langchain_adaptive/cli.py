@@ -16,8 +16,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_adaptive._argparse import OneLineArgumentParser, check_arguments, file_error
 from langchain_adaptive._reasoner_flags import add_reasoner_arguments, build_reasoner
-from langchain_adaptive.callbacks.events import AdaptiveFinished, BudgetDecided
-from langchain_adaptive.callbacks.handler import AdaptiveCallbackHandler
+from langchain_adaptive.callbacks._events import AdaptiveFinished, BudgetDecided
+from langchain_adaptive.callbacks._handler import AdaptiveCallbackHandler
 from langchain_adaptive.errors import AdaptiveError
 from langchain_adaptive.results import AdaptiveResult
 

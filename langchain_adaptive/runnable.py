@@ -54,10 +54,10 @@ from langchain_adaptive.inputs import (
     FewShotExample,
     parse_input,
 )
-from langchain_adaptive.prm.base import ProcessRewardModel
+from langchain_adaptive.prm._base import ProcessRewardModel
 from langchain_adaptive.results import AdaptiveResult, SuccessEstimate
 from langchain_adaptive.strategies import Strategy, build_strategy
-from langchain_adaptive.strategies.allocation import (
+from langchain_adaptive.strategies._allocation import (
     FixedAllocation,
     allocate_budget,
     estimate_value,
@@ -82,7 +82,7 @@ class AdaptiveReasoningRunnable(RunnableSerializable[AdaptiveInput, AdaptiveResu
     Each decision is a LangChain custom event (``adaptive_budget_decided``,
     ``adaptive_candidate_generated``, ``adaptive_candidate_scored``,
     ``adaptive_early_stop``, ``adaptive_finished``; models in
-    :mod:`langchain_adaptive.callbacks.events`), and child runs carry the
+    :mod:`langchain_adaptive.callbacks._events`), and child runs carry the
     metadata ``adaptive_strategy`` and ``adaptive_question_id`` and the tag
     ``adaptive:<strategy>``, so traces group by question and strategy.
 

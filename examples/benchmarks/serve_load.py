@@ -52,7 +52,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from langchain_adaptive.strategies import AdaptiveBestOfN

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .remote import RemotePRM, RemotePRMError
-    from .server import create_app, running_server, serve_prm
+    from ._remote import RemotePRM, RemotePRMError
+    from ._server import create_app, running_server, serve_prm
 
 __all__ = (
     "RemotePRM",
@@ -33,11 +33,11 @@ __all__ = (
 )
 
 _MODULE_OF: dict[str, str] = {
-    "RemotePRM": "remote",
-    "RemotePRMError": "remote",
-    "create_app": "server",
-    "running_server": "server",
-    "serve_prm": "server",
+    "RemotePRM": "_remote",
+    "RemotePRMError": "_remote",
+    "create_app": "_server",
+    "running_server": "_server",
+    "serve_prm": "_server",
 }
 
 

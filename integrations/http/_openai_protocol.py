@@ -26,7 +26,7 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from langchain_adaptive.selection import SelectionRule
+from langchain_adaptive._selection import SelectionRule
 from langchain_adaptive.strategies import STRATEGIES
 
 MAX_JSON_DEPTH = 64

@@ -69,9 +69,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableBinding, RunnableConfig
 from pydantic import Field, PrivateAttr, SecretStr
 
+from langchain_adaptive._sampling import supports_confidence_stop, supports_native_n
 from langchain_adaptive.answers import AnswerEquivalence, AnswerExtractor
-from langchain_adaptive.callbacks.events import AdaptiveEvent
-from langchain_adaptive.callbacks.handler import AsyncAdaptiveCallbackHandler
+from langchain_adaptive.callbacks._events import AdaptiveEvent
+from langchain_adaptive.callbacks._handler import AsyncAdaptiveCallbackHandler
 from langchain_adaptive.errors import (
     AdaptiveError,
     AdaptiveInputError,
@@ -83,7 +84,6 @@ from langchain_adaptive.errors import (
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
-from langchain_adaptive.sampling import supports_confidence_stop, supports_native_n
 from langchain_adaptive.strategies import build_strategy
 
 from ._openai_protocol import (
@@ -97,7 +97,7 @@ from ._openai_protocol import (
     tool_call_answer,
     tool_calls_text,
 )
-from .server import _is_loopback, bearer_authorized, read_limited, running_app
+from ._server import _is_loopback, bearer_authorized, read_limited, running_app
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .finetune import QuantileFinetuneResult, finetune_quantile_prm, quantile_pinball_loss
-    from .prm import HuggingFacePRM
-    from .quantile_head import QuantileHead
+    from ._finetune import QuantileFinetuneResult, finetune_quantile_prm, quantile_pinball_loss
+    from ._prm import HuggingFacePRM
+    from ._quantile_head import QuantileHead
 
 __all__ = (
     "HuggingFacePRM",
@@ -32,11 +32,11 @@ __all__ = (
 )
 
 _MODULE_OF: dict[str, str] = {
-    "HuggingFacePRM": "prm",
-    "QuantileFinetuneResult": "finetune",
-    "QuantileHead": "quantile_head",
-    "finetune_quantile_prm": "finetune",
-    "quantile_pinball_loss": "finetune",
+    "HuggingFacePRM": "_prm",
+    "QuantileFinetuneResult": "_finetune",
+    "QuantileHead": "_quantile_head",
+    "finetune_quantile_prm": "_finetune",
+    "quantile_pinball_loss": "_finetune",
 }
 
 

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .graph import create_adaptive_graph, needs_escalation
-    from .middleware import (
+    from ._graph import create_adaptive_graph, needs_escalation
+    from ._middleware import (
         AdaptiveRunUsage,
         AdaptiveSamplingBudget,
         AdaptiveSamplingMiddleware,
         AdaptiveSamplingState,
     )
-    from .nodes import AdaptiveState, adaptive_node, answer_message
+    from ._nodes import AdaptiveState, adaptive_node, answer_message
 
 __all__ = (
     "AdaptiveRunUsage",
@@ -48,15 +48,15 @@ __all__ = (
 )
 
 _MODULE_OF: dict[str, str] = {
-    "AdaptiveRunUsage": "middleware",
-    "AdaptiveSamplingBudget": "middleware",
-    "AdaptiveSamplingMiddleware": "middleware",
-    "AdaptiveSamplingState": "middleware",
-    "AdaptiveState": "nodes",
-    "adaptive_node": "nodes",
-    "answer_message": "nodes",
-    "create_adaptive_graph": "graph",
-    "needs_escalation": "graph",
+    "AdaptiveRunUsage": "_middleware",
+    "AdaptiveSamplingBudget": "_middleware",
+    "AdaptiveSamplingMiddleware": "_middleware",
+    "AdaptiveSamplingState": "_middleware",
+    "AdaptiveState": "_nodes",
+    "adaptive_node": "_nodes",
+    "answer_message": "_nodes",
+    "create_adaptive_graph": "_graph",
+    "needs_escalation": "_graph",
 }
 
 

@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING
 from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._batched import BatchedSampler
+    from ._chat_models import ChatLlamaCpp
+    from ._confidence import TokenConfidencePRM
+    from ._default import default_reasoner, default_threads
     from ._loading import (
         SharedLlama,
         bundled_model_path,
         load_shared_llama,
         resolve_model_path,
     )
-    from .batched import BatchedSampler
-    from .chat_models import ChatLlamaCpp
-    from .confidence import TokenConfidencePRM
-    from .default import default_reasoner, default_threads
-    from .probe import LlamaCppEmbedder, ProbePRM
+    from ._probe import LlamaCppEmbedder, ProbePRM
 
 __all__ = (
     "BatchedSampler",
@@ -53,15 +53,15 @@ __all__ = (
 )
 
 _MODULE_OF: dict[str, str] = {
-    "BatchedSampler": "batched",
-    "ChatLlamaCpp": "chat_models",
-    "LlamaCppEmbedder": "probe",
-    "ProbePRM": "probe",
+    "BatchedSampler": "_batched",
+    "ChatLlamaCpp": "_chat_models",
+    "LlamaCppEmbedder": "_probe",
+    "ProbePRM": "_probe",
     "SharedLlama": "_loading",
-    "TokenConfidencePRM": "confidence",
+    "TokenConfidencePRM": "_confidence",
     "bundled_model_path": "_loading",
-    "default_reasoner": "default",
-    "default_threads": "default",
+    "default_reasoner": "_default",
+    "default_threads": "_default",
     "load_shared_llama": "_loading",
     "resolve_model_path": "_loading",
 }

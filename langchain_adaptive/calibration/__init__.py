@@ -20,11 +20,18 @@ from typing import TYPE_CHECKING
 from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from langchain_adaptive.calibration.base import Calibrator, IdentityCalibrator
-    from langchain_adaptive.calibration.baselines import (
+    from langchain_adaptive.calibration._base import Calibrator, IdentityCalibrator
+    from langchain_adaptive.calibration._baselines import (
         HistogramBinningCalibrator,
         IsotonicCalibrator,
         PlattCalibrator,
+    )
+    from langchain_adaptive.calibration._probe import ProbeHead
+    from langchain_adaptive.calibration._quantile import QuantileCalibrator
+    from langchain_adaptive.calibration._records import (
+        FEATURE_NAMES,
+        CalibrationRecord,
+        prefix_features,
     )
     from langchain_adaptive.calibration.metrics import (
         CalibrationReport,
@@ -39,32 +46,25 @@ if TYPE_CHECKING:
         report_markdown,
         split_by_question,
     )
-    from langchain_adaptive.calibration.probe import ProbeHead
-    from langchain_adaptive.calibration.quantile import QuantileCalibrator
-    from langchain_adaptive.calibration.records import (
-        FEATURE_NAMES,
-        CalibrationRecord,
-        prefix_features,
-    )
 
 _MODULE_OF: dict[str, str] = {
-    "FEATURE_NAMES": "records",
-    "CalibrationRecord": "records",
+    "FEATURE_NAMES": "_records",
+    "CalibrationRecord": "_records",
     "CalibrationReport": "metrics",
     "CalibratorMetrics": "metrics",
-    "Calibrator": "base",
-    "HistogramBinningCalibrator": "baselines",
-    "IdentityCalibrator": "base",
-    "IsotonicCalibrator": "baselines",
-    "PlattCalibrator": "baselines",
-    "ProbeHead": "probe",
-    "QuantileCalibrator": "quantile",
+    "Calibrator": "_base",
+    "HistogramBinningCalibrator": "_baselines",
+    "IdentityCalibrator": "_base",
+    "IsotonicCalibrator": "_baselines",
+    "PlattCalibrator": "_baselines",
+    "ProbeHead": "_probe",
+    "QuantileCalibrator": "_quantile",
     "auroc": "metrics",
     "brier_score": "metrics",
     "evaluate": "metrics",
     "expected_calibration_error": "metrics",
     "pinball_loss": "metrics",
-    "prefix_features": "records",
+    "prefix_features": "_records",
     "quantile_coverage": "metrics",
     "reliability_diagram": "metrics",
     "report_markdown": "metrics",

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from langchain_adaptive.calibration._base import DEFAULT_LEVELS, Calibrator
+from langchain_adaptive.calibration._records import CalibrationRecord
 from langchain_adaptive.calibration._utils import float_vector, quantile_at_level
-from langchain_adaptive.calibration.base import DEFAULT_LEVELS, Calibrator
-from langchain_adaptive.calibration.records import CalibrationRecord
 from langchain_adaptive.errors import CalibrationError
 
 ECE_BINS = 15

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from langchain_adaptive._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from langchain_adaptive.callbacks.emitter import EventEmitter
-    from langchain_adaptive.callbacks.events import (
+    from langchain_adaptive.callbacks._emitter import EventEmitter
+    from langchain_adaptive.callbacks._events import (
         EVENT_MODELS,
         AdaptiveEvent,
         AdaptiveFinished,
@@ -37,19 +37,19 @@ if TYPE_CHECKING:
         is_adaptive_event,
         parse_event,
     )
-    from langchain_adaptive.callbacks.handler import (
+    from langchain_adaptive.callbacks._handler import (
         AdaptiveCallbackHandler,
         AsyncAdaptiveCallbackHandler,
     )
-    from langchain_adaptive.callbacks.metadata import (
+    from langchain_adaptive.callbacks._metadata import (
         QUESTION_ID_KEY,
         ROLE_KEY,
         STRATEGY_KEY,
         TAG_PREFIX,
     )
-    from langchain_adaptive.callbacks.progress import AdaptiveProgressHandler
-    from langchain_adaptive.callbacks.trace import JsonlTraceWriter, TraceRecord, read_trace
-    from langchain_adaptive.callbacks.usage import (
+    from langchain_adaptive.callbacks._progress import AdaptiveProgressHandler
+    from langchain_adaptive.callbacks._trace import JsonlTraceWriter, TraceRecord, read_trace
+    from langchain_adaptive.callbacks._usage import (
         AdaptiveUsageTracker,
         ModelPrice,
         ModelUsage,
@@ -57,35 +57,35 @@ if TYPE_CHECKING:
     )
 
 _MODULE_OF: dict[str, str] = {
-    "EVENT_MODELS": "events",
-    "QUESTION_ID_KEY": "metadata",
-    "ROLE_KEY": "metadata",
-    "STRATEGY_KEY": "metadata",
-    "TAG_PREFIX": "metadata",
-    "AdaptiveCallbackHandler": "handler",
-    "AdaptiveEvent": "events",
-    "AdaptiveFinished": "events",
-    "AdaptiveProgressHandler": "progress",
-    "AdaptiveUsageTracker": "usage",
-    "AsyncAdaptiveCallbackHandler": "handler",
-    "BeamsPruned": "events",
-    "BudgetDecided": "events",
-    "CandidateGenerated": "events",
-    "CandidateScored": "events",
-    "EarlyStop": "events",
-    "EstimateSummary": "events",
-    "EventEmitter": "emitter",
-    "Revised": "events",
-    "RolloutScored": "events",
-    "JsonlTraceWriter": "trace",
-    "ModelPrice": "usage",
-    "ModelUsage": "usage",
-    "StepScored": "events",
-    "TraceRecord": "trace",
-    "UsageSnapshot": "usage",
-    "is_adaptive_event": "events",
-    "parse_event": "events",
-    "read_trace": "trace",
+    "EVENT_MODELS": "_events",
+    "QUESTION_ID_KEY": "_metadata",
+    "ROLE_KEY": "_metadata",
+    "STRATEGY_KEY": "_metadata",
+    "TAG_PREFIX": "_metadata",
+    "AdaptiveCallbackHandler": "_handler",
+    "AdaptiveEvent": "_events",
+    "AdaptiveFinished": "_events",
+    "AdaptiveProgressHandler": "_progress",
+    "AdaptiveUsageTracker": "_usage",
+    "AsyncAdaptiveCallbackHandler": "_handler",
+    "BeamsPruned": "_events",
+    "BudgetDecided": "_events",
+    "CandidateGenerated": "_events",
+    "CandidateScored": "_events",
+    "EarlyStop": "_events",
+    "EstimateSummary": "_events",
+    "EventEmitter": "_emitter",
+    "Revised": "_events",
+    "RolloutScored": "_events",
+    "JsonlTraceWriter": "_trace",
+    "ModelPrice": "_usage",
+    "ModelUsage": "_usage",
+    "StepScored": "_events",
+    "TraceRecord": "_trace",
+    "UsageSnapshot": "_usage",
+    "is_adaptive_event": "_events",
+    "parse_event": "_events",
+    "read_trace": "_trace",
 }
 
 __all__ = (

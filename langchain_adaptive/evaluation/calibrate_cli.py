@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from langchain_adaptive.calibration.records import CalibrationRecord
+from langchain_adaptive.calibration._records import CalibrationRecord
 from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.inputs import FewShotExample
 
@@ -253,7 +253,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from langchain_adaptive.calibration.base import Calibrator
+    from langchain_adaptive.calibration._base import Calibrator
     from langchain_adaptive.calibration.metrics import (
         evaluate,
         reliability_diagram,
@@ -279,7 +279,7 @@ def _eval(args: argparse.Namespace) -> int:
     if embedding_head is not None:
         entries["quantile+embedding"] = _head_predictions(args, embedding_head, test, "quantile")
     if args.probe is not None:
-        from langchain_adaptive.calibration.probe import ProbeHead
+        from langchain_adaptive.calibration._probe import ProbeHead
 
         entries["probe"] = _head_predictions(args, ProbeHead.load(args.probe), test, "probe")
     report = evaluate(entries, test, reference=args.reference, bootstrap=args.bootstrap)
@@ -387,14 +387,14 @@ def _chosen(calibrator: Any) -> dict[str, Any]:
 
 
 def _new_calibrator(method: str, conformal_coverage: float | None, select_by_cv: bool) -> Any:
-    from langchain_adaptive.calibration.baselines import (
+    from langchain_adaptive.calibration._baselines import (
         HistogramBinningCalibrator,
         IsotonicCalibrator,
         PlattCalibrator,
     )
 
     if method == "quantile":
-        from langchain_adaptive.calibration.quantile import QuantileCalibrator
+        from langchain_adaptive.calibration._quantile import QuantileCalibrator
 
         return QuantileCalibrator(
             seed=0, conformal_coverage=conformal_coverage, select_by_cv=select_by_cv
@@ -410,8 +410,8 @@ def _fit_head(
     args: argparse.Namespace, train: list[CalibrationRecord], *, uses_score: bool, dims: int
 ) -> Any:
     """A :class:`ProbeHead` fitted on the policy's embeddings of the training records."""
-    from langchain_adaptive.calibration.probe import ProbeHead
-    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+    from langchain_adaptive.calibration._probe import ProbeHead
+    from langchain_adaptive.calibration._quantile import QuantileCalibrator
 
     head = ProbeHead(
         dims=dims,
@@ -433,7 +433,7 @@ def _fit_head(
 
 def _embed_records(args: argparse.Namespace, records: list[CalibrationRecord]) -> list[list[float]]:
     from langchain_adaptive.integrations.llamacpp import LlamaCppEmbedder
-    from langchain_adaptive.integrations.llamacpp.probe import probe_text
+    from langchain_adaptive.integrations.llamacpp._probe import probe_text
 
     questions = {p.id: p.question for p in _problems(args)}
     missing = sorted({r.question_id for r in records} - set(questions))

@@ -41,12 +41,12 @@ from langchain_adaptive.evaluation.pools import (
 from langchain_adaptive.evaluation.report import BenchReport, report_markdown
 
 if TYPE_CHECKING:
+    from langchain_adaptive._selection import SelectionRule
     from langchain_adaptive.answers import AnswerEquivalence
     from langchain_adaptive.calibration import Calibrator
     from langchain_adaptive.evaluation.pools import PoolFile
     from langchain_adaptive.evaluation.replay import Outcomes, Policy
-    from langchain_adaptive.selection import SelectionRule
-    from langchain_adaptive.strategies.compute_optimal import ComputeOptimalPolicy
+    from langchain_adaptive.strategies._compute_optimal import ComputeOptimalPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -1063,7 +1063,7 @@ def _sample_score_policies(
 
 def _stop_model(directory: Path | None) -> Any:
     """The saved answer-level stop rule of ``--stop-model`` (``None`` without one)."""
-    from langchain_adaptive.calibration.answer_stop import AnswerStopModel
+    from langchain_adaptive.calibration._answer_stop import AnswerStopModel
 
     return None if directory is None else AnswerStopModel.load(directory)
 

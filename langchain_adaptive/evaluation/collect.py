@@ -7,7 +7,7 @@ samples ``n`` natively evaluates the prompt once) → steps → one PRM call tha
 scores every prefix of every trajectory and the question alone → for each
 prefix k = 0..K: its own 0/1 grade if it is the whole trajectory, else
 ``n_mc`` rollouts continuing it, graded against the gold answer → one
-:class:`~langchain_adaptive.calibration.records.CalibrationRecord` per prefix,
+:class:`~langchain_adaptive.calibration._records.CalibrationRecord` per prefix,
 appended to a JSONL file the moment it is known.
 
 Files (``out`` and a sidecar next to it):
@@ -56,6 +56,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import BaseModel, Field
 
 from langchain_adaptive._jsonl import JsonlAppender, ProgressBar, read_jsonl_models
+from langchain_adaptive._sampling import Sample, SamplingFailure, adraw, call_kwargs, draw
 from langchain_adaptive.answers import (
     DEFAULT_STEP_DELIMITER,
     STEP_JOINER,
@@ -65,13 +66,12 @@ from langchain_adaptive.answers import (
     split_steps,
 )
 from langchain_adaptive.answers import answers_match as default_answers_match
-from langchain_adaptive.calibration.records import CalibrationRecord
+from langchain_adaptive.calibration._records import CalibrationRecord
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError, ModelError, PRMError
 from langchain_adaptive.evaluation.datasets import Problem, check_gold
 from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, FewShotExample, Question, parse_input
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
-from langchain_adaptive.sampling import Sample, SamplingFailure, adraw, call_kwargs, draw
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def collect_calibration_data(
         from langchain_adaptive.evaluation.collect import collect_calibration_data
         from langchain_adaptive.evaluation.datasets import arithmetic_suite
         from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
-        from langchain_adaptive.prm.judge import LLMJudgePRM
+        from langchain_adaptive.prm._judge import LLMJudgePRM
 
         policy = ChatLlamaCpp()
         records = collect_calibration_data(

@@ -4,9 +4,9 @@ A replay of every policy on validation pools (:mod:`.replay`) gives each
 policy's correctness and samples per question. :func:`choose_policy` bins the
 questions by the calibrated question estimate (quantile bins) and, per bin and
 budget level, keeps the most accurate policy within the budget; the result is
-a :class:`~langchain_adaptive.strategies.compute_optimal.ComputeOptimalPolicy`
+a :class:`~langchain_adaptive.strategies._compute_optimal.ComputeOptimalPolicy`
 that ``bench choose-policy`` saves and
-:class:`~langchain_adaptive.strategies.compute_optimal.ComputeOptimalStrategy`
+:class:`~langchain_adaptive.strategies._compute_optimal.ComputeOptimalStrategy`
 runs. The fitting lives here, above the runtime, so the strategy never imports
 the harness.
 """
@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from langchain_adaptive._selection import SelectionRule
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import QuestionPool
 from langchain_adaptive.evaluation.replay import Outcomes
 from langchain_adaptive.results import SuccessEstimate
-from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import STRATEGIES, build_strategy
-from langchain_adaptive.strategies.allocation import FixedAllocation
-from langchain_adaptive.strategies.base import Strategy
-from langchain_adaptive.strategies.compute_optimal import (
+from langchain_adaptive.strategies._allocation import FixedAllocation
+from langchain_adaptive.strategies._base import Strategy
+from langchain_adaptive.strategies._compute_optimal import (
     BinChoice,
     BudgetLevel,
     BudgetUnit,

@@ -91,7 +91,7 @@ from langchain_adaptive.evaluation.pools import (
     exact_match,
     write_pools,
 )
-from langchain_adaptive.prm.self_confidence import lowest_window_mean
+from langchain_adaptive.prm._self_confidence import lowest_window_mean
 from langchain_adaptive.results import SuccessEstimate
 
 logger = logging.getLogger(__name__)

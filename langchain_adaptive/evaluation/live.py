@@ -23,7 +23,8 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_adaptive._jsonl import ProgressBar
-from langchain_adaptive.calibration.answer_stop import AnswerStopModel
+from langchain_adaptive._selection import SelectionRule
+from langchain_adaptive.calibration._answer_stop import AnswerStopModel
 from langchain_adaptive.errors import AdaptiveError, ConfigurationError
 from langchain_adaptive.evaluation.datasets import Problem, check_gold
 from langchain_adaptive.evaluation.policies import FIXED_SIZES, standard_policies
@@ -38,11 +39,10 @@ from langchain_adaptive.evaluation.replay import (
     replay_question,
 )
 from langchain_adaptive.evaluation.report import BenchReport, summarize
-from langchain_adaptive.prm.base import ProcessRewardModel
-from langchain_adaptive.prm.split import SplitPRM
+from langchain_adaptive.prm._base import ProcessRewardModel
+from langchain_adaptive.prm._split import SplitPRM
 from langchain_adaptive.results import AdaptiveResult
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
-from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import AdaptiveBestOfN, build_strategy
 
 logger = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from langchain_adaptive._selection import SelectionRule
 from langchain_adaptive.budget import coverage_probability, ias_sample_count
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import ORACLE, QuestionPool
 from langchain_adaptive.evaluation.replay import Policy
-from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import (
     AdaptiveBestOfN,
     AdaptiveConsistency,
@@ -31,7 +31,7 @@ from langchain_adaptive.strategies import (
     SequentialAdaptiveBestOfN,
     Strategy,
 )
-from langchain_adaptive.strategies.allocation import (
+from langchain_adaptive.strategies._allocation import (
     FixedAllocation,
     allocate_budget,
     estimate_value,
@@ -275,7 +275,7 @@ def batch_allocation_policy(
 ) -> Policy:
     """The batch allocation of ``total_samples`` over ``pools`` as one replayable policy.
 
-    The allocation (:func:`~langchain_adaptive.strategies.allocation.allocate_budget` on
+    The allocation (:func:`~langchain_adaptive.strategies._allocation.allocate_budget` on
     the recorded question estimates) is made once, over the questions of the
     run, exactly as :meth:`AdaptiveReasoningRunnable.batch_with_budget` makes it
     live; the policy then draws each question's share, and picks the answer

@@ -263,7 +263,7 @@ def add_calibrated_estimates(
             meets a calibrator with no recorded base rate.
     """
     from langchain_adaptive.calibration import IdentityCalibrator
-    from langchain_adaptive.prm.calibrated import calibrate_scores
+    from langchain_adaptive.prm._calibrated import calibrate_scores
 
     for pool in pools:
         if name in pool.question_estimates or any(name in s.step_estimates for s in pool.samples):

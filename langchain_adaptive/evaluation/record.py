@@ -29,6 +29,14 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import BaseModel, Field
 
 from langchain_adaptive._jsonl import JsonlAppender, ProgressBar
+from langchain_adaptive._sampling import (
+    Sample,
+    SamplingFailure,
+    adraw,
+    call_kwargs,
+    draw,
+    supports_confidence_stop,
+)
 from langchain_adaptive.answers import (
     DEFAULT_STEP_DELIMITER,
     AnswerEquivalence,
@@ -46,15 +54,7 @@ from langchain_adaptive.evaluation.pools import (
     read_pools,
 )
 from langchain_adaptive.inputs import DEFAULT_INSTRUCTION, Question, parse_input
-from langchain_adaptive.prm.base import ProcessRewardModel
-from langchain_adaptive.sampling import (
-    Sample,
-    SamplingFailure,
-    adraw,
-    call_kwargs,
-    draw,
-    supports_confidence_stop,
-)
+from langchain_adaptive.prm._base import ProcessRewardModel
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Replay mode: run any strategy on recorded pools, with no model calls.
 
-A strategy is a plan of actions (see :mod:`langchain_adaptive.strategies.base`);
+A strategy is a plan of actions (see :mod:`langchain_adaptive.strategies._base`);
 here a driver answers them from the pool instead of a model: ``Draw(n)`` hands
 out the next ``n`` recorded samples in a given order, ``EstimateQuestion`` the
 recorded estimate of the named estimator (or, for ``"oracle"``, the question's
@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_adaptive._selection import aggregate, select_finalists
 from langchain_adaptive.answers import AnswerEquivalence, answers_match, group_answers
 from langchain_adaptive.budget import BudgetLimits, BudgetTracker
 from langchain_adaptive.confidence import ConfidenceStop, confidence_stop_at
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import ORACLE, QuestionPool
 from langchain_adaptive.results import Candidate, SuccessEstimate, TokenUsage
-from langchain_adaptive.selection import aggregate, select_finalists
 from langchain_adaptive.strategies import (
     Decision,
     Draw,
@@ -691,7 +691,7 @@ def oracle_allocation(
     gains fall with ``n`` too (their ratio is ``(S - k - n) / (S - n - 1)``).
 
     This is the dual of the runtime's batch allocation
-    (:func:`~langchain_adaptive.strategies.allocation.allocate_budget`, which
+    (:func:`~langchain_adaptive.strategies._allocation.allocate_budget`, which
     gives the most coverage within a total on clipped estimates): here the
     rates are true (a ``p`` of 0 or 1 is exact), draws may be without
     replacement, and the least total that reaches ``target`` is wanted.

@@ -2,7 +2,7 @@
 
 Fitting walks each calibration question's samples in several random orders,
 exactly as replay draws them: after every sample it takes the features of what
-has been drawn (:func:`~langchain_adaptive.calibration.answer_stop.answer_features`,
+has been drawn (:func:`~langchain_adaptive.calibration._answer_stop.answer_features`,
 the same function the live strategy calls) and two labels, whether the answer
 returned now is correct and whether it is wrong now but right at the cap.
 """
@@ -15,12 +15,12 @@ from typing import ClassVar
 import numpy as np
 from pydantic import model_validator
 
-from langchain_adaptive.calibration.answer_stop import AnswerStopModel, answer_features
+from langchain_adaptive._selection import SelectionRule
+from langchain_adaptive.calibration._answer_stop import AnswerStopModel, answer_features
 from langchain_adaptive.errors import ConfigurationError
 from langchain_adaptive.evaluation.pools import QuestionPool
 from langchain_adaptive.evaluation.replay import Policy, PreparedPool
 from langchain_adaptive.results import Candidate, TokenUsage
-from langchain_adaptive.selection import SelectionRule
 from langchain_adaptive.strategies import (
     AnswerConfidenceStop,
     BestOfN,

@@ -4,17 +4,17 @@ token confidence as a scorer."""
 
 from __future__ import annotations
 
-from langchain_adaptive.prm.base import (
+from langchain_adaptive.prm._base import (
     PRMRequest,
     PRMScores,
     ProcessRewardModel,
     check_scores,
     estimate_from_probability,
 )
-from langchain_adaptive.prm.calibrated import CalibratedPRM
-from langchain_adaptive.prm.judge import LLMJudgePRM
-from langchain_adaptive.prm.self_confidence import SelfConfidencePRM
-from langchain_adaptive.prm.split import SplitPRM
+from langchain_adaptive.prm._calibrated import CalibratedPRM
+from langchain_adaptive.prm._judge import LLMJudgePRM
+from langchain_adaptive.prm._self_confidence import SelfConfidencePRM
+from langchain_adaptive.prm._split import SplitPRM
 
 __all__ = [
     "CalibratedPRM",

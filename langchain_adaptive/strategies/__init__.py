@@ -38,7 +38,7 @@ finished particles' vote reaches C (needs a PRM).
 
 Two strategies are built from data rather than from their name alone:
 ``fixed_allocation`` (:class:`FixedAllocation`) draws the samples a batch allocation
-(:func:`~langchain_adaptive.strategies.allocation.allocate_budget`) gave each question, and
+(:func:`~langchain_adaptive.strategies._allocation.allocate_budget`) gave each question, and
 ``compute_optimal`` (:class:`ComputeOptimalStrategy`) runs the strategy a policy file
 (:class:`ComputeOptimalPolicy`) chose for the question's difficulty bin.
 """
@@ -48,10 +48,10 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_adaptive.errors import ConfigurationError, UnknownStrategyError
-from langchain_adaptive.strategies.adaptive import AdaptiveBestOfN
-from langchain_adaptive.strategies.allocation import FixedAllocation, allocate_budget
-from langchain_adaptive.strategies.answer_stop import AnswerConfidenceStop
-from langchain_adaptive.strategies.base import (
+from langchain_adaptive.strategies._adaptive import AdaptiveBestOfN
+from langchain_adaptive.strategies._allocation import FixedAllocation, allocate_budget
+from langchain_adaptive.strategies._answer_stop import AnswerConfidenceStop
+from langchain_adaptive.strategies._base import (
     BEAM_ACTIONS,
     Action,
     CollectBeams,
@@ -67,27 +67,27 @@ from langchain_adaptive.strategies.base import (
     ScoreCandidates,
     Strategy,
 )
-from langchain_adaptive.strategies.beam_search import (
+from langchain_adaptive.strategies._beam_search import (
     BeamSearch,
     first_steps_confidence,
     ias_beams_kept,
     ias_samples_per_beam,
 )
-from langchain_adaptive.strategies.best_of_n import BestOfN
-from langchain_adaptive.strategies.compute_optimal import (
+from langchain_adaptive.strategies._best_of_n import BestOfN
+from langchain_adaptive.strategies._compute_optimal import (
     ComputeOptimalPolicy,
     ComputeOptimalStrategy,
 )
-from langchain_adaptive.strategies.consistency import AdaptiveConsistency, leader_probability
-from langchain_adaptive.strategies.deepconf import DeepConf
-from langchain_adaptive.strategies.early_stopping import EarlyStoppingConsistency
-from langchain_adaptive.strategies.first_sample import FirstSampleIAS
-from langchain_adaptive.strategies.particle_filtering import (
+from langchain_adaptive.strategies._consistency import AdaptiveConsistency, leader_probability
+from langchain_adaptive.strategies._deepconf import DeepConf
+from langchain_adaptive.strategies._early_stopping import EarlyStoppingConsistency
+from langchain_adaptive.strategies._first_sample import FirstSampleIAS
+from langchain_adaptive.strategies._particle_filtering import (
     AdaptiveParticleFiltering,
     ParticleFiltering,
 )
-from langchain_adaptive.strategies.revise import AdaptiveRevisions, SequentialRevisions
-from langchain_adaptive.strategies.sequential import SequentialAdaptiveBestOfN
+from langchain_adaptive.strategies._revise import AdaptiveRevisions, SequentialRevisions
+from langchain_adaptive.strategies._sequential import SequentialAdaptiveBestOfN
 
 STRATEGIES: dict[str, tuple[type[Strategy], dict[str, Any]]] = {
     "best_of_n": (BestOfN, {}),

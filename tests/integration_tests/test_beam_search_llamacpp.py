@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
+from langchain_adaptive._sampling import draw_steps
 from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
-from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
-from langchain_adaptive.sampling import draw_steps
+from langchain_adaptive.integrations.llamacpp._probe import BUNDLED_HEAD
 from tests.tracing import RunCollector
 
 pytestmark = [

@@ -24,7 +24,7 @@ from langchain_adaptive.evaluation.collect import (
 )
 from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp  # lazy: imports no llama_cpp
-from langchain_adaptive.prm.judge import LLMJudgePRM
+from langchain_adaptive.prm._judge import LLMJudgePRM
 
 pytest.importorskip(
     "llama_cpp",

@@ -17,8 +17,8 @@ from langchain_adaptive import AdaptiveReasoningRunnable
 from langchain_adaptive.cli import main
 from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
-from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
-from langchain_adaptive.strategies.compute_optimal import ComputeOptimalStrategy
+from langchain_adaptive.integrations.llamacpp._probe import BUNDLED_HEAD
+from langchain_adaptive.strategies._compute_optimal import ComputeOptimalStrategy
 
 pytestmark = [
     pytest.mark.llamacpp,

@@ -124,7 +124,7 @@ def scripted_openai() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     pytest.importorskip("langchain.agents", reason='needs the "langgraph" extra')
     from fastapi import Body, FastAPI
 
-    from langchain_adaptive.integrations.http.server import running_app
+    from langchain_adaptive.integrations.http._server import running_app
 
     app = FastAPI()
     requests: list[dict[str, Any]] = []

@@ -29,7 +29,7 @@ from langchain_core.load import dumps
 from pydantic import ValidationError
 
 from langchain_adaptive.integrations.http import RemotePRM, RemotePRMError
-from langchain_adaptive.integrations.http.server import create_app, running_app, running_server
+from langchain_adaptive.integrations.http._server import create_app, running_app, running_server
 from tests.integration_tests.test_remote_prm import QUESTION, SOLUTIONS, LengthPRM, counting
 
 KEY = "sk-live-7Hq2ZpX9wLm4"

@@ -28,7 +28,7 @@ pytest.importorskip("peft", reason='needs the "hf" extra')
 from tokenizers import Tokenizer, decoders, models  # noqa: E402
 from tokenizers.pre_tokenizers import ByteLevel  # noqa: E402
 
-from langchain_adaptive.calibration.records import CalibrationRecord  # noqa: E402
+from langchain_adaptive.calibration._records import CalibrationRecord  # noqa: E402
 from langchain_adaptive.errors import (  # noqa: E402
     ConfigurationError,
     ContextLengthExceededError,
@@ -550,7 +550,7 @@ def test_served_over_http_it_gives_the_same_scores(prm: HuggingFacePRM) -> None:
     pytest.importorskip("fastapi", reason='needs the "server" extra')
     pytest.importorskip("uvicorn", reason='needs the "server" extra')
     from langchain_adaptive.integrations.http import RemotePRM
-    from langchain_adaptive.integrations.http.server import running_server
+    from langchain_adaptive.integrations.http._server import running_server
 
     converted = prm.with_quantile_head()
     with running_server(converted, model_name="tiny-prm") as url:

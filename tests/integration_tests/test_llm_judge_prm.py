@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp  # lazy: imports no llama_cpp
-from langchain_adaptive.prm.base import PRMScores
-from langchain_adaptive.prm.judge import LLMJudgePRM
+from langchain_adaptive.prm._base import PRMScores
+from langchain_adaptive.prm._judge import LLMJudgePRM
 
 pytest.importorskip(
     "llama_cpp",

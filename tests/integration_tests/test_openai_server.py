@@ -38,7 +38,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import Field
 
 from langchain_adaptive.integrations.http.openai_server import running_server
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 from tests.unit_tests.fakes import ScriptedChatModel

@@ -19,7 +19,7 @@ from langchain_adaptive.budget import ias_sample_count
 from langchain_adaptive.callbacks import BeamsPruned
 from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
-from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
+from langchain_adaptive.integrations.llamacpp._probe import BUNDLED_HEAD
 from langchain_adaptive.strategies import AdaptiveParticleFiltering, ParticleFiltering
 
 pytestmark = [

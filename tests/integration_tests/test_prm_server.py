@@ -35,9 +35,9 @@ from langchain_core.runnables import RunnableConfig
 from langchain_adaptive._serve_prm import _parser, build_prm, main
 from langchain_adaptive.errors import PRMError
 from langchain_adaptive.integrations.http import RemotePRM, RemotePRMError
-from langchain_adaptive.integrations.http.remote import API_KEY_ENV
-from langchain_adaptive.integrations.http.server import create_app, running_app, running_server
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.integrations.http._remote import API_KEY_ENV
+from langchain_adaptive.integrations.http._server import create_app, running_app, running_server
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
 QUESTION = "What is 12 + 30?"
@@ -48,8 +48,8 @@ SCRIPTED_PRM = textwrap.dedent(
     """Serve a scripted PRM: python -c SCRIPT PORT DELAY DIE_ON_CALL."""
     import os, signal, sys, time
 
-    from langchain_adaptive.integrations.http.server import serve_prm
-    from langchain_adaptive.prm.base import ProcessRewardModel
+    from langchain_adaptive.integrations.http._server import serve_prm
+    from langchain_adaptive.prm._base import ProcessRewardModel
     from langchain_adaptive.results import SuccessEstimate
 
     port, delay, die_on = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
@@ -286,7 +286,7 @@ def test_the_command_line_binds_loopback_and_checks_its_arguments(
 def test_build_prm_makes_the_local_prms_without_loading_them() -> None:
     pytest.importorskip("llama_cpp", reason='needs the "llamacpp" extra')
     from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
-    from langchain_adaptive.prm.judge import LLMJudgePRM
+    from langchain_adaptive.prm._judge import LLMJudgePRM
 
     probe = build_prm(_parser().parse_args(["--prm", "probe", "--n-threads", "1"]))
     assert isinstance(probe, ProbePRM) and probe.model is None and probe.n_threads == 1

@@ -13,9 +13,9 @@ pytest.importorskip("llama_cpp")
 pytest.importorskip("torch")
 
 from langchain_adaptive.answers import STEP_JOINER
-from langchain_adaptive.calibration.probe import ProbeHead
-from langchain_adaptive.calibration.quantile import QuantileCalibrator
-from langchain_adaptive.calibration.records import prefix_features
+from langchain_adaptive.calibration._probe import ProbeHead
+from langchain_adaptive.calibration._quantile import QuantileCalibrator
+from langchain_adaptive.calibration._records import prefix_features
 from langchain_adaptive.errors import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -23,8 +23,8 @@ from langchain_adaptive.errors import (
 )
 from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.integrations.llamacpp import LlamaCppEmbedder, ProbePRM
-from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD, probe_text
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.integrations.llamacpp._probe import BUNDLED_HEAD, probe_text
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.slow]
@@ -133,7 +133,7 @@ def test_bundled_head_loads_and_scores() -> None:
 def test_default_reasoner_picks_its_prm() -> None:
     from langchain_adaptive.errors import ConfigurationError
     from langchain_adaptive.integrations.llamacpp import default_reasoner
-    from langchain_adaptive.prm.judge import LLMJudgePRM
+    from langchain_adaptive.prm._judge import LLMJudgePRM
 
     auto = default_reasoner()
     expected = ProbePRM if (BUNDLED_HEAD / "probe.json").is_file() else LLMJudgePRM
@@ -182,7 +182,7 @@ def test_a_head_fitted_with_the_score_reads_its_prm(tmp_path: Path) -> None:
 
 def test_calibrate_commands_fit_and_compare_embedding_heads(tmp_path: Path) -> None:
     """fit-probe --with-score and eval --fit-embedding on a small records file."""
-    from langchain_adaptive.calibration.records import CalibrationRecord
+    from langchain_adaptive.calibration._records import CalibrationRecord
     from langchain_adaptive.cli import main
 
     problems = arithmetic_suite(10, seed=0, levels=("add1", "mul3"))

@@ -29,7 +29,7 @@ from langchain_openai import ChatOpenAI
 from langchain_adaptive.evaluation.collect import acollect_calibration_data
 from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.integrations.llamacpp import bundled_model_path
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.runnable import AdaptiveReasoningRunnable
 

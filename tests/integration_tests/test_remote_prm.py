@@ -38,13 +38,13 @@ from langchain_adaptive.integrations.http._protocol import (
     parse_messages,
     pooling_messages,
 )
-from langchain_adaptive.integrations.http.remote import API_KEY_ENV
-from langchain_adaptive.integrations.http.server import (
+from langchain_adaptive.integrations.http._remote import API_KEY_ENV
+from langchain_adaptive.integrations.http._server import (
     create_app,
     running_app,
     running_server,
 )
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
 QUESTION = "What is 2 + 3?"

@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from langchain_adaptive import AdaptiveCallbackHandler, AdaptiveReasoningRunnable, BeamSearch
-from langchain_adaptive.callbacks.events import Revised, RolloutScored
+from langchain_adaptive.callbacks._events import Revised, RolloutScored
 from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
-from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
+from langchain_adaptive.integrations.llamacpp._probe import BUNDLED_HEAD
 from langchain_adaptive.strategies import SequentialRevisions
 
 pytestmark = [

@@ -17,7 +17,7 @@ from langchain_adaptive.errors import ContextLengthExceededError
 from langchain_adaptive.evaluation.datasets import arithmetic_suite, worked_examples
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, TokenConfidencePRM
-from langchain_adaptive.integrations.llamacpp import confidence as confidence_module
+from langchain_adaptive.integrations.llamacpp import _confidence as confidence_module
 from tests.tracing import RunCollector
 
 pytestmark = [pytest.mark.llamacpp]
@@ -112,7 +112,7 @@ def test_rescore_command_gives_records_the_confidence_scores(tmp_path: Path) -> 
     import subprocess
     import sys
 
-    from langchain_adaptive.calibration.records import CalibrationRecord
+    from langchain_adaptive.calibration._records import CalibrationRecord
     from langchain_adaptive.evaluation.collect import read_records
 
     [problem] = arithmetic_suite(1, seed=0, levels=("steps2",))

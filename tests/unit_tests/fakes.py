@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field, PrivateAttr
 
 from langchain_adaptive.confidence import confidence_stop_at, token_confidence
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from langchain_adaptive.results import SuccessEstimate
 
 

@@ -23,7 +23,7 @@ from langchain_adaptive.evaluation import (
     summarize,
 )
 from langchain_adaptive.results import SuccessEstimate
-from langchain_adaptive.strategies.allocation import (
+from langchain_adaptive.strategies._allocation import (
     FixedAllocation,
     allocate_budget,
     expected_coverage,

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from langchain_adaptive import AdaptiveReasoningRunnable
+from langchain_adaptive._selection import select
 from langchain_adaptive.budget import ias_sample_count
-from langchain_adaptive.calibration.answer_stop import (
+from langchain_adaptive.calibration._answer_stop import (
     FEATURE_NAMES,
     AnswerStopModel,
     answer_features,
@@ -25,7 +26,6 @@ from langchain_adaptive.evaluation.stop_rule import (
     stop_rule_examples,
 )
 from langchain_adaptive.results import Candidate, SuccessEstimate
-from langchain_adaptive.selection import select
 from langchain_adaptive.strategies import (
     AnswerConfidenceStop,
     FirstSampleIAS,

@@ -16,13 +16,13 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 from langchain_adaptive import AdaptiveReasoningRunnable, BeamSearch
+from langchain_adaptive._sampling import draw_steps, step_prefix
 from langchain_adaptive.answers import split_steps
 from langchain_adaptive.errors import ModelError, PRMError
 from langchain_adaptive.evaluation.datasets import arithmetic_suite
 from langchain_adaptive.evaluation.live import live_policy, run_live
 from langchain_adaptive.inputs import parse_input
 from langchain_adaptive.results import AdaptiveResult, Beam, SuccessEstimate
-from langchain_adaptive.sampling import draw_steps, step_prefix
 from langchain_adaptive.strategies import (
     build_strategy,
     first_steps_confidence,

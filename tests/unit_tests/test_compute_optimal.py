@@ -25,7 +25,7 @@ from langchain_adaptive.evaluation.compute_optimal_fit import choose_policy
 from langchain_adaptive.evaluation.pools import answer_equivalence
 from langchain_adaptive.results import SuccessEstimate
 from langchain_adaptive.strategies import build_strategy
-from langchain_adaptive.strategies.compute_optimal import (
+from langchain_adaptive.strategies._compute_optimal import (
     ComputeOptimalPolicy,
     ComputeOptimalStrategy,
 )
@@ -123,7 +123,7 @@ def test_a_batch_allocation_is_never_chosen() -> None:
 
 def test_the_runtime_never_imports_the_harness() -> None:
     code = (
-        "import sys, langchain_adaptive.strategies.compute_optimal, langchain_adaptive.runnable; "
+        "import sys, langchain_adaptive.strategies._compute_optimal, langchain_adaptive.runnable; "
         "print(sorted(m for m in sys.modules if m.startswith('langchain_adaptive.evaluation')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,7 +25,7 @@ from langchain_adaptive.evaluation.compute_optimal_fit import (
 )
 from langchain_adaptive.results import AdaptiveResult, SuccessEstimate
 from langchain_adaptive.strategies import build_strategy
-from langchain_adaptive.strategies.compute_optimal import (
+from langchain_adaptive.strategies._compute_optimal import (
     BinChoice,
     BudgetLevel,
     ComputeOptimalPolicy,

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from langchain_adaptive import AdaptiveReasoningRunnable, SuccessEstimate
 from langchain_adaptive.answers import answers_match, group_answers, symbolic_cost_reason
-from langchain_adaptive.calibration.base import Calibrator, IdentityCalibrator
+from langchain_adaptive.calibration._base import Calibrator, IdentityCalibrator
 from langchain_adaptive.errors import (
     AdaptiveError,
     AdaptiveInputError,
@@ -35,7 +35,7 @@ from langchain_adaptive.errors import (
     CallbackHandlerError,
     ConfigurationError,
 )
-from langchain_adaptive.prm.base import PRMScores, ProcessRewardModel
+from langchain_adaptive.prm._base import PRMScores, ProcessRewardModel
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 RIGHT = "7 + 8 = 15\n\nThe answer is 15."
@@ -404,7 +404,7 @@ def test_a_comparison_that_ran_out_of_time_is_not_remembered(monkeypatch: Any) -
 
 def test_the_agent_middleware_tags_a_question_with_a_lone_surrogate() -> None:
     pytest.importorskip("langchain.agents")
-    from langchain_adaptive.integrations.langgraph.middleware import _tagged
+    from langchain_adaptive.integrations.langgraph._middleware import _tagged
 
     config = _tagged({}, "adaptive_consistency", "What is \udc80 2 + 2?", "policy")
     assert len(config["metadata"]["adaptive_question_id"]) == 16

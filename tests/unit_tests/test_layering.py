@@ -60,7 +60,7 @@ def _allowed(module: str, imported: str) -> bool:
 def test_only_the_command_line_and_the_harness_import_an_integration_by_name() -> None:
     modules = _modules()
     assert any(name == "langchain_adaptive.runnable" for name, _ in modules)
-    assert any(name == INSTALLED + ".llamacpp.chat_models" for name, _ in modules)
+    assert any(name == INSTALLED + ".llamacpp._chat_models" for name, _ in modules)
     wrong = [
         f"{module} imports {imported}"
         for module, path in modules
@@ -75,5 +75,5 @@ def test_the_check_sees_a_runtime_import_of_an_integration(tmp_path: Path) -> No
     source.write_text("def f():\n    from langchain_adaptive.integrations.llamacpp import X\n")
     imported = _installed_name_imports(source)
     assert imported == ["langchain_adaptive.integrations.llamacpp"]
-    assert not _allowed("langchain_adaptive.strategies.deepconf", imported[0])
+    assert not _allowed("langchain_adaptive.strategies._deepconf", imported[0])
     assert not _allowed(INSTALLED + ".http.openai_server", imported[0])

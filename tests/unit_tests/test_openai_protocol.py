@@ -89,8 +89,8 @@ def test_messages_become_langchain_messages_with_tool_turns() -> None:
 
 def test_the_request_policy_keeps_the_served_models_mid_generation_stops() -> None:
     """deepconf's aborts must survive a request that wraps the policy (tools, seed, stop)."""
+    from langchain_adaptive._sampling import supports_confidence_stop
     from langchain_adaptive.integrations.http.openai_server import RequestPolicy
-    from langchain_adaptive.sampling import supports_confidence_stop
     from tests.unit_tests.fakes import ScriptedChatModel
 
     class Stopping(ScriptedChatModel):

@@ -31,7 +31,7 @@ from langchain_adaptive.strategies import (
     ScoreBeams,
     build_strategy,
 )
-from langchain_adaptive.strategies.particle_filtering import (
+from langchain_adaptive.strategies._particle_filtering import (
     finished_vote_share,
     particle_log_weight,
     question_rng,
@@ -122,7 +122,7 @@ def test_resampling_with_a_fixed_seed_follows_the_weights() -> None:
 def test_the_question_rng_is_stable_across_processes() -> None:
     here = question_rng(3, QUESTION).integers(0, 2**32, size=4).tolist()
     code = (
-        "from langchain_adaptive.strategies.particle_filtering import question_rng; "
+        "from langchain_adaptive.strategies._particle_filtering import question_rng; "
         f"print(question_rng(3, {QUESTION!r}).integers(0, 2**32, size=4).tolist())"
     )
     there = subprocess.run(

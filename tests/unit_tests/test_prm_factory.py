@@ -37,8 +37,8 @@ def test_the_on_device_names_build_the_llamacpp_prms() -> None:
         ProbePRM,
         TokenConfidencePRM,
     )
-    from langchain_adaptive.integrations.llamacpp.probe import BUNDLED_HEAD
-    from langchain_adaptive.prm.judge import LLMJudgePRM
+    from langchain_adaptive.integrations.llamacpp._probe import BUNDLED_HEAD
+    from langchain_adaptive.prm._judge import LLMJudgePRM
 
     chat = ChatLlamaCpp(n_threads=1)
     probe = make_prm("probe", n_threads=1, n_gpu_layers=0)

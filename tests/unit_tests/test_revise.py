@@ -31,7 +31,7 @@ from langchain_adaptive.strategies import (
     SequentialRevisions,
     build_strategy,
 )
-from langchain_adaptive.strategies.revise import fit_sequential_threshold, split_budget
+from langchain_adaptive.strategies._revise import fit_sequential_threshold, split_budget
 from tests.unit_tests.evaluation.test_replay import _pool
 from tests.unit_tests.fakes import ScriptedPRM
 from tests.unit_tests.test_beam_search import EventRecorder

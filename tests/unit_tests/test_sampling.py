@@ -10,9 +10,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from langchain_adaptive._sampling import adraw, draw
 from langchain_adaptive.errors import ModelError
 from langchain_adaptive.inputs import parse_input
-from langchain_adaptive.sampling import adraw, draw
 
 
 class NativeNChatModel(BaseChatModel):

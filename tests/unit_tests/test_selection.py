@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from langchain_adaptive._selection import aggregate, select
 from langchain_adaptive.results import Candidate, SuccessEstimate
-from langchain_adaptive.selection import aggregate, select
 
 
 def cand(index: int, answer: str | None, score: float | None = None) -> Candidate:

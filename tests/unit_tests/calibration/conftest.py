@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from langchain_adaptive.calibration._records import CalibrationRecord
 from langchain_adaptive.calibration._utils import sigmoid
-from langchain_adaptive.calibration.records import CalibrationRecord
 
 SLOPE = 0.5
 INTERCEPT = -0.5

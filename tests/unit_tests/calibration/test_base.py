@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.calibration.base: validation, the identity, persistence."""
+"""Tests for langchain_adaptive.calibration._base: validation, the identity, persistence."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from langchain_adaptive.calibration import (
     IsotonicCalibrator,
     PlattCalibrator,
 )
-from langchain_adaptive.calibration.base import (
+from langchain_adaptive.calibration._base import (
     CONFIG_NAME,
     FORMAT_VERSION,
     WEIGHTS_NAME,

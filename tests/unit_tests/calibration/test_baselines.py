@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.calibration.baselines: Platt, isotonic, binning, Wilson."""
+"""Tests for langchain_adaptive.calibration._baselines: Platt, isotonic, binning, Wilson."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from langchain_adaptive.calibration import (
     PlattCalibrator,
     brier_score,
 )
-from langchain_adaptive.calibration.base import Calibrator
-from langchain_adaptive.calibration.baselines import wilson_quantiles
+from langchain_adaptive.calibration._base import Calibrator
+from langchain_adaptive.calibration._baselines import wilson_quantiles
 from tests.unit_tests.calibration.conftest import INTERCEPT, SLOPE, Synthetic
 
 GRID = np.linspace(0.0, 1.0, 201)

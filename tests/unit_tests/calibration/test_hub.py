@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from langchain_adaptive.calibration import Calibrator, IsotonicCalibrator, PlattCalibrator
-from langchain_adaptive.calibration.base import CONFIG_NAME, WEIGHTS_NAME
+from langchain_adaptive.calibration._base import CONFIG_NAME, WEIGHTS_NAME
 from langchain_adaptive.errors import CalibrationError
 from tests.unit_tests.calibration.conftest import Synthetic
 

@@ -268,7 +268,7 @@ def test_split_by_question_rejects_what_cannot_be_split(held_out: Synthetic) -> 
     assert len({r.question_id for r in train}) == 1 and len({r.question_id for r in test}) == 1
 
 
-@pytest.mark.parametrize("module", ["base", "baselines", "metrics"])
+@pytest.mark.parametrize("module", ["_base", "_baselines", "metrics"])
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(f"langchain_adaptive.calibration.{module}"))
     assert result.attempted > 0 and result.failed == 0

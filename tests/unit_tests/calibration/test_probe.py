@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from langchain_adaptive.calibration.baselines import PlattCalibrator
-from langchain_adaptive.calibration.probe import ProbeHead
+from langchain_adaptive.calibration._baselines import PlattCalibrator
+from langchain_adaptive.calibration._probe import ProbeHead
 from langchain_adaptive.errors import CalibrationError
 
 
@@ -24,7 +24,7 @@ def synthetic(n: int = 400, dim: int = 24, seed: int = 0):
 
 def test_probe_learns_the_informative_direction() -> None:
     pytest.importorskip("torch")
-    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+    from langchain_adaptive.calibration._quantile import QuantileCalibrator
 
     embeddings, features, successes, trials, p = synthetic()
     head = ProbeHead(dims=4, calibrator=QuantileCalibrator(seed=0)).fit(
@@ -37,7 +37,7 @@ def test_probe_learns_the_informative_direction() -> None:
 
 def test_probe_round_trip_and_shape_checks(tmp_path) -> None:
     pytest.importorskip("torch")
-    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+    from langchain_adaptive.calibration._quantile import QuantileCalibrator
 
     embeddings, features, successes, trials, _ = synthetic(n=100)
     head = ProbeHead(dims=3, calibrator=QuantileCalibrator(epochs=50), metadata={"policy": "toy"})
@@ -70,7 +70,7 @@ def test_unfitted_and_corrupt_probes(tmp_path) -> None:
 def test_a_head_that_uses_the_score_adds_the_embedding_to_it(tmp_path) -> None:
     """The score carries one signal and the embedding another: the head needs both."""
     pytest.importorskip("torch")
-    from langchain_adaptive.calibration.quantile import QuantileCalibrator
+    from langchain_adaptive.calibration._quantile import QuantileCalibrator
 
     rng = np.random.default_rng(1)
     embeddings, features, _, trials, _ = synthetic(n=600)

@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.calibration.quantile: the pinball-loss quantile head."""
+"""Tests for langchain_adaptive.calibration._quantile: the pinball-loss quantile head."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from langchain_adaptive.calibration import (
     brier_score,
     quantile_coverage,
 )
-from langchain_adaptive.calibration.base import CONFIG_NAME, WEIGHTS_NAME
+from langchain_adaptive.calibration._base import CONFIG_NAME, WEIGHTS_NAME
 from langchain_adaptive.errors import CalibrationError
 from tests.unit_tests.calibration.conftest import Synthetic, make_synthetic
 
 torch = pytest.importorskip("torch")
 
-from langchain_adaptive.calibration.quantile import QuantileCalibrator  # noqa: E402
+from langchain_adaptive.calibration._quantile import QuantileCalibrator  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +318,7 @@ def test_select_by_cv_uses_features_only_when_they_help(medium_data: Synthetic) 
 
 
 def test_the_one_standard_error_rule_prefers_the_first_within_noise() -> None:
-    from langchain_adaptive.calibration.quantile import _one_standard_error_choice
+    from langchain_adaptive.calibration._quantile import _one_standard_error_choice
 
     simple = np.array([1.00, 1.10, 0.90, 1.00])
     noisy_gain = np.array([0.90, 1.15, 0.80, 1.05])  # better on average, not on every fold

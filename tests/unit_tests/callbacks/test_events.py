@@ -19,7 +19,7 @@ from langchain_adaptive.callbacks import (
     is_adaptive_event,
     parse_event,
 )
-from langchain_adaptive.callbacks.events import Revised, RolloutScored
+from langchain_adaptive.callbacks._events import Revised, RolloutScored
 
 CONTRACT = {
     "adaptive_budget_decided": {"strategy", "n", "estimate", "target_confidence", "reason"},

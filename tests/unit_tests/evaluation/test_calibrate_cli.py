@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_adaptive.calibration.base import Calibrator
+from langchain_adaptive.calibration._base import Calibrator
 from langchain_adaptive.cli import main
 from tests.unit_tests.calibration.conftest import make_synthetic
 
@@ -33,7 +33,7 @@ def test_fit_quantile_with_and_without_cross_validation(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("torch")
-    from langchain_adaptive.calibration import quantile
+    from langchain_adaptive.calibration import _quantile as quantile
 
     monkeypatch.setattr(quantile, "DEFAULT_CV_GRID", {"hidden": (0,), "weight_decay": (1.0, 0.1)})
     common = ["calibrate", "fit", "--data", str(data), "--method", "quantile"]
@@ -51,7 +51,7 @@ def test_eval_compares_raw_and_fitted_calibrators(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("torch")
-    from langchain_adaptive.calibration import quantile
+    from langchain_adaptive.calibration import _quantile as quantile
 
     monkeypatch.setattr(
         quantile, "DEFAULT_CV_GRID", {"hidden": (0,), "use_features": (False, True)}

@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field, PrivateAttr
 
 from langchain_adaptive.answers import STEP_JOINER
-from langchain_adaptive.calibration.records import CalibrationRecord
+from langchain_adaptive.calibration._records import CalibrationRecord
 from langchain_adaptive.errors import AdaptiveInputError, ConfigurationError, ModelError, PRMError
 from langchain_adaptive.evaluation.collect import (
     QuestionTrajectories,
@@ -33,7 +33,7 @@ from langchain_adaptive.evaluation.collect import (
 )
 from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.inputs import FewShotExample
-from langchain_adaptive.prm.base import PRMScores
+from langchain_adaptive.prm._base import PRMScores
 from langchain_adaptive.results import SuccessEstimate
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedLLM, ScriptedPRM
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from langchain_adaptive._selection import aggregate
 from langchain_adaptive.answers import STEP_JOINER
-from langchain_adaptive.calibration.records import prefix_features
+from langchain_adaptive.calibration._records import prefix_features
 from langchain_adaptive.cli import _build_parser, main
 from langchain_adaptive.errors import ConfigurationError, DatasetError
 from langchain_adaptive.evaluation import importing, read_pools
@@ -32,10 +33,9 @@ from langchain_adaptive.evaluation.importing import (
     import_pools,
     preset_spec,
 )
-from langchain_adaptive.prm.calibrated import calibrate_scores
-from langchain_adaptive.prm.self_confidence import lowest_window_mean
+from langchain_adaptive.prm._calibrated import calibrate_scores
+from langchain_adaptive.prm._self_confidence import lowest_window_mean
 from langchain_adaptive.results import SuccessEstimate
-from langchain_adaptive.selection import aggregate
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 needs = {

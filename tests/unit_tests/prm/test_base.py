@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.prm.base: the PRM protocol, shape checks, tracing."""
+"""Tests for langchain_adaptive.prm._base: the PRM protocol, shape checks, tracing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from langchain_core.tracers.context import collect_runs
 from langchain_core.tracers.schemas import Run
 
 from langchain_adaptive.errors import AdaptiveError, CalibrationError, PRMError
-from langchain_adaptive.prm.base import (
+from langchain_adaptive.prm._base import (
     PRMRequest,
     ProcessRewardModel,
     check_scores,

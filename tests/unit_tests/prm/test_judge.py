@@ -17,8 +17,8 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field, ValidationError
 
 from langchain_adaptive.errors import PRMError
-from langchain_adaptive.prm.base import ProcessRewardModel
-from langchain_adaptive.prm.judge import (
+from langchain_adaptive.prm._base import ProcessRewardModel
+from langchain_adaptive.prm._judge import (
     DEFAULT_QUESTION_PROMPT,
     DEFAULT_SOLUTION_PROMPT,
     LLMJudgePRM,

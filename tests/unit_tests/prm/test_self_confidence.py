@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from langchain_adaptive import AdaptiveReasoningRunnable
+from langchain_adaptive._sampling import reported_logprobs
 from langchain_adaptive.calibration import PlattCalibrator
 from langchain_adaptive.errors import PRMError
 from langchain_adaptive.prm import CalibratedPRM, SelfConfidencePRM, SplitPRM
-from langchain_adaptive.prm.self_confidence import lowest_window_mean
-from langchain_adaptive.sampling import reported_logprobs
+from langchain_adaptive.prm._self_confidence import lowest_window_mean
 from tests.unit_tests.fakes import ScriptedChatModel, ScriptedPRM
 
 RIGHT = "7 + 8 = 15\n\nThe answer is 15."

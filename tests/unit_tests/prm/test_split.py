@@ -1,4 +1,4 @@
-"""Tests for langchain_adaptive.prm.split: question and step scores from two PRMs."""
+"""Tests for langchain_adaptive.prm._split: question and step scores from two PRMs."""
 
 from __future__ import annotations
 
