@@ -48,7 +48,9 @@ def default_reasoner(
     Without ``model`` it is the SmolLM2-135M-Instruct bundled with the
     ``llamacpp`` extra, so it runs offline on any CPU. The PRM's question
     estimate sets the IAS budget and the samples are chosen by majority vote
-    (pass ``strategy=`` to change that). The PRM is, with ``prm="auto"``, the
+    (pass ``strategy=`` to change that). Where the target is out of reach within
+    the cap it spends the cap (``unreachable="spend_max"``): giving up on a floor
+    instead cost accuracy on the bundled model (docs: results, floored IAS). The PRM is, with ``prm="auto"``, the
     calibrated :class:`ProbePRM` shipped for the bundled model (it reads the
     policy's own embedding of the question: one prompt evaluation, no generation), or
     for other models an :class:`LLMJudgePRM` sharing the policy's weights.
