@@ -19,13 +19,18 @@ from langchain_adaptive.strategies import STRATEGIES, build_strategy
 LAUNCH_MODES = get_args(AdaptiveReasoningRunnable.model_fields["launch"].annotation)
 """``--launch``'s choices: the runnable's own ``launch`` values."""
 
+STRATEGY_CHOICES = sorted(set(STRATEGIES) - {"compute_optimal", "fixed_allocation"})
+"""``--strategy``'s choices: every registered strategy a flag can build. A compute-optimal
+policy needs its fitted file and a fixed allocation a batch's allocation, so the Python API
+builds those."""
+
 
 def add_reasoner_arguments(parser: argparse.ArgumentParser) -> None:
     """The model, PRM and limit flags ``ask`` and ``serve`` share (see :func:`build_reasoner`)."""
     parser.add_argument(
         "--strategy",
         default=None,
-        choices=sorted(STRATEGIES),
+        choices=STRATEGY_CHOICES,
         help="sampling strategy (default: adaptive_best_of_n with majority-vote selection)",
     )
     parser.add_argument(
