@@ -77,3 +77,23 @@ def test_the_check_sees_a_runtime_import_of_an_integration(tmp_path: Path) -> No
     assert imported == ["langchain_adaptive.integrations.llamacpp"]
     assert not _allowed("langchain_adaptive.strategies._deepconf", imported[0])
     assert not _allowed(INSTALLED + ".http.openai_server", imported[0])
+
+
+def test_every_package_module_is_placed_in_a_layer() -> None:
+    """A new module must join the runtime contract or the CLI layer, or nothing checks it."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contract = config["tool"]["importlinter"]["contracts"][0]
+    placed = [*contract["source_modules"], *contract["forbidden_modules"]]
+
+    def is_placed(module: str) -> bool:
+        return any(module == name or module.startswith(name + ".") for name in placed)
+
+    unplaced = [
+        module
+        for module, _ in _modules()
+        if not module.startswith(INSTALLED) and module != "langchain_adaptive"
+        if not is_placed(module)
+    ]
+    assert unplaced == []
