@@ -51,9 +51,10 @@ def default_reasoner(
     (pass ``strategy=`` to change that). Where the target is out of reach within
     the cap it spends the cap (``unreachable="spend_max"``): giving up on a floor
     instead cost accuracy on the bundled model (docs: results, floored IAS).
-    The PRM is, with ``prm="auto"``, the calibrated :class:`ProbePRM` shipped for the bundled model (it reads the
-    policy's own embedding of the question: one prompt evaluation, no generation), or
-    for other models an :class:`LLMJudgePRM` sharing the policy's weights.
+    The PRM is, with ``prm="auto"``, the calibrated :class:`ProbePRM` shipped for
+    the bundled model (it reads the policy's own embedding of the question: one
+    prompt evaluation, no generation), or for other models an :class:`LLMJudgePRM`
+    sharing the policy's weights.
 
     Args:
         model: A GGUF path or Hugging Face repo id; ``None`` for the bundled model.
