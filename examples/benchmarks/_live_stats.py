@@ -1,4 +1,5 @@
-"""Shared by the live benchmarks on the bundled model: bootstrap intervals and the figure.
+"""Shared by the live benchmarks on the bundled model: their questions, the recorder of
+revisions and rollouts, bootstrap intervals and the figure.
 
 Each benchmark script runs as ``python examples/benchmarks/NAME.py``, so this module is
 imported from the script's own folder.
@@ -11,6 +12,36 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+from langchain_adaptive import AdaptiveCallbackHandler
+from langchain_adaptive.callbacks import Revised, RolloutScored
+from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
+
+
+def suite_questions(levels: str, questions: int, skip_first: int, suite_seed: int) -> list[Problem]:
+    """``questions`` questions over the comma-separated ``levels``, past each level's first
+    ``skip_first`` (the bundled probe's training questions)."""
+    names = tuple(level for level in levels.split(",") if level)
+    per_level = -(-questions // len(names))
+    suite = arithmetic_suite(skip_first + per_level, seed=suite_seed, levels=names)
+    kept = [p for p in suite if int(p.id.rsplit("-", 1)[1]) >= skip_first]
+    return kept[:questions]
+
+
+class Recorder(AdaptiveCallbackHandler):
+    """Keeps every revision and scored rollout of one run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revisions: list[Revised] = []
+        self.rollouts: list[RolloutScored] = []
+
+    def on_revision(self, event: Revised, *, run_id: UUID, **kwargs: Any) -> None:
+        self.revisions.append(event)
+
+    def on_rollout_scored(self, event: RolloutScored, *, run_id: UUID, **kwargs: Any) -> None:
+        self.rollouts.append(event)
 
 
 def bootstrap_ci(values: list[float], replicates: int, seed: int) -> list[float]:

@@ -43,37 +43,21 @@ import platform
 import time
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+
+from _live_stats import Recorder, suite_questions
 
 from langchain_adaptive import (
-    AdaptiveCallbackHandler,
     AdaptiveReasoningRunnable,
     BeamSearch,
     BestOfN,
     Strategy,
 )
-from langchain_adaptive.callbacks import Revised, RolloutScored
 from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
-from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.strategies import ParticleFiltering, SequentialRevisions
 
 ESTIMATOR = "probe"
 POOL = "pool"
-
-
-class Recorder(AdaptiveCallbackHandler):
-    """Keeps every revision and scored rollout of one run."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.revisions: list[Revised] = []
-        self.rollouts: list[RolloutScored] = []
-
-    def on_revision(self, event: Revised, *, run_id: UUID, **kwargs: Any) -> None:
-        self.revisions.append(event)
-
-    def on_rollout_scored(self, event: RolloutScored, *, run_id: UUID, **kwargs: Any) -> None:
-        self.rollouts.append(event)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -136,11 +120,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _problems(args: argparse.Namespace) -> list[Problem]:
-    levels = tuple(level for level in args.levels.split(",") if level)
-    per_level = -(-args.questions // len(levels))
-    suite = arithmetic_suite(args.skip_first + per_level, seed=args.suite_seed, levels=levels)
-    kept = [p for p in suite if int(p.id.rsplit("-", 1)[1]) >= args.skip_first]
-    return kept[: args.questions]
+    return suite_questions(args.levels, args.questions, args.skip_first, args.suite_seed)
 
 
 def live_policies(args: argparse.Namespace) -> dict[str, tuple[str, Strategy, int, int]]:

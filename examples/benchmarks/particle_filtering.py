@@ -44,7 +44,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from _live_stats import bootstrap_ci, paired_difference_ci, plot_accuracy_tokens
+from _live_stats import (
+    bootstrap_ci,
+    paired_difference_ci,
+    plot_accuracy_tokens,
+    suite_questions,
+)
 
 from langchain_adaptive import (
     AdaptiveCallbackHandler,
@@ -55,7 +60,7 @@ from langchain_adaptive import (
 )
 from langchain_adaptive.callbacks import BeamsPruned
 from langchain_adaptive.evaluation.calibrate_cli import few_shot_arguments, few_shot_examples
-from langchain_adaptive.evaluation.datasets import Problem, arithmetic_suite
+from langchain_adaptive.evaluation.datasets import Problem
 from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp, ProbePRM
 from langchain_adaptive.strategies import AdaptiveParticleFiltering, ParticleFiltering
 
@@ -109,12 +114,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _problems(args: argparse.Namespace) -> list[Problem]:
-    """``--questions`` questions over the levels, past each level's first ``--skip-first``."""
-    levels = tuple(level for level in args.levels.split(",") if level)
-    per_level = -(-args.questions // len(levels))
-    suite = arithmetic_suite(args.skip_first + per_level, seed=args.suite_seed, levels=levels)
-    kept = [p for p in suite if int(p.id.rsplit("-", 1)[1]) >= args.skip_first]
-    return kept[: args.questions]
+    return suite_questions(args.levels, args.questions, args.skip_first, args.suite_seed)
 
 
 def _policies(args: argparse.Namespace) -> dict[str, tuple[Strategy, int]]:
