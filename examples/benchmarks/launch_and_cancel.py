@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from langchain_core.language_models import BaseChatModel
 
 from langchain_adaptive import AdaptiveReasoningRunnable
@@ -93,30 +94,64 @@ def _reasoner(chat: BaseChatModel, policy: str, args: argparse.Namespace) -> Any
 
 
 def _run(
-    make_chat: Callable[[], BaseChatModel], problems: list[Problem], args: argparse.Namespace
+    make_chat: Callable[[int], BaseChatModel],
+    problems: list[Problem],
+    args: argparse.Namespace,
+    scripted_url: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
+    """Every policy on every question, back to back; one row per (policy, question).
+
+    ``make_chat(i)`` gives each policy its model for question ``i``. In-process that is a
+    new ``ChatLlamaCpp`` seeded by the question (the loaded model is shared), so every
+    policy draws the same seeds in the same order and the batched decoder reproduces the
+    sequential text. With the scripted server (``scripted_url``) its draw counters are
+    reset before each policy, so the k-th request for a question gets the same draw under
+    every policy. Either way the draws are paired (common random numbers): the policies
+    differ only in which draws they take, in what order, and what they cancel. The
+    scripted server's own count of the words it sent is kept beside ours.
+    """
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in POLICIES}
     for index, problem in enumerate(problems):
         for policy in POLICIES:  # same question, every policy, back to back
-            reasoner = _reasoner(make_chat(), policy, args)
+            if scripted_url is not None:
+                httpx.post(f"{scripted_url}/reset").raise_for_status()
+            reasoner = _reasoner(make_chat(index), policy, args)
             start = time.perf_counter()
             result = reasoner.invoke({"question": problem.question, "gold": problem.gold})
+            seconds = time.perf_counter() - start
             budget = result.budget
-            rows[policy].append(
-                {
-                    "id": problem.id,
-                    "seconds": time.perf_counter() - start,
-                    "generated_tokens": budget.generated_tokens,
-                    "cancelled_tokens": budget.cancelled_tokens,
-                    "tokens": budget.generated_tokens + budget.cancelled_tokens,
-                    "samples": budget.samples_used,
-                    "cancelled_samples": budget.cancelled_samples,
-                    "correct": bool(result.correct),
-                    "stop_reason": result.stop_reason,
-                }
-            )
+            row = {
+                "id": problem.id,
+                "seconds": seconds,
+                "generated_tokens": budget.generated_tokens,
+                "cancelled_tokens": budget.cancelled_tokens,
+                "tokens": budget.generated_tokens + budget.cancelled_tokens,
+                "samples": budget.samples_used,
+                "cancelled_samples": budget.cancelled_samples,
+                "correct": bool(result.correct),
+                "stop_reason": result.stop_reason,
+                "kept": [[c.answer, c.usage.output_tokens] for c in result.candidates],
+            }
+            if scripted_url is not None:
+                row["server_tokens"] = _server_words(scripted_url)
+            rows[policy].append(row)
         print(f"  question {index + 1}/{len(problems)}", flush=True)
     return rows
+
+
+def _server_words(url: str) -> int:
+    """The words the scripted server sent, once its cut-off requests have stopped."""
+    seen = -1
+    for _ in range(50):  # a disconnected request stops at its next word
+        stats = httpx.get(f"{url}/stats").json()
+        if (
+            stats["generated"] == seen
+            and stats["requests"] == stats["finished"] + stats["disconnected"]
+        ):
+            break
+        seen = stats["generated"]
+        time.sleep(0.02)
+    return int(stats["generated"])
 
 
 def _ratio_ci(
@@ -145,6 +180,9 @@ def _summary(rows: dict[str, list[dict[str, Any]]], args: argparse.Namespace) ->
         }
         for name, got in rows.items()
     }
+    for name, got in rows.items():
+        if all("server_tokens" in r for r in got):
+            policies[name]["mean_server_tokens"] = statistics.fmean(r["server_tokens"] for r in got)
 
     def column(name: str, key: str) -> list[float]:
         return [float(r[key]) for r in rows[name]]
@@ -192,8 +230,6 @@ def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], st
         probe = "/stats"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    import httpx
-
     for _ in range(600):
         try:
             if httpx.get(url + probe, timeout=1.0).status_code == 200:
@@ -214,11 +250,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.llama_questions:
         from langchain_adaptive.integrations.llamacpp import ChatLlamaCpp
 
-        shared = ChatLlamaCpp(seed=args.seed, n_threads=args.threads, temperature=args.temperature)
+        def seeded(question: int) -> BaseChatModel:
+            return ChatLlamaCpp(
+                seed=args.seed * 1_000_003 + question,
+                n_threads=args.threads,
+                temperature=args.temperature,
+            )
+
         print("in-process batched decoder (ChatLlamaCpp, bundled SmolLM2)", flush=True)
-        rows = _run(lambda: shared, _problems(args.llama_questions, args), args)
+        rows = _run(seeded, _problems(args.llama_questions, args), args)
         backends["in-process"] = {
             "backend": "ChatLlamaCpp, bundled SmolLM2, batched decoder",
+            "paired_draws": True,
             "rows": rows,
             "summary": _summary(rows, args),
         }
@@ -229,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(kind, flush=True)
         try:
 
-            def chat() -> BaseChatModel:
+            def chat(question: int) -> BaseChatModel:
                 return ChatOpenAI(
                     base_url=f"{url}/v1",
                     api_key="unused",  # type: ignore[arg-type]
@@ -239,11 +282,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     max_retries=0,
                 )
 
-            rows = _run(chat, _problems(args.server_questions, args), args)
+            scripted = url if args.llama_server is None else None
+            rows = _run(chat, _problems(args.server_questions, args), args, scripted)
         finally:
             process.terminate()
             process.wait(10)
-        backends["server"] = {"backend": kind, "rows": rows, "summary": _summary(rows, args)}
+        backends["server"] = {
+            "backend": kind,
+            "paired_draws": scripted is not None,
+            "rows": rows,
+            "summary": _summary(rows, args),
+        }
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
@@ -290,6 +339,20 @@ def _markdown(results: dict[str, Any]) -> str:
             low, high = item["ci95"]
             target = f" (target <= {item['target']})" if "target" in item else ""
             lines.append(f"- {label}: {item['ratio']:.2f} [{low:.2f}, {high:.2f}]{target}")
+        counted = {
+            policy: (row["mean_tokens"], row["mean_server_tokens"])
+            for policy, row in summary["policies"].items()
+            if "mean_server_tokens" in row
+        }
+        if counted:
+            lines.append(
+                "- tokens a question, ours / the server's own count: "
+                + ", ".join(
+                    f"{p} {ours:.1f} / {theirs:.1f}" for p, (ours, theirs) in counted.items()
+                )
+            )
+        if entry.get("paired_draws"):
+            lines.append("- paired draws: the k-th request for a question got the same draw")
         lines.append("")
     return "\n".join(lines)
 

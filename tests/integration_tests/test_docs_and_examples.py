@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -93,4 +94,32 @@ def test_deepconf_benchmark_runs(tmp_path: Path) -> None:
     for entry in report["summary"].values():
         assert entry["mean_samples"] <= 2
         assert set(entry["vs_majority_vote"]) >= {"token_ratio_ci95", "accuracy_difference_ci95"}
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_launch_and_cancel_benchmark_runs(tmp_path: Path) -> None:
+    """Both backends run with paired draws, and our token counts agree with the server's."""
+    pytest.importorskip("langchain_openai")
+    pytest.importorskip("fastapi")
+    out = tmp_path / "launch.json"
+    run_script(
+        "launch_and_cancel.py", "--llama-questions", "2", "--server-questions", "3", "--n", "4",
+        "--sample-tokens", "24", "--replicates", "20", "--out", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert set(report["backends"]) == {"in-process", "server"}
+    for backend in report["backends"].values():
+        assert backend["paired_draws"] is True
+        rows = backend["rows"]
+        assert set(rows) == {"fixed-N", "rounds", "eager"}
+        for question, fixed in enumerate(rows["fixed-N"]):
+            drawn = Counter(tuple(kept) for kept in fixed["kept"])
+            assert len(fixed["kept"]) == 4
+            for policy in ("rounds", "eager"):  # both take from fixed-N's draws
+                assert not Counter(tuple(kept) for kept in rows[policy][question]["kept"]) - drawn
+    for row in (row for rows in report["backends"]["server"]["rows"].values() for row in rows):
+        # what we count is what the server sent (a cut-off request may send one more word)
+        assert 0 <= row["server_tokens"] - row["tokens"] <= row["cancelled_samples"]
+    summary = report["backends"]["server"]["summary"]
+    assert {"eager_over_fixed_wall", "eager_over_rounds_tokens"} <= set(summary)
     assert out.with_suffix(".png").stat().st_size > 0
