@@ -2,7 +2,10 @@
 
 Every policy answers the same questions of the seeded arithmetic suite with the
 bundled SmolLM2-135M-Instruct on llama.cpp, at the same sample cap (``--cap``) and
-token cap per sample, interleaved question by question so all see the same load:
+token cap per sample, interleaved question by question so all see the same load.
+The draws are paired: for each question every policy gets a ``ChatLlamaCpp`` seeded
+by the question, so its k-th sample has the same seed under every policy, and the
+policies differ only in which samples they draw, stop and keep:
 
 - ``majority vote N``: N = cap samples, most frequent answer;
 - ``deepconf-low`` / ``deepconf-high``: DeepConf online (Fu et al. 2025,
@@ -94,7 +97,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse_args(argv)
     problems = _problems(args)
     started = time.perf_counter()
-    chat = ChatLlamaCpp(seed=args.seed, n_threads=args.threads, temperature=args.temperature)
     prm = ProbePRM(n_threads=args.threads)
     policies = _policies(args)
     load_start = os.getloadavg()
@@ -102,6 +104,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for index, problem in enumerate(problems):
         for name, strategy in policies.items():
+            # paired draws: every policy's k-th sample of this question has the same seed
+            # (a new instance per policy; the loaded model is shared)
+            chat = ChatLlamaCpp(
+                seed=args.seed * 1_000_003 + index,
+                n_threads=args.threads,
+                temperature=args.temperature,
+            )
             reasoner = AdaptiveReasoningRunnable(
                 model=chat,
                 prm=prm if strategy.requires_prm else None,
@@ -166,6 +175,7 @@ def _report(
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "questions": len(problems),
         "question_ids": [p.id for p in problems],
+        "paired_draws": True,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {
             "python": platform.python_version(),

@@ -103,8 +103,9 @@ def _run(
 
     ``make_chat(i)`` gives each policy its model for question ``i``. In-process that is a
     new ``ChatLlamaCpp`` seeded by the question (the loaded model is shared), so every
-    policy draws the same seeds in the same order and the batched decoder reproduces the
-    sequential text. With the scripted server (``scripted_url``) its draw counters are
+    policy draws the same seeds in the same order: batched calls give the same text, and
+    one-at-a-time calls nearly always do (see docs/guides/launch-and-cancel.md). With the
+    scripted server (``scripted_url``) its draw counters are
     reset before each policy, so the k-th request for a question gets the same draw under
     every policy. Either way the draws are paired (common random numbers): the policies
     differ only in which draws they take, in what order, and what they cancel. The
@@ -352,7 +353,7 @@ def _markdown(results: dict[str, Any]) -> str:
                 )
             )
         if entry.get("paired_draws"):
-            lines.append("- paired draws: the k-th request for a question got the same draw")
+            lines.append("- paired draws: every policy drew from the same draws of each question")
         lines.append("")
     return "\n".join(lines)
 

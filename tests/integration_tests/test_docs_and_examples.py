@@ -108,14 +108,18 @@ def test_launch_and_cancel_benchmark_runs(tmp_path: Path) -> None:
     )  # fmt: skip
     report = json.loads(out.read_text())
     assert set(report["backends"]) == {"in-process", "server"}
-    for backend in report["backends"].values():
+    # Eager takes from fixed-N's draws. So do rounds on the server; in-process, a sequential
+    # sample whose prompt reuses part of the KV cache may differ in the last bits, and with
+    # them, rarely, its text (docs/guides/launch-and-cancel.md).
+    paired = {"in-process": ("eager",), "server": ("rounds", "eager")}
+    for name, backend in report["backends"].items():
         assert backend["paired_draws"] is True
         rows = backend["rows"]
         assert set(rows) == {"fixed-N", "rounds", "eager"}
         for question, fixed in enumerate(rows["fixed-N"]):
             drawn = Counter(tuple(kept) for kept in fixed["kept"])
             assert len(fixed["kept"]) == 4
-            for policy in ("rounds", "eager"):  # both take from fixed-N's draws
+            for policy in paired[name]:
                 assert not Counter(tuple(kept) for kept in rows[policy][question]["kept"]) - drawn
     for row in (row for rows in report["backends"]["server"]["rows"].values() for row in rows):
         # what we count is what the server sent (a cut-off request may send one more word)
