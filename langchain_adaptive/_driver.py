@@ -1129,7 +1129,8 @@ class Episode:
             gold=gold,
             correct=selected.correct if selected and gold is not None else None,
             elapsed_s=time.perf_counter() - self.started,
-            beams=state.beams if self.strategy.stepwise else None,
+            # a step search's beams, also when a strategy such as compute_optimal delegated it
+            beams=state.beams if self.strategy.stepwise or state.beams else None,
         )
 
     def _overshoot_warning(self) -> str:

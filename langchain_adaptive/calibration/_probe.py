@@ -32,6 +32,8 @@ from langchain_adaptive.results import SuccessEstimate
 PROBE_CONFIG = "probe.json"
 PROBE_ARRAYS = "probe.safetensors"
 CALIBRATOR_DIR = "calibrator"
+PROBE_FORMAT_VERSION = 1
+"""The version of ``probe.json``; a probe head holds its calibrator in its own format."""
 NEUTRAL_SCORE = 0.5
 """A probe without ``uses_score`` has no raw score; its calibrator sees this constant."""
 
@@ -177,7 +179,7 @@ class ProbeHead(BaseModel):
         )
         config = {
             "kind": "probe_head",
-            "format_version": 1,
+            "format_version": PROBE_FORMAT_VERSION,
             "dims": self.dims,
             "uses_score": self.uses_score,
             "metadata": self.metadata,
@@ -215,10 +217,10 @@ class ProbeHead(BaseModel):
             raise CalibrationError(f"{source / PROBE_ARRAYS} has inconsistent shapes")
         if not (np.isfinite(mean).all() and np.isfinite(components).all()):
             raise CalibrationError(f"{source / PROBE_ARRAYS} holds NaN or infinite values")
-        if config.get("format_version") != 1:
+        if config.get("format_version") != PROBE_FORMAT_VERSION:
             raise CalibrationError(
                 f"{source / PROBE_CONFIG} has format_version {config.get('format_version')!r}; "
-                "this version reads 1"
+                f"this version reads {PROBE_FORMAT_VERSION}"
             )
         head = cls(
             calibrator=Calibrator.load(source / CALIBRATOR_DIR),

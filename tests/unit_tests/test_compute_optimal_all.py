@@ -224,6 +224,7 @@ def test_a_loaded_policy_runs_revise_lookahead_or_particles_by_bin(
     assert result.answer == direct.answer and result.correct == direct.correct
     assert result.budget.generated_tokens == direct.budget.generated_tokens
     assert len(result.candidates) == len(direct.candidates)
+    assert result.beams == direct.beams  # a delegated search's beams are reported too
     kinds = {n for n, _ in recorder.events}
     for other_name, _, other_event in DELEGATES.values():
         if other_event is not None:
