@@ -514,9 +514,6 @@ class Episode:
         self.prm_config = patch_config(config, callbacks=prm_callbacks)
         events_config = patch_config(config, callbacks=_grouped(child_callbacks(), group, tags))
         self.events = EventEmitter(events_config, redact=runnable.redact_events)
-        self.kwargs = call_kwargs(
-            runnable.temperature, runnable.max_tokens_per_sample, runnable.max_tokens_kwarg
-        )
         self.state = RunState(
             question=self.question.text,
             target_confidence=runnable.target_confidence,
@@ -822,6 +819,14 @@ class Episode:
             return _handler_error(failure.error)
         return ModelError(f"the model failed while sampling: {failure.error}")
 
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Per-call sampling settings. The token cap is the tracker's, so a strategy that
+        lowers it (compute_optimal, to its choice's validated cap) lowers what the model gets."""
+        runnable = self.runnable
+        cap = self.state.tracker.limits.max_tokens_per_sample
+        return call_kwargs(runnable.temperature, cap, runnable.max_tokens_kwarg)
+
     def _check_open(self) -> None:
         if self.closed:  # the deadline passed while this call ran: its output is dropped
             raise _Abandoned
@@ -832,7 +837,7 @@ class Episode:
         The cut is by the share of tokens kept (the text has no token offsets);
         the tokens past the cap are counted as overshoot and reported once.
         """
-        cap = self.runnable.max_tokens_per_sample
+        cap = self.state.tracker.limits.max_tokens_per_sample
         spent = sample.usage.output_tokens
         if spent <= cap:
             return sample
@@ -1135,9 +1140,10 @@ class Episode:
 
     def _overshoot_warning(self) -> str:
         runnable = self.runnable
+        cap = self.state.tracker.limits.max_tokens_per_sample
         return (
-            f"the model ignored its output cap ({runnable.max_tokens_kwarg}="
-            f"{runnable.max_tokens_per_sample}): {self.overshoot_samples} sample(s) ran "
+            f"the model ignored its output cap ({runnable.max_tokens_kwarg}={cap}): "
+            f"{self.overshoot_samples} sample(s) ran "
             f"{self.overshoot_tokens} token(s) past it; they were cut to the cap, so the budget "
             "holds for what was kept, but the model generated (and was paid for) those tokens. "
             "Set max_tokens_kwarg to the keyword your model reads."

@@ -59,7 +59,8 @@ class BinChoice(BaseModel):
     max_samples: int = Field(ge=1)
     max_tokens_per_sample: int | None = Field(default=None, ge=1)
     """The token cap per generation (sample, step or revision) it was validated with;
-    ``None``: not recorded. The runnable's own cap is what the model gets."""
+    ``None``: not recorded. The choice runs at this cap or the runnable's, whichever
+    is lower."""
     policy: str
     """The replayed policy it came from, e.g. ``"ias[probe]@0.9"``."""
     accuracy: float
@@ -189,14 +190,15 @@ class ComputeOptimalPolicy(BaseModel):
 class ComputeOptimalStrategy(Strategy):
     """Estimate the question, find its difficulty bin, run that bin's chosen strategy.
 
-    The chosen strategy runs with the target confidence it was validated at
-    and with the sample cap lowered to its validated cap (never raised past the
-    runnable's). It is answered the question estimate already made, so the PRM
-    is asked once. Its answer is picked by its own selection rule (a beam search
-    by PRM score, revisions by weighted vote), whatever this strategy's rule is.
-    A strategy cannot change the model's output cap: where the choice was
-    validated with another token cap per generation than the runnable's, the
-    result says so in a warning.
+    The chosen strategy runs with the target confidence it was validated at,
+    and with the sample cap and the token cap per generation lowered to the ones
+    it was validated with (never raised past the runnable's). It is answered the
+    question estimate already made, so the PRM is asked once. Its answer is picked
+    by its own selection rule (a beam search by PRM score, revisions by weighted
+    vote), whatever this strategy's rule is.
+    Where the choice was validated with a higher token cap per generation than
+    the runnable allows, it runs at the runnable's, and the result says so in a
+    warning.
 
     Example:
         .. code-block:: python
@@ -247,9 +249,15 @@ class ComputeOptimalStrategy(Strategy):
         choice = self.policy.choice(estimate.at(self.policy.quantile), self.budget)
         delegate = build_strategy(choice.strategy, **choice.settings)
         state.target_confidence = choice.target_confidence
-        limits = state.tracker.limits
+        limits = state.tracker.limits  # lowered to the choice's caps, never raised
+        lowered: dict[str, int] = {}
         if choice.max_samples < limits.max_samples:
-            state.tracker.limits = limits.model_copy(update={"max_samples": choice.max_samples})
+            lowered["max_samples"] = choice.max_samples
+        validated_cap = choice.max_tokens_per_sample
+        if validated_cap is not None and validated_cap < limits.max_tokens_per_sample:
+            lowered["max_tokens_per_sample"] = validated_cap
+        if lowered:
+            state.tracker.limits = limits.model_copy(update=lowered)
         sub = delegate.plan(state)
         outcome: Any = None
         try:
@@ -264,7 +272,8 @@ class ComputeOptimalStrategy(Strategy):
         self, decision: Decision, delegate: Strategy, choice: BinChoice, state: RunState
     ) -> Decision:
         """The decision narrowed to the delegate's pick, so the driver's rule (this
-        strategy's) keeps it; and a warning when the token cap differs from validation."""
+        strategy's) keeps it; and a warning when the run allows fewer tokens per
+        generation than the choice was validated with."""
         update: dict[str, Any] = {}
         if delegate.selection != self.selection and state.candidates:
             picked = select_finalists(

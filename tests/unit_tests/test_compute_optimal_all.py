@@ -234,13 +234,22 @@ def test_a_loaded_policy_runs_revise_lookahead_or_particles_by_bin(
     assert not any("validated with" in w for w in result.warnings)  # no cap recorded
 
 
-def test_a_token_budget_selects_its_level_and_warns_on_another_token_cap(
-    policy_file: Path,
-) -> None:
-    result, recorder = _run(ComputeOptimalStrategy.load(policy_file, budget=500), MIDDLE)
+def test_a_token_budget_selects_its_level_and_runs_at_its_token_cap(policy_file: Path) -> None:
+    strategy = ComputeOptimalStrategy.load(policy_file, budget=500)
+    model = StepOrWholeModel(next_step=arithmetic_steps)
+    result, recorder = _run(strategy, MIDDLE, model=model)
     assert result.budget.samples_used == 4 and not result.beams  # best-of-4, no search
     assert not recorder.named("adaptive_rollout_scored")
-    assert any("validated with 64 tokens per generation" in w for w in result.warnings)
+    # validated at 64 tokens a generation: the runnable's 256 is lowered to it, not warned of
+    assert [call["max_tokens"] for call in model.calls] == [64]
+    assert not any("validated with" in w for w in result.warnings)
+    # a runnable that allows fewer tokens than the choice was validated with keeps its cap
+    model = StepOrWholeModel(next_step=arithmetic_steps)
+    result, _ = _run(strategy, MIDDLE, model=model, max_tokens_per_sample=32)
+    assert [call["max_tokens"] for call in model.calls] == [32]
+    assert any(
+        "validated with 64 tokens per generation, this run allows 32" in w for w in result.warnings
+    )
     with pytest.raises(ConfigurationError, match="below the smallest level"):
         ComputeOptimalStrategy.load(policy_file, budget=59)
 
