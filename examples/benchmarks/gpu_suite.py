@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 FORMAT_VERSION = 1
-PARTS = ("llamacpp_bundled", "llamacpp_larger", "hf_prm", "gpu_tests")
+PARTS = ("llamacpp_bundled", "llamacpp_larger", "launch_eager", "hf_prm", "gpu_tests")
 """The suite's parts, in the order it runs them."""
 RESULT_FILES = {
     "llamacpp_bundled": "llamacpp_bundled.json",
     "llamacpp_larger": "llamacpp_larger.json",
+    "launch_eager": "launch_eager.json",
     "hf_prm": "hf_prm.json",
     "gpu_tests": "gpu_tests.xml",
 }
@@ -248,6 +249,7 @@ def _summarize(out: Path, mode: str, wall: float, limit: float) -> int:
     table_errors: dict[str, str] = {}
     for table, rows_of, source in (
         ("llamacpp", _llamacpp_rows, "llamacpp_*.json"),
+        ("launch_eager", _launch_rows, RESULT_FILES["launch_eager"]),
         ("hf_prm", _prm_rows, RESULT_FILES["hf_prm"]),
         ("gpu_tests", _test_rows, RESULT_FILES["gpu_tests"]),
     ):
@@ -315,6 +317,40 @@ def _llamacpp_rows(out: Path, parts: dict[str, Any]) -> list[dict[str, Any]]:
                     "shared_ratio": entry["ratio_batched_shared_over_sequential_tokens_per_s"],
                 }
             )
+    return rows
+
+
+def _launch_rows(out: Path, parts: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per policy of launch_and_cancel.py's in-process run, with the paired ratios."""
+    report = _load(out, parts, "launch_eager")
+    if report is None:
+        return []
+    backend = report["backends"]["in-process"]
+    summary = backend["summary"]
+    # wall time over fixed-N's, tokens over the sequential rule's; None: the policy itself
+    ratios = {
+        "fixed-N": (None, "fixed_over_rounds_tokens"),
+        "rounds": ("rounds_over_fixed_wall", None),
+        "eager": ("eager_over_fixed_wall", "eager_over_rounds_tokens"),
+    }
+    rows = []
+    for policy, row in summary["policies"].items():
+        wall, tokens = ratios[policy]
+        rows.append(
+            {
+                "policy": policy,
+                "questions": len(backend["rows"][policy]),
+                "n_gpu_layers": report["settings"]["n_gpu_layers"],
+                "seconds": row["mean_seconds"],
+                "tokens": row["mean_tokens"],
+                "cancelled_tokens": row["mean_cancelled_tokens"],
+                "samples": row["mean_samples"],
+                "wall_over_fixed": 1.0 if wall is None else summary[wall]["ratio"],
+                "wall_over_fixed_ci95": None if wall is None else summary[wall]["ci95"],
+                "tokens_over_rounds": 1.0 if tokens is None else summary[tokens]["ratio"],
+                "tokens_over_rounds_ci95": None if tokens is None else summary[tokens]["ci95"],
+            }
+        )
     return rows
 
 
@@ -408,6 +444,21 @@ def _markdown(summary: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        "## Launch-and-cancel in-process, `n_gpu_layers=-1`: wall time and tokens a question",
+        "",
+        "| policy | questions | wall s | wall / fixed-N [95% CI] | tokens | of which cancelled "
+        "| tokens / rounds [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["tables"]["launch_eager"]:
+        lines.append(
+            f"| {row['policy']} | {row['questions']} | {row['seconds']:.2f} "
+            f"| {_with_ci(row['wall_over_fixed'], row['wall_over_fixed_ci95'])} "
+            f"| {row['tokens']:.0f} | {row['cancelled_tokens']:.0f} "
+            f"| {_with_ci(row['tokens_over_rounds'], row['tokens_over_rounds_ci95'])} |"
+        )
+    lines += [
+        "",
         "## Hugging Face PRM: throughput, and scores against the CPU in float32",
         "",
         "| model | device/dtype | solutions/s | tokens/s | speedup | max abs diff | tolerance "
@@ -428,6 +479,10 @@ def _markdown(summary: dict[str, Any]) -> str:
     for row in summary["tables"]["gpu_tests"]:
         lines.append(f"| `{row['test']}` | {row['outcome']} |")
     return "\n".join(lines) + "\n"
+
+
+def _with_ci(ratio: float, ci: list[float] | None) -> str:
+    return f"{ratio:.2f}" if ci is None else f"{ratio:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 if __name__ == "__main__":

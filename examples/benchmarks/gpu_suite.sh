@@ -9,6 +9,8 @@
 #   llamacpp_bundled  batched_decode.py with n_gpu_layers=-1 on the bundled SmolLM2:
 #                     tokens/s, sequential against batched decoding, N = 1, 4, 8, 16, 32
 #   llamacpp_larger   the same on $GPU_SUITE_GGUF (a local GGUF), when it is set
+#   launch_eager      launch_and_cancel.py in-process with n_gpu_layers=-1: launch="eager"
+#                     against rounds and fixed N, wall time and tokens, paired draws
 #   hf_prm            hf_prm_device.py: random-weight Qwen2 PRMs built here, scored on CUDA
 #                     in float32 and bfloat16 against the CPU, and their throughput
 #   gpu_tests         pytest -m gpu on the test files that hold gpu-marked tests
@@ -93,7 +95,7 @@ timeout -k 5 120 "$PY" "$HERE/gpu_suite.py" probe "$OUT" --no-gpu-reason "$NO_GP
 source "$OUT/environment.sh"
 
 if [[ $MODE == no-gpu ]]; then
-    for name in llamacpp_bundled llamacpp_larger hf_prm gpu_tests; do
+    for name in llamacpp_bundled llamacpp_larger launch_eager hf_prm gpu_tests; do
         skip "$name" "no GPU ($NO_GPU), and GPU_SUITE_SMOKE=0 skips the CPU smoke"
     done
     "$PY" "$HERE/gpu_suite.py" summarize "$OUT" --mode "$MODE" --wall "$(elapsed "$START")" \
@@ -134,6 +136,23 @@ elif [[ $MODE == gpu && $LLAMA_OFFLOAD != 1 ]]; then
 else
     part llamacpp_larger "$LARGER_LIMIT" "$PY" "${BENCH[@]}" "${LARGER[@]}" \
         --model "$GPU_SUITE_GGUF" --out "$OUT/llamacpp_larger.json"
+fi
+
+# -- launch-and-cancel in-process: eager against rounds and fixed N, offloaded ------------
+LAUNCH=(examples/benchmarks/launch_and_cancel.py --n-gpu-layers -1 --server-questions 0)
+if [[ $MODE == gpu ]]; then
+    LAUNCH+=(--llama-questions 6 --sample-tokens 64)
+    LAUNCH_LIMIT=25
+else
+    LAUNCH+=(--llama-questions 1 --n 2 --sample-tokens 8 --threads 1 --replicates 20)
+    LAUNCH_LIMIT=300
+fi
+if [[ $HAVE_LLAMA != 1 ]]; then
+    skip launch_eager "llama-cpp-python or the bundled SmolLM2 is not installed (the llamacpp extra)"
+elif [[ $MODE == gpu && $LLAMA_OFFLOAD != 1 ]]; then
+    skip launch_eager "llama-cpp-python $LLAMA_VERSION cannot offload (llama_supports_gpu_offload() is False)"
+else
+    part launch_eager "$LAUNCH_LIMIT" "$PY" "${LAUNCH[@]}" --out "$OUT/launch_eager.json"
 fi
 
 # -- Hugging Face PRMs: CUDA against the CPU, and throughput ---------------------------

@@ -64,6 +64,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--n-gpu-layers", type=int, default=0, help="in-process: layers offloaded (-1: all)"
+    )
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--token-delay", type=float, default=0.01, help="scripted server's")
     parser.add_argument("--llama-server", type=Path, default=None, help="llama-server binary")
@@ -255,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return ChatLlamaCpp(
                 seed=args.seed * 1_000_003 + question,
                 n_threads=args.threads,
+                n_gpu_layers=args.n_gpu_layers,
                 temperature=args.temperature,
             )
 

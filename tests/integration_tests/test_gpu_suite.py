@@ -24,7 +24,7 @@ from langchain_adaptive.integrations.llamacpp import bundled_model_path  # lazy:
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "examples" / "benchmarks" / "gpu_suite.sh"
 HELPER = ROOT / "examples" / "benchmarks" / "gpu_suite.py"
-PARTS = {"llamacpp_bundled", "llamacpp_larger", "hf_prm", "gpu_tests"}
+PARTS = {"llamacpp_bundled", "llamacpp_larger", "launch_eager", "hf_prm", "gpu_tests"}
 
 needs_shell = pytest.mark.skipif(
     shutil.which("bash") is None or shutil.which("timeout") is None,
@@ -98,6 +98,16 @@ def test_without_a_gpu_it_runs_every_part_on_the_cpu_and_writes_json(tmp_path: P
         assert row["device"] == "cpu"
         assert all(row[key] > 0 for key in ("sequential_tok_s", "batched_tok_s", "shared_tok_s"))
 
+    # launch-and-cancel in-process, n_gpu_layers=-1 asked: a row per policy, paired ratios
+    report = json.loads((out / "launch_eager.json").read_text())
+    assert report["settings"]["n_gpu_layers"] == -1 and list(report["backends"]) == ["in-process"]
+    launch = summary["tables"]["launch_eager"]
+    assert [row["policy"] for row in launch] == ["fixed-N", "rounds", "eager"]
+    for row in launch:
+        assert row["questions"] == 1 and row["seconds"] > 0 and row["tokens"] > 0
+    assert launch[0]["wall_over_fixed"] == 1.0 and launch[1]["tokens_over_rounds"] == 1.0
+    assert launch[2]["wall_over_fixed_ci95"] is not None
+
     # the PRM: the CPU's float64 against its float32, one row per side
     prm = summary["tables"]["hf_prm"]
     assert [(row["size"], row["side"]) for row in prm] == [
@@ -119,6 +129,7 @@ def test_without_a_gpu_it_runs_every_part_on_the_cpu_and_writes_json(tmp_path: P
     markdown = (out / "gpu_suite.md").read_text()
     assert "| SmolLM2-135M-Instruct.Q4_1.gguf | cpu (0/" in markdown
     assert "| tiny (0.03M) | cpu/float64 |" in markdown
+    assert "| eager | 1 |" in markdown
 
 
 @needs_shell
@@ -166,6 +177,7 @@ def test_a_timed_out_or_failed_part_fails_the_suite_and_keeps_the_rest(tmp_path:
         ("llamacpp_bundled", "--rc", "124", "--limit", "9"),
         ("hf_prm", "--rc", "3", "--limit", "9"),
         ("llamacpp_larger", "--failed", "no such file"),
+        ("launch_eager", "--skipped", "cannot offload"),
         ("gpu_tests", "--skipped", "no tests"),
     ]
     for name, *args in records:
@@ -178,12 +190,13 @@ def test_a_timed_out_or_failed_part_fails_the_suite_and_keeps_the_rest(tmp_path:
     assert statuses == {
         "llamacpp_bundled": "timeout",
         "llamacpp_larger": "failed",
+        "launch_eager": "skipped",
         "hf_prm": "failed",
         "gpu_tests": "skipped",
     }
     assert summary["ok"] is False
     assert summary["failed_parts"] == ["llamacpp_bundled", "llamacpp_larger", "hf_prm"]
     assert summary["parts"]["llamacpp_larger"]["reason"] == "no such file"
-    assert summary["tables"] == {"llamacpp": [], "hf_prm": [], "gpu_tests": []}
+    assert summary["tables"] == {"llamacpp": [], "launch_eager": [], "hf_prm": [], "gpu_tests": []}
     assert summary["table_errors"] == {"hf_prm": "hf_prm.json: KeyError: 'sizes'"}
     assert "| llamacpp_bundled | timeout |" in (tmp_path / "gpu_suite.md").read_text()
