@@ -108,11 +108,11 @@ def _run(
     new ``ChatLlamaCpp`` seeded by the question (the loaded model is shared), so every
     policy draws the same seeds in the same order: batched calls give the same text, and
     one-at-a-time calls nearly always do (see docs/guides/launch-and-cancel.md). With the
-    scripted server (``scripted_url``) its draw counters are
-    reset before each policy, so the k-th request for a question gets the same draw under
-    every policy. Either way the draws are paired (common random numbers): the policies
-    differ only in which draws they take, in what order, and what they cancel. The
-    scripted server's own count of the words it sent is kept beside ours.
+    scripted server (``scripted_url``) its draw counters are reset before each policy, so
+    the k-th request for a question gets the same draw under every policy. Either way the
+    draws are paired (common random numbers): the policies differ only in which draws
+    they take, in what order, and what they cancel. The scripted server's own count of
+    the words it sent is kept beside ours.
     """
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in POLICIES}
     for index, problem in enumerate(problems):

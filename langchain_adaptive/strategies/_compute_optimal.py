@@ -195,10 +195,9 @@ class ComputeOptimalStrategy(Strategy):
     it was validated with (never raised past the runnable's). It is answered the
     question estimate already made, so the PRM is asked once. Its answer is picked
     by its own selection rule (a beam search by PRM score, revisions by weighted
-    vote), whatever this strategy's rule is.
-    Where the choice was validated with a higher token cap per generation than
-    the runnable allows, it runs at the runnable's, and the result says so in a
-    warning.
+    vote), whatever this strategy's rule is. Where the choice was validated with a
+    higher token cap per generation than the runnable allows, it runs at the
+    runnable's, and the result says so in a warning.
 
     Example:
         .. code-block:: python
