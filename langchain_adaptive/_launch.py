@@ -97,6 +97,22 @@ class Cancelled:
     unknown: int = 0
     """Calls that could not be stopped (no async path) and whose tokens are not known."""
 
+    def add(self, sample: Sample) -> None:
+        """Count a sample that was generated and never used."""
+        self.tokens += sample.usage.output_tokens
+        self.estimated |= sample.usage.estimated
+
+    def add_streamed(self, model: BaseLanguageModel, seen: tuple[AIMessageChunk, int]) -> None:
+        """Count what a stopped sample streamed: its message so far and its text chunks."""
+        self.add(_streamed_sample(model, *seen))
+
+    def drain(self, finished: queue.Queue[Any] | asyncio.Queue[Any]) -> None:
+        """Count the samples that finished after the plan stopped: generated, never used."""
+        while not finished.empty():
+            item = finished.get_nowait()
+            if isinstance(item, Sample):
+                self.add(item)
+
 
 @dataclass
 class _Hooks:
@@ -235,32 +251,22 @@ class Launched:
             with contextlib.suppress(Exception):
                 # the decoder stops at its next step; the samples it stopped say what they cost
                 report.tokens += _cancelled_tokens(self.model, await task)
-            self._drain(report)
+            report.drain(self.queue)
             return report
         running = [task for task in self.tasks if not task.done()]
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        self._drain(report)
+        report.drain(self.queue)
         for index, task in enumerate(self.tasks):
             if task not in running:
                 continue
             seen = self._seen.get(index)
             if seen is not None:
-                sample = _streamed_sample(self.model, *seen)
-                report.tokens += sample.usage.output_tokens
-                report.estimated |= sample.usage.estimated
+                report.add_streamed(self.model, seen)
             elif not _streams(self.model):
                 report.unknown += 1
         return report
-
-    def _drain(self, report: Cancelled) -> None:
-        """Samples that finished after the plan stopped: generated, never used."""
-        while not self.queue.empty():
-            item = self.queue.get_nowait()
-            if isinstance(item, Sample):
-                report.tokens += item.usage.output_tokens
-                report.estimated |= item.usage.estimated
 
 
 def _streamed_sample(model: BaseLanguageModel, message: AIMessageChunk, pieces: int) -> Sample:
@@ -422,11 +428,7 @@ class ThreadedLaunch:
         deadline = time.monotonic() + self.grace
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        while not self.queue.empty():  # finished after the plan stopped: generated, unused
-            item = self.queue.get_nowait()
-            if isinstance(item, Sample):
-                report.tokens += item.usage.output_tokens
-                report.estimated |= item.usage.estimated
+        report.drain(self.queue)
         if self._batched:
             for result in self._result:
                 report.tokens += _cancelled_tokens(self.model, result)
@@ -437,9 +439,7 @@ class ThreadedLaunch:
                 continue
             seen = self._seen.get(index)
             if seen is not None:
-                sample = _streamed_sample(self.model, *seen)
-                report.tokens += sample.usage.output_tokens
-                report.estimated |= sample.usage.estimated
+                report.add_streamed(self.model, seen)
             if thread.is_alive():
                 report.unknown += 1
         return report
