@@ -433,8 +433,27 @@ def test_a_body_that_never_arrives_is_408() -> None:
                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                 b'Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{"model"'
             )
-            reply = sock.recv(4096).decode()
+            reply = _read_response(sock)
     assert reply.startswith("HTTP/1.1 408") and "--body-timeout" in reply
+
+
+def _read_response(sock: socket.socket) -> str:
+    """One whole HTTP response: the headers and the body may come in separate segments."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096) or b"\r\n\r\n"  # the peer closed: take what came
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        body += piece
+    return (head + b"\r\n\r\n" + body).decode()
 
 
 def test_concurrency_limit_is_429_with_retry_after() -> None:
